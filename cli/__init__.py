@@ -1,0 +1,1 @@
+"""The ``dcc`` command line: imports everything, is imported by nothing."""

@@ -1,0 +1,1 @@
+"""meters_sim package."""
