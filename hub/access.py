@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 
 from hub.catalogue import Catalogue, Service
 from hub.codes import ResponseCode
@@ -25,7 +25,7 @@ from hub.roles import DeviceType, Fuel, Role
 from hub.uktime import uk_date
 
 
-class Relation(str, Enum):
+class Relation(StrEnum):
     """Why a user may act on a meter point."""
 
     REGISTERED_SUPPLIER = "registered supplier"
@@ -149,7 +149,9 @@ class AccessContext:
             )
         meter_points = self._meter_points(device)
         if not meter_points:
-            return _refuse(ResponseCode.E4, f"device {device.device_id} has no registered meter point")
+            return _refuse(
+                ResponseCode.E4, f"device {device.device_id} has no registered meter point"
+            )
         served = [mp for mp in meter_points if mp.served_by_hub]
         if not served:
             mp = meter_points[0]
@@ -176,7 +178,9 @@ class AccessContext:
                 f"on {day.isoformat()}",
             )
         relation, mp = found
-        needed = STATUS_NEEDED.get(service.code, _ANY_STATUS if service.non_device else _DEFAULT_STATUS)
+        needed = STATUS_NEEDED.get(
+            service.code, _ANY_STATUS if service.non_device else _DEFAULT_STATUS
+        )
         if device.status not in needed:
             return _refuse(
                 ResponseCode.E5,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
 from hub.catalogue_data import ROWS
 from hub.roles import DeviceType, Role
 
 
-class FutureDated(str, Enum):
+class FutureDated(StrEnum):
     """How a future-dated request is handled, if at all."""
 
     NONE = "-"  # cannot be future dated
@@ -33,7 +33,7 @@ class PriorityClass(int, Enum):
     BULK = 3  # scheduled bulk reads, firmware
 
 
-class ChargeClass(str, Enum):
+class ChargeClass(StrEnum):
     """How use of a service is charged."""
 
     CORE = "core"  # covered by the fixed monthly charge per meter
@@ -95,7 +95,9 @@ class Service:
             "roles": sorted(r.value for r in self.roles),
             "critical": self.critical,
             "on_demand": self.on_demand,
-            "future_dated": None if self.future_dated is FutureDated.NONE else self.future_dated.value,
+            "future_dated": None
+            if self.future_dated is FutureDated.NONE
+            else self.future_dated.value,
             "schedulable": self.schedulable,
             "non_device": self.non_device,
             "in_scope": self.in_scope,

@@ -6,10 +6,10 @@ Must never: carry behaviour; codes are data, decisions live elsewhere.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ResponseCode(str, Enum):
+class ResponseCode(StrEnum):
     """A response code. DUIS codes keep their domain spelling; project codes start with ``H``."""
 
     I0 = "I0"

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from hub.roles import DeviceType
 
 
-class DeviceStatus(str, Enum):
+class DeviceStatus(StrEnum):
     """Smart metering inventory statuses."""
 
     PENDING = "Pending"
@@ -30,7 +30,9 @@ class DeviceStatus(str, Enum):
 
 _S = DeviceStatus
 TRANSITIONS: dict[DeviceStatus, frozenset[DeviceStatus]] = {
-    _S.PENDING: frozenset({_S.WHITELISTED, _S.INSTALLED_NOT_COMMISSIONED, _S.WITHDRAWN, _S.SUSPENDED}),
+    _S.PENDING: frozenset(
+        {_S.WHITELISTED, _S.INSTALLED_NOT_COMMISSIONED, _S.WITHDRAWN, _S.SUSPENDED}
+    ),
     _S.WHITELISTED: frozenset({_S.INSTALLED_NOT_COMMISSIONED, _S.WITHDRAWN, _S.SUSPENDED}),
     _S.INSTALLED_NOT_COMMISSIONED: frozenset(
         {_S.COMMISSIONED, _S.DECOMMISSIONED, _S.WITHDRAWN, _S.SUSPENDED}
@@ -172,7 +174,10 @@ class Inventory:
             raise InventoryError(
                 f"device {device_id} cannot move from {device.status.value} to {to.value}"
             )
-        if to is DeviceStatus.COMMISSIONED and self.approved(device.manufacturer, device.model) is None:
+        if (
+            to is DeviceStatus.COMMISSIONED
+            and self.approved(device.manufacturer, device.model) is None
+        ):
             raise InventoryError(
                 f"model {device.manufacturer}/{device.model} is not on the approved products list"
             )

@@ -7,12 +7,12 @@ Must never: decide a user's relation to a meter point (see ``hub.access``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 from hub.roles import Role
 
 
-class UserStatus(str, Enum):
+class UserStatus(StrEnum):
     """A service user's standing with the hub."""
 
     ACTIVE = "active"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from hub.mpxn import mpan_problem, mprn_problem
@@ -37,7 +37,7 @@ class SupplierRegistration:
         return self.effective_from <= day and (self.effective_to is None or day < self.effective_to)
 
 
-class Settlement(str, Enum):
+class Settlement(StrEnum):
     """How consumption at the meter point is settled."""
 
     HALF_HOURLY = "HH"
@@ -72,7 +72,9 @@ class MeterPoint:
     """Days on which a new occupier took over (change of tenancy), in order."""
 
     def __post_init__(self) -> None:
-        problem = mpan_problem(self.mpxn) if self.fuel is Fuel.ELECTRICITY else mprn_problem(self.mpxn)
+        problem = (
+            mpan_problem(self.mpxn) if self.fuel is Fuel.ELECTRICITY else mprn_problem(self.mpxn)
+        )
         if problem:
             raise ValueError(problem)
         if self.export and self.fuel is not Fuel.ELECTRICITY:

@@ -6,10 +6,10 @@ Must never: decide what a role may do; that is the catalogue's and access contro
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     """The role a service user acts in (DUIS business originator role)."""
 
     IS = "IS"  # import supplier
@@ -25,7 +25,7 @@ SUPPLIER_ROLES = frozenset({Role.IS, Role.ES, Role.GS})
 NETWORK_ROLES = frozenset({Role.ED, Role.GT})
 
 
-class DeviceType(str, Enum):
+class DeviceType(StrEnum):
     """Smart metering device types held in the inventory."""
 
     ESME = "ESME"  # electricity smart metering equipment
@@ -36,7 +36,7 @@ class DeviceType(str, Enum):
     IHD = "IHD"  # in-home display
 
 
-class Fuel(str, Enum):
+class Fuel(StrEnum):
     """The fuel of a meter point."""
 
     ELECTRICITY = "electricity"

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import TypeAlias
 
 Instant: TypeAlias = float
 """Seconds since the Unix epoch, UTC."""
 
-Value: TypeAlias = "None | bool | int | float | str | bytes | list[Value] | dict[str, Value]"
+Value: TypeAlias = "bool | int | float | str | bytes | list[Value] | dict[str, Value] | None"
 """A msgpack-representable value: scalars, lists, and maps with string keys."""
 
 
-class CommandStatus(str, Enum):
+class CommandStatus(StrEnum):
     """What the device did with a command."""
 
     SUCCESS = "success"
