@@ -1,0 +1,56 @@
+"""``dcc catalogue``: the service catalogue as a table or as JSON.
+
+Decides: how the catalogue is shown.
+Must never: change what a service is; that is ``hub.catalogue``'s.
+"""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from hub.catalogue import CATALOGUE, FutureDated, Service
+
+
+def _yn(flag: bool) -> str:
+    return "Y" if flag else "-"
+
+
+def _status(service: Service) -> str:
+    if not service.in_scope:
+        return "[red]out of scope[/red]"
+    return "[green]in scope[/green]"
+
+
+def catalogue(
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per service."),
+    role: str | None = typer.Option(None, help="Only services this role may send (IS, GS, ...)."),
+) -> None:
+    """Show every service request: flags, eligible roles, priority, target and charge class."""
+    services = CATALOGUE.services()
+    if role is not None:
+        services = tuple(s for s in services if role.upper() in {r.value for r in s.roles})
+    if as_json:
+        typer.echo(json.dumps([s.to_json() for s in services], indent=2))
+        return
+    table = Table(title=f"Service catalogue ({len(services)} services)")
+    for col in ("SRV", "Name", "Crit", "OD", "FD", "Sched", "ND", "Roles", "Devices", "Prio", "Status"):
+        table.add_column(col, overflow="fold")
+    for s in services:
+        table.add_row(
+            s.code,
+            s.name,
+            _yn(s.critical),
+            _yn(s.on_demand),
+            "-" if s.future_dated is FutureDated.NONE else s.future_dated.value,
+            _yn(s.schedulable),
+            _yn(s.non_device),
+            " ".join(sorted(r.value for r in s.roles)) or "-",
+            " ".join(sorted(d.value for d in s.device_types)) or "-",
+            s.priority.name.lower(),
+            _status(s),
+        )
+    Console().print(table)
