@@ -35,6 +35,7 @@ class ResponseCode(StrEnum):
     H8 = "H8"
     H9 = "H9"
     H10 = "H10"
+    H11 = "H11"
 
     @property
     def is_success(self) -> bool:
@@ -71,4 +72,5 @@ MEANINGS: dict[ResponseCode, str] = {
     ResponseCode.H8: "busy: retry after the given number of seconds",
     ResponseCode.H9: "service not yet executable by this hub release",
     ResponseCode.H10: "response or alert expired undelivered after its hold time",
+    ResponseCode.H11: "the device rejected the command; the reason says why",
 }
