@@ -46,6 +46,9 @@ TRANSITIONS: dict[DeviceStatus, frozenset[DeviceStatus]] = {
 """Allowed status transitions: from status -> statuses it may move to."""
 
 
+_HEX_DIGITS = frozenset("0123456789ABCDEF")
+
+
 class InventoryError(ValueError):
     """An inventory change that is not allowed; the message says why."""
 
@@ -82,7 +85,7 @@ class Device:
     """Adopted early-smart meter (SMETS1)."""
 
     def __post_init__(self) -> None:
-        if len(self.device_id) != 16 or any(c not in "0123456789ABCDEF" for c in self.device_id):
+        if len(self.device_id) != 16 or not _HEX_DIGITS.issuperset(self.device_id):
             raise ValueError(f"device id {self.device_id!r} is not 16 upper-case hex digits")
         if self.device_type in (DeviceType.ESME, DeviceType.GSME) and not self.mpxn:
             raise ValueError(f"{self.device_type.value} {self.device_id} has no meter point")

@@ -6,6 +6,8 @@ Must never: look anything up; these are pure checks on the digits.
 
 from __future__ import annotations
 
+from operator import mul
+
 _MPAN_WEIGHTS = (3, 5, 7, 13, 17, 19, 23, 29, 31, 37, 41, 43)
 DISTRIBUTOR_IDS = tuple(str(n) for n in range(10, 24))
 """The 14 GB electricity distribution areas, by the distributor id that starts an MPAN core."""
@@ -15,7 +17,7 @@ def mpan_check_digit(first12: str) -> int:
     """The check digit of an MPAN core from its first 12 digits (prime-weighted, mod 11, mod 10)."""
     if len(first12) != 12 or not first12.isdigit():
         raise ValueError(f"need 12 digits, got {first12!r}")
-    total = sum(int(d) * w for d, w in zip(first12, _MPAN_WEIGHTS, strict=True))
+    total: int = sum(map(mul, map(int, first12), _MPAN_WEIGHTS))
     return total % 11 % 10
 
 

@@ -1,0 +1,71 @@
+"""``dcc fleet``: generate a synthetic fleet directory.
+
+Decides: how the fleet commands' options and output look at a terminal.
+Must never: hold fleet logic; generation is ``meters_sim.fleet``'s and writing is
+``meters_sim.fleet_files``'s.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from meters_sim.fleet import generate_fleet
+from meters_sim.fleet_files import write_fleet
+
+fleet_app = typer.Typer(
+    help="Synthetic fleets: generate the files of a fleet directory.", no_args_is_help=True
+)
+
+
+@fleet_app.callback()
+def fleet() -> None:
+    """Synthetic fleets: generate the files of a fleet directory (docs/fleet-files.md)."""
+
+
+def _as_of(text: str | None) -> date:
+    if text is None:
+        return datetime.now(UTC).date()
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{text!r} is not a date yyyy-mm-dd", param_hint="--as-of"
+        ) from None
+
+
+@fleet_app.command()
+def generate(
+    sites: Annotated[int, typer.Option(min=1, help="Number of hub sites (premises).")],
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same bytes.")],
+    out: Annotated[Path, typer.Option(help="Fleet directory to write (created if missing).")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Day the fleet describes, yyyy-mm-dd (default: today, UTC)."),
+    ] = None,
+) -> None:
+    """Generate a fleet of --sites sites into the --out directory (docs/fleet-files.md)."""
+    day = _as_of(as_of)
+    console = Console()
+    started = time.perf_counter()
+    with console.status(f"generating {sites:,} sites"):
+        arrays = generate_fleet(sites, seed, day)
+        generated = time.perf_counter()
+        counts = write_fleet(arrays, out)
+    finished = time.perf_counter()
+    table = Table(title=f"fleet in {out} (seed {seed}, as of {day.isoformat()})")
+    table.add_column("file")
+    table.add_column("records", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)
+    console.print(
+        f"generated in {generated - started:.2f} s, written in {finished - generated:.2f} s "
+        f"(total {finished - started:.2f} s)"
+    )
