@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from cli.catalogue_cmd import catalogue
+from cli.fleet_cmd import fleet_app
+from cli.hub_cmds import audit, keys, listen, send, serve
 
 app = typer.Typer(
     help="dcc-hub: smart-metering communications hub and fleet simulator.",
@@ -16,11 +18,12 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("catalogue")(catalogue)
-
-
-@app.callback()
-def _root() -> None:
-    """dcc-hub: smart-metering communications hub and fleet simulator."""
+app.add_typer(fleet_app, name="fleet", help="Generate synthetic fleets.")
+app.command("keys")(keys)
+app.command("serve")(serve)
+app.command("send")(send)
+app.command("listen")(listen)
+app.command("audit")(audit)
 
 
 def main() -> None:

@@ -147,7 +147,7 @@ class AccessContext:
                 ResponseCode.E11,
                 f"{service.code} applies to {allowed}, not to {device.device_type.value}",
             )
-        meter_points = self._meter_points(device)
+        meter_points = self.meter_points_of(device)
         if not meter_points:
             return _refuse(
                 ResponseCode.E4, f"device {device.device_id} has no registered meter point"
@@ -192,7 +192,7 @@ class AccessContext:
             ResponseCode.I99, f"{relation.value} on {day.isoformat()}", relation, mp.mpxn
         )
 
-    def _meter_points(self, device: Device) -> list[MeterPoint]:
+    def meter_points_of(self, device: Device) -> list[MeterPoint]:
         """The meter points a device serves: its own, or those at its site (CHF, PPMID,
         IHD), or the site's gas meter points (GPF)."""
         reg = self.registration

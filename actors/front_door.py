@@ -1,0 +1,186 @@
+"""The front door: the ZeroMQ ROUTER service users connect to, driving the hub engine.
+
+Decides: how frames, device uplinks and ticks are batched into engine steps, and the order
+of applying a step (persist in one transaction, then send, then dispatch), so nothing is
+acknowledged before it is durable.
+Must never: make a hub decision itself (the engine does), or let a socket be touched by
+another thread (ZeroMQ sockets are single-threaded: this thread owns the ROUTER and the
+uplink PULL socket).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import zmq
+
+from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
+from actors.security import KeyPair
+from actors.store import SqliteStore
+from hub import wire
+from hub.engine import Effects, HubEngine
+from hub.standard import DeviceAlert
+
+log = logging.getLogger(__name__)
+
+BATCH = 512
+"""Frames taken from one socket per loop turn before applying the step."""
+HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
+"""Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
+
+
+class FrontDoor:
+    """The thread that owns the ROUTER socket, the store and the engine."""
+
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        engine: HubEngine,
+        store: SqliteStore,
+        endpoint: str,
+        keys: KeyPair,
+        head_ends: Mapping[str, Any],
+        uplink_endpoint: str,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 1.0,
+        initial: Effects | None = None,
+    ) -> None:
+        self._ctx = context
+        self._initial = initial or Effects()
+        self.engine = engine
+        self._store = store
+        self._endpoint = endpoint
+        self._keys = keys
+        self._head_ends = head_ends
+        self.uplink_endpoint = uplink_endpoint
+        self._clock = clock
+        self._tick_s = tick_s
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.endpoint = ""
+        """The bound endpoint (with the real port) once started."""
+        self.stats: dict[str, int] = {"frames_in": 0, "frames_out": 0, "unroutable": 0, "bad_multipart": 0}
+        self._identities: dict[str, bytes] = {}
+        self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and wait until the sockets are bound."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("front door did not start")
+        if self._error is not None:
+            raise RuntimeError(f"front door failed to start: {self._error}") from self._error
+
+    def stop(self) -> None:
+        """Stop the loop and close the sockets."""
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            router = self._ctx.socket(zmq.ROUTER)
+            router.curve_server = True
+            router.curve_publickey = self._keys.public
+            router.curve_secretkey = self._keys.secret
+            router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+            router.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_CAP)
+            router.setsockopt(zmq.SNDHWM, 100_000)
+            router.setsockopt(zmq.RCVHWM, 100_000)
+            router.linger = 0
+            router.bind(self._endpoint)
+            self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
+            uplink = self._ctx.socket(zmq.PULL)
+            uplink.linger = 0
+            uplink.bind(self.uplink_endpoint)
+        except BaseException as err:  # reported to start()
+            self._error = err
+            self._ready.set()
+            return
+        self._ready.set()
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(uplink, zmq.POLLIN)
+        next_tick = self._clock() + self._tick_s
+        try:
+            self._apply(router, self._initial)  # work restored from the store
+            while not self._stop.is_set():
+                events = dict(poller.poll(100))
+                now = self._clock()
+                effects = Effects()
+                if router in events:
+                    self._drain_router(router, effects, now)
+                if uplink in events:
+                    self._drain_uplink(uplink, effects, now)
+                if now >= next_tick:
+                    effects.extend(self.engine.tick(now))
+                    next_tick = now + self._tick_s
+                self._apply(router, effects)
+        except Exception:
+            log.exception("front door loop failed")
+            raise
+        finally:
+            router.close(0)
+            uplink.close(0)
+
+    def _drain_router(self, router: zmq.Socket[bytes], effects: Effects, now: float) -> None:
+        for _ in range(BATCH):
+            try:
+                parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.stats["frames_in"] += 1
+            identity = parts[0].bytes
+            user_id = parts[0].get("User-Id")
+            self._identities[user_id] = identity
+            if len(parts) != 2:
+                self.stats["bad_multipart"] += 1
+                effects.extend(self.engine.on_frame(user_id, b"", now) if len(parts) == 1 else self._multipart(user_id, now))
+                continue
+            effects.extend(self.engine.on_frame(user_id, parts[1].bytes, now))
+
+    def _multipart(self, user_id: str, now: float) -> Effects:
+        # one message must be exactly one frame; anything else is malformed
+        return self.engine.on_frame(user_id, b"\xc1", now)
+
+    def _drain_uplink(self, uplink: zmq.Socket[bytes], effects: Effects, now: float) -> None:
+        for _ in range(BATCH):
+            try:
+                msg = uplink.recv_pyobj(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if isinstance(msg, Decoded):
+                if isinstance(msg.uplink, DeviceAlert):
+                    effects.extend(self.engine.on_device_alert(msg.uplink, now))
+                else:
+                    effects.extend(self.engine.on_device_response(msg.uplink, now))
+            elif isinstance(msg, DeviceFailure):
+                effects.extend(self.engine.on_device_failure(msg.command_id, msg.code, msg.reason, now))
+            elif isinstance(msg, IntegrityFailure):
+                effects.extend(self.engine.on_integrity_failure(msg.comms_hub, msg.head_end, msg.reason, now))
+
+    def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
+        if effects.needs_persisting:
+            self._store.apply(effects, self.engine.next_seq, self.engine.next_delivery)
+        for send in effects.send:
+            identity = self._identities.get(send.user_id)
+            if identity is None:
+                self.engine.on_unreachable(send.user_id)
+                continue
+            try:
+                router.send_multipart([identity, send.payload], zmq.NOBLOCK, copy=False)
+                self.stats["frames_out"] += 1
+            except zmq.ZMQError as err:
+                if err.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                    raise
+                # gone or too slow: deliveries stay held and are pushed again later
+                self.stats["unroutable"] += 1
+                self.engine.on_unreachable(send.user_id)
+        for d in effects.dispatch:
+            self._head_ends[d.head_end].tell(Encode(d))

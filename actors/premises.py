@@ -1,0 +1,101 @@
+"""The simulated field of the live hub: builds each site's simulated devices from the fleet.
+
+Decides: how a fleet site becomes a simulated ``Premises`` (its inventory device ids, payment
+mode, the suppliers' key ids that critical commands must be signed with, a per-site seed), and
+how device exceptions become device answers (a device not at the site is rejected; a site
+without power does not answer, so the hub sees no response).
+Must never: decide anything for the hub; it stands in for the real devices behind a comms hub.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, date, datetime, timedelta
+
+from actors.registers import Fleet
+from hub.records import PaymentMode
+from hub.roles import DeviceType
+from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
+from hub.uktime import uk_date
+from meters_sim.devices import Layout, Premises, SignatureCheck, UnknownDeviceError
+
+INSTALL_LOOKBACK = timedelta(days=2)
+"""How far before the first command a simulated site's history starts."""
+
+
+class SiteHost:
+    """One site's simulated devices, as the comms hub pool sees them."""
+
+    __slots__ = ("_head_ends", "premises")
+
+    def __init__(self, premises: Premises, head_ends: dict[str, str]) -> None:
+        self.premises = premises
+        self._head_ends = head_ends
+
+    def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
+        """Run a command on the device it names."""
+        try:
+            return self.premises.execute(cmd, now)
+        except UnknownDeviceError as err:
+            return DeviceResponse(cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)), []
+
+    def advance(self, now: float) -> list[DeviceAlert]:
+        """Let the site's time pass to ``now``."""
+        return self.premises.advance(now)
+
+    def head_end_of(self, device_id: str) -> str:
+        """The head-end type of a device at the site (the CHF's for anything unknown)."""
+        return self._head_ends.get(device_id) or self._head_ends[""]
+
+
+class FieldBuilder:
+    """Builds a ``SiteHost`` for any comms hub of a fleet, on first use."""
+
+    def __init__(self, fleet: Fleet, seed: int, clock_now: float) -> None:
+        self._fleet = fleet
+        self._seed = seed
+        self._site_of = {site.comms_hub: site.site_id for site in fleet.inventory.sites.values()}
+        self._installed_at = (datetime.fromtimestamp(clock_now, UTC) - INSTALL_LOOKBACK).timestamp()
+
+    def __call__(self, comms_hub: str) -> SiteHost:
+        fleet = self._fleet
+        site_id = self._site_of[comms_hub]
+        devices = fleet.inventory.site_devices(site_id)
+        ids = {d.device_type: d.device_id for d in devices}
+        day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
+        esme = next((d for d in devices if d.device_type is DeviceType.ESME and not _export(fleet, d.mpxn)), None)
+        gsme = next((d for d in devices if d.device_type is DeviceType.GSME), None)
+        meter = esme or gsme
+        mode = fleet.payment_modes.get(meter.device_id, PaymentMode.CREDIT) if meter else PaymentMode.CREDIT
+        electricity_supplier = _supplier(fleet, esme.mpxn if esme else None, day)
+        gas_supplier = _supplier(fleet, gsme.mpxn if gsme else None, day)
+        premises = Premises(
+            site_id,
+            zlib.crc32(site_id.encode()) ^ self._seed,
+            self._installed_at,
+            layout=Layout.DUAL_FUEL if gsme else Layout.ELECTRICITY_ONLY,
+            payment_mode=mode,
+            supplier_key_id=electricity_supplier or gas_supplier or "UNREGISTERED",
+            gas_supplier_key_id=gas_supplier,
+            mpan=esme.mpxn if esme else None,
+            mprn=gsme.mpxn if gsme else None,
+            device_ids=ids,
+            in_home_devices=DeviceType.IHD in ids or DeviceType.PPMID in ids,
+            signature_check=SignatureCheck.STRICT,
+        )
+        head_ends = {d.device_id: d.head_end for d in devices}
+        chf = ids.get(DeviceType.CHF)
+        head_ends[""] = head_ends.get(chf, "") if chf else next(iter(head_ends.values()), "tlv")
+        return SiteHost(premises, head_ends)
+
+
+def _export(fleet: Fleet, mpxn: str) -> bool:
+    mp = fleet.registration.meter_point(mpxn)
+    return mp is not None and mp.export
+
+
+def _supplier(fleet: Fleet, mpxn: str | None, day: date) -> str | None:
+    if not mpxn:
+        return None
+    mp = fleet.registration.meter_point(mpxn)
+    return mp.supplier_on(day) if mp else None

@@ -1,0 +1,248 @@
+"""The embedded default store: one SQLite file (WAL) for requests, deliveries and audit.
+
+Decides: the schema, and how one step's effects become one transaction (group commit: the
+front door applies a whole batch of decisions at once, then sends).
+Must never: decide anything about a request; it records what the engine decided. It is used
+from one thread only (the front door's), so it keeps a single connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgpack
+
+from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.outbox import Delivery, DeliveryKind
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    service TEXT NOT NULL,
+    role TEXT NOT NULL,
+    device_id TEXT,
+    params BLOB NOT NULL,
+    execute_at REAL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    reply BLOB NOT NULL,
+    comms_hub TEXT,
+    head_end TEXT,
+    signature BLOB NOT NULL,
+    UNIQUE (user_id, request_id)
+);
+CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
+CREATE TABLE IF NOT EXISTS deliveries (
+    delivery_id INTEGER PRIMARY KEY,
+    user_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    request_id TEXT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    direction TEXT NOT NULL,
+    user_id TEXT,
+    kind TEXT NOT NULL,
+    request_id TEXT,
+    service TEXT,
+    device_id TEXT,
+    code TEXT,
+    reason TEXT NOT NULL,
+    delivery_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS audit_user_at ON audit (user_id, at);
+CREATE INDEX IF NOT EXISTS audit_device_at ON audit (device_id, at);
+CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a restart needs from the store."""
+
+    requests: list[RequestRecord]
+    deliveries: list[Delivery]
+    next_seq: int
+    next_delivery: int
+
+
+class SqliteStore:
+    """Requests, deliveries and audit in one SQLite file."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        self._next_seq = 1
+        self._next_delivery = 1
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+    def load(self, since: float) -> Restored:
+        """Requests received since ``since`` or still unanswered, and every held delivery."""
+        rows = self._db.execute(
+            "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
+            "execute_at, received_at, state, reply, comms_hub, head_end, signature FROM requests "
+            "WHERE received_at >= ? OR state = ? ORDER BY seq",
+            (since, RequestState.ACCEPTED.value),
+        ).fetchall()
+        requests = [
+            RequestRecord(
+                seq=r[0],
+                user_id=r[1],
+                request_id=r[2],
+                fingerprint=r[3],
+                service=r[4],
+                role=r[5],
+                device_id=r[6],
+                params=msgpack.unpackb(r[7], raw=False),
+                execute_at=r[8],
+                received_at=r[9],
+                state=RequestState(r[10]),
+                reply=r[11],
+                comms_hub=r[12],
+                head_end=r[13],
+                signature=r[14],
+            )
+            for r in rows
+        ]
+        deliveries = [
+            Delivery(r[0], r[1], DeliveryKind(r[2]), r[3], r[4], r[5], request_id=r[6])
+            for r in self._db.execute(
+                "SELECT delivery_id, user_id, kind, payload, created_at, expires_at, request_id "
+                "FROM deliveries ORDER BY delivery_id"
+            )
+        ]
+        meta = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+        max_seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) FROM requests").fetchone()[0]
+        max_del = max((d.delivery_id for d in deliveries), default=0)
+        self._next_seq = max(int(meta.get("next_seq", 1)), max_seq + 1)
+        self._next_delivery = max(int(meta.get("next_delivery", 1)), max_del + 1)
+        return Restored(requests, deliveries, self._next_seq, self._next_delivery)
+
+    def apply(self, effects: Effects, next_seq: int, next_delivery: int) -> None:
+        """Write one step's decisions in one transaction (durable before anything is sent)."""
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            if effects.save_requests:
+                db.executemany(
+                    "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (
+                            r.seq,
+                            r.user_id,
+                            r.request_id,
+                            r.fingerprint,
+                            r.service,
+                            r.role,
+                            r.device_id,
+                            msgpack.packb(r.params, use_bin_type=True),
+                            r.execute_at,
+                            r.received_at,
+                            r.state.value,
+                            r.reply,
+                            r.comms_hub,
+                            r.head_end,
+                            r.signature,
+                        )
+                        for r in effects.save_requests
+                    ],
+                )
+            if effects.complete_requests:
+                db.executemany(
+                    "UPDATE requests SET state = ? WHERE seq = ?",
+                    [(RequestState.COMPLETED.value, seq) for seq in effects.complete_requests],
+                )
+            if effects.add_deliveries:
+                db.executemany(
+                    "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?)",
+                    [
+                        (d.delivery_id, d.user_id, d.kind.value, d.payload, d.created_at, d.expires_at, d.request_id)
+                        for d in effects.add_deliveries
+                    ],
+                )
+            if effects.remove_deliveries:
+                db.executemany(
+                    "DELETE FROM deliveries WHERE delivery_id = ?",
+                    [(i,) for i in effects.remove_deliveries],
+                )
+            if effects.audit:
+                db.executemany(
+                    "INSERT INTO audit (at, direction, user_id, kind, request_id, service, device_id, "
+                    "code, reason, delivery_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [
+                        (a.at, a.direction.value, a.user_id, a.kind, a.request_id, a.service, a.device_id, a.code, a.reason, a.delivery_id)
+                        for a in effects.audit
+                    ],
+                )
+            if next_seq != self._next_seq or next_delivery != self._next_delivery:
+                db.executemany(
+                    "INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                    [("next_seq", next_seq), ("next_delivery", next_delivery)],
+                )
+                self._next_seq, self._next_delivery = next_seq, next_delivery
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def purge_requests(self, before: float) -> int:
+        """Forget answered and refused requests older than the idempotency window."""
+        cur = self._db.execute(
+            "DELETE FROM requests WHERE received_at < ? AND state != ?",
+            (before, RequestState.ACCEPTED.value),
+        )
+        return cur.rowcount
+
+
+def audit_query(
+    path: Path,
+    user_id: str | None = None,
+    device_id: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 100,
+) -> Iterator[AuditRecord]:
+    """Audit records filtered by user, device and time, oldest first (read-only)."""
+    if not path.exists():
+        raise FileNotFoundError(f"no hub store at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        clauses, args = [], []
+        for column, value in (("user_id", user_id), ("device_id", device_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if since is not None:
+            clauses.append("at >= ?")
+            args.append(since)
+        if until is not None:
+            clauses.append("at < ?")
+            args.append(until)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = db.execute(
+            "SELECT at, direction, user_id, kind, request_id, service, device_id, code, reason, delivery_id "
+            f"FROM audit{where} ORDER BY id LIMIT ?",
+            (*args, limit),
+        ).fetchall()
+    finally:
+        db.close()
+    for r in rows:
+        yield AuditRecord(r[0], Direction(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])

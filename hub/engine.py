@@ -1,0 +1,555 @@
+"""The hub engine: the request pipeline and delivery decisions, sans I/O.
+
+Decides, for every frame a service user sends and every message a device sends back, what
+the hub does: refuse (with a code and a reason) or accept (I99) a service request after
+decoding, idempotency, parameter validation, access control and capacity checks; answer
+non-device services; dispatch device commands; turn device responses and alerts into held
+deliveries for the entitled users; push, retry, expire and remove deliveries. Each decision
+comes back as ``Effects``: records to persist, messages to send, commands to dispatch, and
+audit records, in that order of application (persist first, then send).
+Must never: open a socket or a file, start a thread, read a clock (``now`` is given), or
+import a driver. The live actors and the simulator both drive this same class.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from hub import wire
+from hub.access import AccessContext, AccessRequest
+from hub.alert_routing import PartyIndex, recipients
+from hub.catalogue import FutureDated, Service
+from hub.codes import ResponseCode
+from hub.non_device import HANDLERS
+from hub.outbox import DEFAULT_HOLD_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_S, Delivery, DeliveryKind, Outbox, Push
+from hub.service_params import validate_params
+from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
+from hub.uktime import uk_date
+
+
+class RequestState(StrEnum):
+    """Where an accepted or refused request stands."""
+
+    REFUSED = "refused"
+    ACCEPTED = "accepted"  # I99 given, not yet answered
+    COMPLETED = "completed"  # answered; its response is in the outbox
+
+
+class Direction(StrEnum):
+    """Audit direction as seen from the hub."""
+
+    IN = "in"
+    OUT = "out"
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Tunables of the engine (all configurable at start-up)."""
+
+    hold_s: float = DEFAULT_HOLD_S
+    """How long responses and alerts are held for an absent recipient."""
+    retry_s: float = DEFAULT_RETRY_S
+    """How long a pushed delivery waits for its acknowledgement before being pushed again."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """Pushed-but-unacknowledged deliveries per user."""
+    max_pending: int = 20_000
+    """Accepted requests awaiting their device response, hub-wide; beyond it: H8."""
+    max_per_comms_hub: int = 64
+    """Requests queued for one comms hub; beyond it: H8."""
+    busy_retry_s: float = 5.0
+    """The retry-after given with H8."""
+    idempotency_s: float = 24 * 3600.0
+    """How long a request id is remembered for idempotent resubmission."""
+    response_timeout_s: float = 120.0
+    """How long a dispatched command may go unanswered before the user gets E21."""
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """A service request the hub has decided on (persisted for restart and idempotency)."""
+
+    seq: int
+    """Hub-assigned sequence number; the device command id is its decimal string."""
+    user_id: str
+    request_id: str
+    fingerprint: bytes
+    """Digest of the request's content, to tell a resubmission from a reused id."""
+    service: str
+    role: str
+    device_id: str | None
+    params: dict[str, Value]
+    execute_at: float | None
+    received_at: float
+    state: RequestState
+    reply: bytes
+    """The encoded first answer (acknowledgement or refusal), repeated on resubmission."""
+    comms_hub: str | None = None
+    """The comms hub the command goes through (device services only)."""
+    head_end: str | None = None
+    """The head-end that translates it (device services only)."""
+    signature: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One audited message, received or sent (refusals included)."""
+
+    at: float
+    direction: Direction
+    user_id: str | None
+    kind: str
+    request_id: str | None = None
+    service: str | None = None
+    device_id: str | None = None
+    code: str | None = None
+    reason: str = ""
+    delivery_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Decision: send this encoded frame to this user (after persisting)."""
+
+    user_id: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatch:
+    """Decision: hand this command to the head-end for the device, via its comms hub."""
+
+    command: DeviceCommand
+    head_end: str
+    comms_hub: str
+    priority: int
+
+
+@dataclass(slots=True)
+class Effects:
+    """Everything one step decided, in the order a driver applies it."""
+
+    save_requests: list[RequestRecord] = field(default_factory=list)
+    complete_requests: list[int] = field(default_factory=list)
+    add_deliveries: list[Delivery] = field(default_factory=list)
+    remove_deliveries: list[int] = field(default_factory=list)
+    audit: list[AuditRecord] = field(default_factory=list)
+    send: list[Send] = field(default_factory=list)
+    dispatch: list[Dispatch] = field(default_factory=list)
+    expired: int = 0
+
+    def extend(self, other: Effects) -> None:
+        """Append another step's effects after these."""
+        self.save_requests += other.save_requests
+        self.complete_requests += other.complete_requests
+        self.add_deliveries += other.add_deliveries
+        self.remove_deliveries += other.remove_deliveries
+        self.audit += other.audit
+        self.send += other.send
+        self.dispatch += other.dispatch
+        self.expired += other.expired
+
+    @property
+    def needs_persisting(self) -> bool:
+        """True when a driver must write to its store before sending anything."""
+        return bool(
+            self.save_requests
+            or self.complete_requests
+            or self.add_deliveries
+            or self.remove_deliveries
+            or self.audit
+        )
+
+
+def _dt(instant: float) -> datetime:
+    return datetime.fromtimestamp(instant, UTC)
+
+
+class HubEngine:
+    """The pure hub: feed it frames, device messages and ticks; apply what it returns."""
+
+    def __init__(self, access: AccessContext, config: EngineConfig | None = None) -> None:
+        self.access = access
+        self.config = config or EngineConfig()
+        self.outbox = Outbox(self.config.hold_s, self.config.retry_s, self.config.max_in_flight)
+        self.parties = PartyIndex.build(access.users.values())
+        self._seen: OrderedDict[tuple[str, str], RequestRecord] = OrderedDict()
+        self._pending: dict[int, RequestRecord] = {}
+        self._per_hub: dict[str, int] = {}
+        self._originators: dict[str, str] = {}  # command id -> user, for 8F66 / 8F67
+        self._dispatched_at: dict[int, float] = {}  # in dispatch order
+        self._next_seq = 1
+        self._next_delivery = 1
+        self.counters: dict[str, int] = {}
+        """Outcome counts by code, and 'unknown_uplink', for reports."""
+
+    # ---- restart -----------------------------------------------------------------------
+
+    def restore(
+        self, requests: Iterable[RequestRecord], deliveries: Iterable[Delivery], next_seq: int, next_delivery: int
+    ) -> Effects:
+        """Rebuild state from the store after a restart. Requests accepted but unanswered
+        are dispatched again (nothing acknowledged is lost)."""
+        self._next_seq = max(self._next_seq, next_seq)
+        self._next_delivery = max(self._next_delivery, next_delivery)
+        effects = Effects()
+        for rec in requests:
+            self._seen[(rec.user_id, rec.request_id)] = rec
+            if rec.execute_at is not None and rec.state is RequestState.COMPLETED:
+                self._originators[str(rec.seq)] = rec.user_id
+            if rec.state is RequestState.ACCEPTED:
+                effects.extend(self._execute(rec, rec.received_at))
+        for d in deliveries:
+            self.outbox.restore(d)
+        return effects
+
+    # ---- frames from users ---------------------------------------------------------------
+
+    def on_frame(self, user_id: str, frame: bytes, now: float) -> Effects:
+        """Handle one frame from an authenticated user."""
+        try:
+            msg = wire.decode_from_user(frame)
+        except wire.WireError as err:
+            return self._refuse_frame(user_id, err.request_id, err.code, err.reason, now, "malformed")
+        if isinstance(msg, wire.ServiceRequest):
+            return self.on_request(user_id, msg, now)
+        if isinstance(msg, wire.DeliveryAck):
+            return self.on_ack(user_id, list(msg.delivery_ids), now)
+        return self.on_hello(user_id, msg.max_in_flight, now)
+
+    def _refuse_frame(
+        self, user_id: str, request_id: str | None, code: ResponseCode, reason: str, now: float, kind: str
+    ) -> Effects:
+        self._count(code)
+        out = wire.encode(wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None))
+        return Effects(
+            audit=[
+                AuditRecord(now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason),
+                AuditRecord(now, Direction.OUT, user_id, "refusal", request_id, code=code.value, reason=reason),
+            ],
+            send=[Send(user_id, out)],
+        )
+
+    def on_hello(self, user_id: str, max_in_flight: int | None, now: float) -> Effects:
+        """The user is online: welcome it and push everything held for it."""
+        pushes = self.outbox.online(user_id, now, max_in_flight)
+        welcome = wire.encode(
+            wire.Welcome(
+                protocol_version=wire.PROTOCOL_VERSION,
+                server_time=now,
+                user_id=user_id,
+                pending=self.outbox.depth(user_id),
+            )
+        )
+        effects = Effects(
+            audit=[AuditRecord(now, Direction.IN, user_id, "hello"), AuditRecord(now, Direction.OUT, user_id, "welcome")],
+            send=[Send(user_id, welcome)],
+        )
+        self._pushes(pushes, effects, now)
+        return effects
+
+    def on_unreachable(self, user_id: str) -> None:
+        """The transport could not route to the user: hold its deliveries until it returns."""
+        self.outbox.offline(user_id)
+
+    def on_ack(self, user_id: str, delivery_ids: list[int], now: float) -> Effects:
+        """The user confirms receipt: remove those deliveries (readings go with them)."""
+        done, pushes = self.outbox.ack(user_id, delivery_ids, now)
+        effects = Effects(
+            remove_deliveries=[d.delivery_id for d in done],
+            audit=[
+                AuditRecord(now, Direction.IN, user_id, "delivery_ack", d.request_id, delivery_id=d.delivery_id)
+                for d in done
+            ],
+        )
+        self._pushes(pushes, effects, now)
+        return effects
+
+    def on_request(self, user_id: str, req: wire.ServiceRequest, now: float) -> Effects:
+        """Decide on one service request."""
+        key = (user_id, req.request_id)
+        fingerprint = wire.request_fingerprint(req)
+        seen = self._seen.get(key)
+        if seen is not None:
+            return self._resubmission(seen, fingerprint, req, now)
+        code, reason, service = self._check(user_id, req, now)
+        if code is ResponseCode.H8:
+            self._count(code)
+            busy = wire.Refusal(
+                request_id=req.request_id, code=code, reason=reason, retry_after_s=self.config.busy_retry_s
+            )
+            return Effects(
+                audit=self._audit_pair(now, user_id, req, code, reason),
+                send=[Send(user_id, wire.encode(busy))],
+            )
+        accepted = code is ResponseCode.I99
+        reply_msg: wire.Acknowledgement | wire.Refusal = (
+            wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
+            if accepted
+            else wire.Refusal(request_id=req.request_id, code=code, reason=reason, retry_after_s=None)
+        )
+        reply = wire.encode(reply_msg)
+        device = self.access.inventory.device(req.device_id) if req.device_id else None
+        comms_hub = self.access.inventory.sites[device.site_id].comms_hub if device else None
+        rec = RequestRecord(
+            seq=self._next_seq,
+            user_id=user_id,
+            request_id=req.request_id,
+            fingerprint=fingerprint,
+            service=req.service,
+            role=req.role.value,
+            device_id=req.device_id,
+            params=dict(req.params),
+            execute_at=req.execute_at,
+            received_at=now,
+            state=RequestState.ACCEPTED if accepted else RequestState.REFUSED,
+            reply=reply,
+            comms_hub=comms_hub if service and not service.non_device else None,
+            head_end=device.head_end if device and service and not service.non_device else None,
+            signature=req.signature,
+        )
+        self._next_seq += 1
+        self._seen[key] = rec
+        self._count(code)
+        effects = Effects(
+            save_requests=[rec],
+            audit=self._audit_pair(now, user_id, req, code, reason),
+            send=[Send(user_id, reply)],
+        )
+        if accepted:
+            effects.extend(self._execute(rec, now))
+        return effects
+
+    def _audit_pair(
+        self, now: float, user_id: str, req: wire.ServiceRequest, code: ResponseCode, reason: str
+    ) -> list[AuditRecord]:
+        kind = "acknowledgement" if code is ResponseCode.I99 else "refusal"
+        return [
+            AuditRecord(now, Direction.IN, user_id, "service_request", req.request_id, req.service, req.device_id),
+            AuditRecord(now, Direction.OUT, user_id, kind, req.request_id, req.service, req.device_id, code.value, reason),
+        ]
+
+    def _resubmission(
+        self, seen: RequestRecord, fingerprint: bytes, req: wire.ServiceRequest, now: float
+    ) -> Effects:
+        if seen.fingerprint != fingerprint:
+            reason = f"request id {req.request_id} was already used for a different request"
+            self._count(ResponseCode.H4)
+            refusal = wire.Refusal(request_id=req.request_id, code=ResponseCode.H4, reason=reason, retry_after_s=None)
+            return Effects(
+                audit=self._audit_pair(now, seen.user_id, req, ResponseCode.H4, reason),
+                send=[Send(seen.user_id, wire.encode(refusal))],
+            )
+        # same request again: the same answer, executed once
+        return Effects(
+            audit=[
+                AuditRecord(now, Direction.IN, seen.user_id, "service_request", req.request_id, req.service, req.device_id, reason="resubmission"),
+                AuditRecord(now, Direction.OUT, seen.user_id, "repeat", req.request_id, req.service, req.device_id, reason="resubmission"),
+            ],
+            send=[Send(seen.user_id, seen.reply)],
+        )
+
+    def _check(self, user_id: str, req: wire.ServiceRequest, now: float) -> tuple[ResponseCode, str, Service | None]:
+        service = self.access.catalogue.get(req.service)
+        execute_at = req.execute_at if req.execute_at is not None else now
+        decision = self.access.decide(AccessRequest(user_id, req.role, req.service, req.device_id, _dt(execute_at)))
+        if not decision.accepted or service is None:
+            return decision.code, decision.reason, service
+        if service.non_device:
+            if service.code not in HANDLERS:
+                return ResponseCode.H9, f"{service.code} ({service.name}) is not executable by this release", service
+            if req.device_id is None:
+                return ResponseCode.E12, f"{service.code} needs a target device", service
+        else:
+            problems = validate_params(service.code, req.params)
+            if problems:
+                return ResponseCode.E12, "; ".join(problems), service
+            if req.execute_at is not None and req.execute_at > now:
+                if service.future_dated in (FutureDated.NONE,):
+                    return ResponseCode.E12, f"{service.code} cannot be future dated", service
+                if service.future_dated is FutureDated.DSP:
+                    return ResponseCode.H9, f"{service.code} future-dated (DSP pattern) needs the scheduler, not in this release", service
+            elif not service.on_demand:
+                return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
+            if service.critical and not req.signature:
+                return ResponseCode.E12, f"{service.code} is critical and must be signed", service
+            device = self.access.inventory.device(req.device_id or "")
+            if device is not None:
+                hub_id = self.access.inventory.sites[device.site_id].comms_hub
+                if self._per_hub.get(hub_id, 0) >= self.config.max_per_comms_hub:
+                    return ResponseCode.H8, f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued", service
+            if len(self._pending) >= self.config.max_pending:
+                return ResponseCode.H8, f"{len(self._pending)} requests in progress", service
+        return decision.code, decision.reason, service
+
+    def _execute(self, rec: RequestRecord, now: float) -> Effects:
+        service = self.access.catalogue[rec.service]
+        if service.non_device:
+            device = self.access.inventory.device(rec.device_id or "")
+            if device is None:
+                return self._respond(rec, ResponseCode.E19, {"reason": f"device {rec.device_id} not found"}, now)
+            return self._respond(rec, ResponseCode.I0, HANDLERS[rec.service](self.access.inventory, device), now)
+        assert rec.comms_hub is not None and rec.head_end is not None and rec.device_id is not None
+        self._pending[rec.seq] = rec
+        self._dispatched_at[rec.seq] = now
+        self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
+        if rec.execute_at is not None and rec.execute_at > now:
+            self._originators[str(rec.seq)] = rec.user_id
+        command = DeviceCommand(
+            command_id=str(rec.seq),
+            service=rec.service,
+            device_id=rec.device_id,
+            params=rec.params,
+            execute_at=rec.execute_at if rec.execute_at is not None and rec.execute_at > now else None,
+            signature=rec.signature,
+        )
+        return Effects(dispatch=[Dispatch(command, rec.head_end, rec.comms_hub, int(service.priority))])
+
+    # ---- messages from devices -----------------------------------------------------------
+
+    def on_device_response(self, resp: DeviceResponse, now: float) -> Effects:
+        """A head-end decoded a device's response to one of our commands."""
+        rec = self._pending_for(resp.command_id)
+        if rec is None:
+            self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
+            return Effects(audit=[AuditRecord(now, Direction.IN, None, "unsolicited_response", device_id=resp.device_id, reason=f"no command {resp.command_id} pending")])
+        if resp.status is CommandStatus.REJECTED:
+            return self._respond(rec, ResponseCode.H11, {"reason": resp.reason, **resp.body}, now)
+        body = dict(resp.body)
+        if resp.status is CommandStatus.SCHEDULED:
+            body.setdefault("scheduled_for", rec.execute_at)
+        return self._respond(rec, ResponseCode.I0, body, now)
+
+    def on_device_failure(self, command_id: str, code: ResponseCode, reason: str, now: float) -> Effects:
+        """The comms hub could not reach the device (E20) or it never answered (E21)."""
+        rec = self._pending_for(command_id)
+        if rec is None:
+            return Effects()
+        return self._respond(rec, code, {"reason": reason}, now)
+
+    def _pending_for(self, command_id: str) -> RequestRecord | None:
+        try:
+            seq = int(command_id)
+        except ValueError:
+            return None
+        rec = self._pending.pop(seq, None)
+        self._dispatched_at.pop(seq, None)
+        if rec is not None and rec.comms_hub is not None:
+            left = self._per_hub.get(rec.comms_hub, 1) - 1
+            if left:
+                self._per_hub[rec.comms_hub] = left
+            else:
+                self._per_hub.pop(rec.comms_hub, None)
+        return rec
+
+    def _respond(self, rec: RequestRecord, code: ResponseCode, body: dict[str, Value], now: float) -> Effects:
+        rec.state = RequestState.COMPLETED
+        self._count(code, prefix="response:")
+        delivery_id = self._next_delivery
+        self._next_delivery += 1
+        payload = wire.encode(
+            wire.ServiceResponse(
+                delivery_id=delivery_id,
+                request_id=rec.request_id,
+                service=rec.service,
+                device_id=rec.device_id,
+                code=code,
+                body=body,
+                responded_at=now,
+            )
+        )
+        d = Delivery(delivery_id, rec.user_id, DeliveryKind.RESPONSE, payload, now, now + self.config.hold_s, request_id=rec.request_id)
+        effects = Effects(complete_requests=[rec.seq], add_deliveries=[d])
+        self._pushes(self.outbox.add(d, now), effects, now)
+        return effects
+
+    def on_device_alert(self, alert: DeviceAlert, now: float) -> Effects:
+        """Route a device alert to every user entitled to it, through the outbox."""
+        device = self.access.inventory.device(alert.device_id)
+        if device is None:
+            self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
+            return Effects(audit=[AuditRecord(now, Direction.IN, None, "device_alert", device_id=alert.device_id, code=alert.alert_code, reason="device not in inventory")])
+        mps = self.access.meter_points_of(device)
+        cmd = alert.data.get("command_id")
+        originator = self._originators.pop(cmd, None) if isinstance(cmd, str) else None
+        users = recipients(alert.alert_code, mps, uk_date(_dt(alert.raised_at)), self.parties, originator)
+        effects = Effects(audit=[AuditRecord(now, Direction.IN, None, "device_alert", device_id=alert.device_id, code=alert.alert_code)])
+        mpxn = mps[0].mpxn if mps else None
+        for user_id in users:
+            delivery_id = self._next_delivery
+            self._next_delivery += 1
+            payload = wire.encode(
+                wire.DeviceAlertNotice(
+                    delivery_id=delivery_id,
+                    device_id=alert.device_id,
+                    alert_code=alert.alert_code,
+                    raised_at=alert.raised_at,
+                    data=dict(alert.data),
+                    mpxn=mpxn,
+                )
+            )
+            d = Delivery(delivery_id, user_id, DeliveryKind.DEVICE_ALERT, payload, now, now + self.config.hold_s)
+            effects.add_deliveries.append(d)
+            self._pushes(self.outbox.add(d, now), effects, now)
+        return effects
+
+    def on_integrity_failure(self, comms_hub: str, head_end: str, reason: str, now: float) -> Effects:
+        """A frame from a comms hub failed its head-end's integrity check: audit and count it
+        (the command it may have answered times out with E21)."""
+        self.counters["integrity_failure"] = self.counters.get("integrity_failure", 0) + 1
+        return Effects(audit=[AuditRecord(now, Direction.IN, None, "integrity_failure", device_id=comms_hub, reason=f"{head_end}: {reason}")])
+
+    # ---- time ------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> Effects:
+        """Retry unacknowledged pushes, expire what outlived its hold, forget old request ids."""
+        pushes, expired = self.outbox.tick(now)
+        effects = Effects(expired=len(expired))
+        for e in expired:
+            d = e.delivery
+            effects.remove_deliveries.append(d.delivery_id)
+            effects.audit.append(
+                AuditRecord(now, Direction.OUT, d.user_id, d.kind.value, d.request_id, code=ResponseCode.H10.value, reason=f"expired after {self.config.hold_s:.0f} s undelivered, {d.attempts} attempts", delivery_id=d.delivery_id)
+            )
+        self._pushes(pushes, effects, now)
+        deadline = now - self.config.response_timeout_s
+        while self._dispatched_at:
+            seq, at = next(iter(self._dispatched_at.items()))
+            if at > deadline:
+                break
+            effects.extend(self.on_device_failure(str(seq), ResponseCode.E21, f"no response within {self.config.response_timeout_s:.0f} s", now))
+        horizon = now - self.config.idempotency_s
+        while self._seen:
+            key, rec = next(iter(self._seen.items()))
+            if rec.received_at >= horizon or rec.state is RequestState.ACCEPTED:
+                break
+            del self._seen[key]
+        return effects
+
+    def _pushes(self, pushes: list[Push], effects: Effects, now: float) -> None:
+        for p in pushes:
+            d = p.delivery
+            effects.send.append(Send(d.user_id, d.payload))
+            effects.audit.append(AuditRecord(now, Direction.OUT, d.user_id, d.kind.value, d.request_id, delivery_id=d.delivery_id, reason=f"attempt {d.attempts}"))
+
+    def _count(self, code: ResponseCode, prefix: str = "") -> None:
+        key = prefix + code.value
+        self.counters[key] = self.counters.get(key, 0) + 1
+
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next request will get (persisted as a high-water mark)."""
+        return self._next_seq
+
+    @property
+    def next_delivery(self) -> int:
+        """The delivery id the next delivery will get (persisted as a high-water mark)."""
+        return self._next_delivery
+
+    @property
+    def pending(self) -> int:
+        """Accepted requests awaiting a device response."""
+        return len(self._pending)

@@ -1,0 +1,214 @@
+"""Store-and-forward delivery of responses and alerts to service users.
+
+Decides: which held deliveries to push to a user now (while it is online, within its
+in-flight window), when to retry an unacknowledged push, when a delivery expires (its hold
+time ended: counted and audited, never silently dropped), and what an acknowledgement removes.
+Must never: lose an entry it has not been told is acknowledged or expired; send anything
+itself (it returns decisions); read the clock (``now`` is given).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+DEFAULT_HOLD_S = 2 * 24 * 3600.0
+"""How long an undelivered response or alert is held (2 days, configurable)."""
+DEFAULT_RETRY_S = 60.0
+"""How long a pushed delivery may stay unacknowledged before it is pushed again."""
+DEFAULT_MAX_IN_FLIGHT = 1000
+"""Pushed-but-unacknowledged deliveries allowed per user."""
+
+
+class DeliveryKind(StrEnum):
+    """What a delivery carries."""
+
+    RESPONSE = "response"
+    DEVICE_ALERT = "device_alert"
+    HUB_ALERT = "hub_alert"
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One held message for one recipient."""
+
+    delivery_id: int
+    """Hub-wide unique id; the user acknowledges it by this id."""
+    user_id: str
+    """The recipient."""
+    kind: DeliveryKind
+    """Response, device alert or hub alert."""
+    payload: bytes
+    """The encoded wire message, ready to send."""
+    created_at: float
+    """When the hub stored it."""
+    expires_at: float
+    """When its hold time ends."""
+    attempts: int = 0
+    """How many times it has been pushed."""
+    sent_at: float | None = None
+    """When it was last pushed (None: not in flight)."""
+    request_id: str | None = None
+    """The request it answers, if a response."""
+
+
+@dataclass(frozen=True, slots=True)
+class Push:
+    """Decision: send this delivery's payload to its user now."""
+
+    delivery: Delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Expired:
+    """Decision: this delivery's hold time ended undelivered; remove, count and audit it."""
+
+    delivery: Delivery
+
+
+@dataclass(slots=True)
+class _UserQueue:
+    pending: OrderedDict[int, Delivery] = field(default_factory=OrderedDict)
+    in_flight: OrderedDict[int, Delivery] = field(default_factory=OrderedDict)
+    online: bool = False
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+
+class Outbox:
+    """Every held delivery, per user, with the push / retry / expiry decisions."""
+
+    def __init__(
+        self,
+        hold_s: float = DEFAULT_HOLD_S,
+        retry_s: float = DEFAULT_RETRY_S,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self.hold_s = hold_s
+        self.retry_s = retry_s
+        self.max_in_flight = max_in_flight
+        self._users: dict[str, _UserQueue] = {}
+        self._by_id: dict[int, Delivery] = {}
+        self.expired_count = 0
+        """Deliveries that expired undelivered since start."""
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def holds(self, delivery_id: int) -> bool:
+        """True while a delivery is held (not yet acknowledged or expired)."""
+        return delivery_id in self._by_id
+
+    def depth(self, user_id: str) -> int:
+        """Held deliveries (pending and in flight) for one user."""
+        q = self._users.get(user_id)
+        return 0 if q is None else len(q.pending) + len(q.in_flight)
+
+    def is_online(self, user_id: str) -> bool:
+        """True while the user is taken to be connected."""
+        q = self._users.get(user_id)
+        return q is not None and q.online
+
+    def _queue(self, user_id: str) -> _UserQueue:
+        q = self._users.get(user_id)
+        if q is None:
+            q = self._users[user_id] = _UserQueue(max_in_flight=self.max_in_flight)
+        return q
+
+    def restore(self, delivery: Delivery) -> None:
+        """Re-hold a delivery loaded from the store after a restart (not in flight)."""
+        delivery.sent_at = None
+        self._queue(delivery.user_id).pending[delivery.delivery_id] = delivery
+        self._by_id[delivery.delivery_id] = delivery
+
+    def add(self, delivery: Delivery, now: float) -> list[Push]:
+        """Hold a new delivery and push it at once if the user is online with room."""
+        q = self._queue(delivery.user_id)
+        q.pending[delivery.delivery_id] = delivery
+        self._by_id[delivery.delivery_id] = delivery
+        return self._fill(q, now) if q.online else []
+
+    def online(self, user_id: str, now: float, max_in_flight: int | None = None) -> list[Push]:
+        """The user announced itself: everything it has not acknowledged is pushed again."""
+        q = self._queue(user_id)
+        q.online = True
+        if max_in_flight is not None:
+            q.max_in_flight = max_in_flight
+        # whatever was in flight on an old connection may never have arrived
+        for d in reversed(q.in_flight.values()):
+            d.sent_at = None
+            q.pending[d.delivery_id] = d
+            q.pending.move_to_end(d.delivery_id, last=False)
+        q.in_flight.clear()
+        return self._fill(q, now)
+
+    def offline(self, user_id: str) -> None:
+        """The user can no longer be reached; hold everything until it returns."""
+        q = self._users.get(user_id)
+        if q is None:
+            return
+        q.online = False
+        for d in reversed(q.in_flight.values()):
+            d.sent_at = None
+            q.pending[d.delivery_id] = d
+            q.pending.move_to_end(d.delivery_id, last=False)
+        q.in_flight.clear()
+
+    def ack(self, user_id: str, delivery_ids: list[int], now: float) -> tuple[list[Delivery], list[Push]]:
+        """Remove what the user acknowledged (its own deliveries only; unknown ids are ignored,
+        so a repeated ack is harmless) and push what now fits in its window."""
+        q = self._users.get(user_id)
+        if q is None:
+            return [], []
+        done = []
+        for did in delivery_ids:
+            d = self._by_id.get(did)
+            if d is None or d.user_id != user_id:
+                continue
+            q.in_flight.pop(did, None)
+            q.pending.pop(did, None)
+            del self._by_id[did]
+            done.append(d)
+        return done, (self._fill(q, now) if q.online else [])
+
+    def tick(self, now: float) -> tuple[list[Push], list[Expired]]:
+        """Retry pushes left unacknowledged for ``retry_s``; expire what outlived its hold."""
+        pushes: list[Push] = []
+        expired: list[Expired] = []
+        for q in self._users.values():
+            for bucket in (q.pending, q.in_flight):
+                for did in [did for did, d in bucket.items() if d.expires_at <= now]:
+                    d = bucket.pop(did)
+                    del self._by_id[did]
+                    expired.append(Expired(d))
+            if not q.online:
+                continue
+            for d in q.in_flight.values():
+                if d.sent_at is not None and now - d.sent_at >= self.retry_s:
+                    d.sent_at = now
+                    d.attempts += 1
+                    pushes.append(Push(d))
+            pushes.extend(self._fill(q, now))
+        self.expired_count += len(expired)
+        return pushes, expired
+
+    def _fill(self, q: _UserQueue, now: float) -> list[Push]:
+        pushes = []
+        while q.pending and len(q.in_flight) < q.max_in_flight:
+            did, d = q.pending.popitem(last=False)
+            d.sent_at = now
+            d.attempts += 1
+            q.in_flight[did] = d
+            pushes.append(Push(d))
+        return pushes
+
+    def next_due(self) -> float | None:
+        """The earliest time ``tick`` has something to do (a retry or an expiry), or None."""
+        times = []
+        for q in self._users.values():
+            for d in q.in_flight.values():
+                if q.online and d.sent_at is not None:
+                    times.append(d.sent_at + self.retry_s)
+                times.append(d.expires_at)
+            times.extend(d.expires_at for d in q.pending.values())
+        return min(times, default=None)

@@ -1,0 +1,220 @@
+"""The hub engine, driven directly with a fake clock: no sockets, no threads."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from hub import wire
+from hub.catalogue import CATALOGUE
+from hub.codes import ResponseCode
+from hub.engine import Direction, EngineConfig, HubEngine, RequestState
+from hub.roles import Role
+from hub.service_params import example_params
+from hub.standard import CommandStatus, DeviceAlert, DeviceResponse
+from tests.world import CHF, COS_DAY, ESME, World, at
+
+T0 = at(COS_DAY - timedelta(days=10)).timestamp()
+
+
+def _engine(**config: float) -> HubEngine:
+    return HubEngine(World().access, EngineConfig(**config))  # type: ignore[arg-type]
+
+
+def _req(request_id: str, service: str = "4.1.1", device: str | None = ESME, role: Role = Role.IS, **kw: object) -> bytes:
+    params = kw.pop("params", example_params(service) if not CATALOGUE[service].non_device else {})
+    return wire.encode(
+        wire.ServiceRequest(request_id=request_id, role=role, service=service, device_id=device, params=params, **kw)  # type: ignore[arg-type]
+    )
+
+
+def _decoded(payload: bytes) -> wire.Message:
+    return wire.decode(payload)
+
+
+def test_an_authorised_read_is_acknowledged_then_dispatched_then_answered() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1"), T0)
+    ack = _decoded(eff.send[0].payload)
+    assert isinstance(ack, wire.Acknowledgement)
+    assert ack.code is ResponseCode.I99
+    assert eff.save_requests[0].state is RequestState.ACCEPTED
+    [dispatch] = eff.dispatch
+    assert dispatch.command.device_id == ESME
+    assert dispatch.head_end == "tlv"
+    assert dispatch.comms_hub == CHF
+    done = eng.on_device_response(
+        DeviceResponse(dispatch.command.command_id, ESME, "4.1.1", CommandStatus.SUCCESS, {"import_wh": 5}), T0 + 1
+    )
+    assert done.complete_requests == [eff.save_requests[0].seq]
+    [delivery] = done.add_deliveries
+    resp = _decoded(delivery.payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.I0
+    assert resp.body == {"import_wh": 5}
+    assert done.send == []  # the user has not said Hello: held, not pushed
+
+
+def test_a_refusal_is_audited_with_its_code_and_reason() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supb", _req("r1"), T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.E4
+    out = [a for a in eff.audit if a.direction is Direction.OUT]
+    assert out[0].code == "E4"
+    assert "no relation" in out[0].reason
+    assert eff.dispatch == []
+
+
+def test_a_malformed_frame_is_refused_and_changes_nothing() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", b"\x93\x01\x02", T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.H1
+    assert eff.save_requests == [] and eff.dispatch == []
+    assert eng.next_seq == 1
+
+
+def test_a_resubmission_gets_the_same_answer_and_runs_once() -> None:
+    eng = _engine()
+    first = eng.on_frame("u-supa", _req("r1"), T0)
+    again = eng.on_frame("u-supa", _req("r1"), T0 + 5)
+    assert again.send[0].payload == first.send[0].payload
+    assert again.dispatch == [] and again.save_requests == []
+
+
+def test_a_request_id_reused_for_another_request_is_refused_with_h4() -> None:
+    eng = _engine()
+    eng.on_frame("u-supa", _req("r1"), T0)
+    eff = eng.on_frame("u-supa", _req("r1", service="4.1.2"), T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.H4
+
+
+def test_request_ids_are_per_user() -> None:
+    eng = _engine()
+    eng.on_frame("u-supa", _req("r1"), T0)
+    eff = eng.on_frame("u-ukpn", _req("r1", role=Role.ED), T0)
+    ack = _decoded(eff.send[0].payload)
+    assert isinstance(ack, wire.Acknowledgement)
+
+
+def test_bad_parameters_are_refused_with_e12() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1", params={"nonsense": 1}), T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.E12
+
+
+def test_an_unsigned_critical_command_is_refused() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1", service="7.1"), T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert "signed" in refusal.reason
+
+
+def test_a_non_device_service_is_answered_by_the_hub() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1", service="8.2"), T0)
+    assert eff.dispatch == []
+    resp = _decoded(eff.add_deliveries[0].payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.I0
+    assert resp.body["site"]["comms_hub"] == CHF  # type: ignore[index,call-overload]
+
+
+def test_a_non_device_service_this_release_cannot_run_is_refused_with_h9() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1", service="8.3"), T0)
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.H9
+
+
+def test_held_deliveries_are_pushed_when_the_user_says_hello_and_removed_on_ack() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1"), T0)
+    cmd = eff.dispatch[0].command
+    done = eng.on_device_response(DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1)
+    did = done.add_deliveries[0].delivery_id
+    hello = eng.on_frame("u-supa", wire.encode(wire.Hello()), T0 + 2)
+    kinds = [type(_decoded(s.payload)) for s in hello.send]
+    assert kinds == [wire.Welcome, wire.ServiceResponse]
+    acked = eng.on_frame("u-supa", wire.encode(wire.DeliveryAck(delivery_ids=(did,))), T0 + 3)
+    assert acked.remove_deliveries == [did]
+    assert eng.outbox.depth("u-supa") == 0
+
+
+def test_an_unacknowledged_push_is_retried_and_an_undelivered_one_expires_audited() -> None:
+    eng = _engine(retry_s=30.0, hold_s=100.0)
+    eng.on_frame("u-supa", wire.encode(wire.Hello()), T0)
+    eff = eng.on_frame("u-supa", _req("r1"), T0)
+    cmd = eff.dispatch[0].command
+    done = eng.on_device_response(DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1)
+    assert len(done.send) == 1  # pushed at once: the user is online
+    assert len(eng.tick(T0 + 10).send) == 0
+    assert len(eng.tick(T0 + 40).send) == 1  # retried
+    gone = eng.tick(T0 + 200)
+    assert gone.expired == 1
+    assert gone.audit[0].code == "H10"
+    assert gone.remove_deliveries == [done.add_deliveries[0].delivery_id]
+
+
+def test_a_comms_hub_with_a_full_queue_makes_the_hub_answer_busy() -> None:
+    eng = _engine(max_per_comms_hub=2)
+    for n in range(2):
+        eng.on_frame("u-supa", _req(f"r{n}"), T0)
+    eff = eng.on_frame("u-supa", _req("r9"), T0)
+    busy = _decoded(eff.send[0].payload)
+    assert isinstance(busy, wire.Refusal)
+    assert busy.code is ResponseCode.H8
+    assert busy.retry_after_s is not None and busy.retry_after_s > 0
+    # busy answers are not remembered: the resubmission is decided afresh
+    assert ("u-supa", "r9") not in eng._seen
+
+
+def test_a_dispatched_command_that_never_answers_gets_e21() -> None:
+    eng = _engine(response_timeout_s=60.0)
+    eng.on_frame("u-supa", _req("r1"), T0)
+    eff = eng.tick(T0 + 61)
+    resp = _decoded(eff.add_deliveries[0].payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.E21
+    assert eng.pending == 0
+
+
+def test_a_power_outage_alert_goes_to_the_network_operator_of_the_area() -> None:
+    eng = _engine()
+    eff = eng.on_device_alert(DeviceAlert(CHF, "AD1", T0), T0)
+    assert {d.user_id for d in eff.add_deliveries} == {"u-ukpn"}
+
+
+def test_a_low_credit_alert_goes_to_the_registered_supplier() -> None:
+    eng = _engine()
+    eff = eng.on_device_alert(DeviceAlert(ESME, "810D", T0), T0)
+    assert {d.user_id for d in eff.add_deliveries} == {"u-supa"}
+
+
+def test_after_a_restart_an_accepted_unanswered_request_is_dispatched_again() -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1"), T0)
+    rec = eff.save_requests[0]
+    fresh = _engine()
+    again = fresh.restore([rec], [], next_seq=rec.seq + 1, next_delivery=1)
+    assert [d.command.command_id for d in again.dispatch] == [str(rec.seq)]
+    # and the request id is still known
+    dup = fresh.on_frame("u-supa", _req("r1"), T0 + 1)
+    assert dup.send[0].payload == eff.send[0].payload
+
+
+@pytest.mark.parametrize("code", ["4.1.1", "4.8.1", "6.2.7"])
+def test_read_services_reach_the_device_with_their_example_parameters(code: str) -> None:
+    eng = _engine()
+    eff = eng.on_frame("u-supa", _req("r1", service=code), T0)
+    assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement), _decoded(eff.send[0].payload)
