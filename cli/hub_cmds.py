@@ -24,6 +24,8 @@ from actors.registers import load_fleet
 from actors.security import create_keys, hub_keypair, user_keypair
 from actors.store import audit_query
 from hub import wire
+from hub.engine import EngineConfig
+from meters_sim.wan import LatencyKind, WanProfile
 
 console = Console()
 
@@ -39,9 +41,18 @@ def keys(fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replac
     console.print(f"{len(created)} key pairs created under {fleet / 'keys'} ({len(users)} users)")
 
 
-def serve(fleet: Path = FLEET, data: Path = DATA, endpoint: str = ENDPOINT, pools: int = typer.Option(4, help="Comms hub pool actors.")) -> None:
+def serve(
+    fleet: Path = FLEET,
+    data: Path = DATA,
+    endpoint: str = ENDPOINT,
+    pools: int = typer.Option(4, help="Comms hub pool actors."),
+    wan_latency: float = typer.Option(0.0, help="Fixed WAN round trip to every comms hub, seconds."),
+    wan_loss: float = typer.Option(0.0, help="Probability that one WAN attempt is lost."),
+    hold: float = typer.Option(2 * 86400.0, help="Seconds a response or alert is held for an absent user."),
+) -> None:
     """Run the hub until interrupted, printing a status line every few seconds."""
-    settings = HubSettings(fleet_dir=fleet, data_dir=data, endpoint=endpoint, pools=pools)
+    wan = WanProfile(latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO, median_s=wan_latency, loss=wan_loss)
+    settings = HubSettings(fleet_dir=fleet, data_dir=data, endpoint=endpoint, pools=pools, wan=wan, engine=EngineConfig(hold_s=hold))
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,0 +1,71 @@
+"""Invariant 1 across a crash: the hub process is killed with SIGKILL after I99 and before the
+response; after a restart the request completes and its response reaches the client exactly
+once through the SDK."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from actors.client import HubClient
+from actors.security import hub_keypair, user_keypair
+from hub import wire
+from hub.codes import ResponseCode
+from hub.roles import Role
+from tests.live_support import free_port, make_fleet, supplier_meter
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def _serve(fleet: Path, data: Path, endpoint: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--fleet", str(fleet), "--data", str(data), "--endpoint", endpoint, "--pools", "2", "--wan-latency", "3"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=30)
+        if p.stderr:
+            p.stderr.close()
+
+
+def test_a_request_accepted_before_sigkill_is_answered_exactly_once_after_restart(tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    fleet_dir = tmp_path / "fleet"
+    fleet = make_fleet(fleet_dir, sites=40)
+    user, meter = supplier_meter(fleet)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    processes.append(_serve(fleet_dir, tmp_path / "data", endpoint))
+    client = HubClient(endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user))
+    try:
+        client.connect(timeout_s=60)
+        ack = client.request(Role.IS, "4.1.1", meter.device_id, timeout_s=30)
+        assert isinstance(ack, wire.Acknowledgement), ack
+        processes[0].send_signal(signal.SIGKILL)  # the WAN takes 3 s: no response yet
+        processes[0].wait(timeout=30)
+        processes.append(_serve(fleet_dir, tmp_path / "data", endpoint))
+        resp = client.wait_for(wire.ServiceResponse, 90, request_id=ack.request_id)
+        assert resp is not None, "the accepted request was lost"
+        assert resp.code is ResponseCode.I0
+        client.ack([resp.delivery_id])
+        # nothing else about that request may come through the SDK
+        again = client.wait_for(wire.ServiceResponse, 5, request_id=ack.request_id)
+        assert again is None
+        # the resubmission of the same request is recognised, not executed again
+        repeat = client.request(Role.IS, "4.1.1", meter.device_id, request_id=ack.request_id)
+        assert isinstance(repeat, wire.Acknowledgement)
+        assert client.wait_for(wire.ServiceResponse, 5, request_id=ack.request_id) is None
+    finally:
+        client.close()
