@@ -22,7 +22,14 @@ from hub import wire
 from hub.roles import Role
 from hub.standard import Value
 
-Inbound = wire.Acknowledgement | wire.Refusal | wire.ServiceResponse | wire.DeviceAlertNotice | wire.HubAlert | wire.Welcome
+Inbound = (
+    wire.Acknowledgement
+    | wire.Refusal
+    | wire.ServiceResponse
+    | wire.DeviceAlertNotice
+    | wire.HubAlert
+    | wire.Welcome
+)
 Delivered = wire.ServiceResponse | wire.DeviceAlertNotice | wire.HubAlert
 
 
@@ -114,7 +121,11 @@ class HubClient:
     def ack(self, delivery_ids: list[int]) -> None:
         """Confirm receipt; the hub then deletes them."""
         for i in range(0, len(delivery_ids), wire.MAX_ACK_IDS):
-            self._sock.send(wire.encode(wire.DeliveryAck(delivery_ids=tuple(delivery_ids[i : i + wire.MAX_ACK_IDS]))))
+            self._sock.send(
+                wire.encode(
+                    wire.DeliveryAck(delivery_ids=tuple(delivery_ids[i : i + wire.MAX_ACK_IDS]))
+                )
+            )
 
     def hello(self) -> None:
         """Announce readiness for pushed deliveries (done automatically after handshakes)."""
@@ -160,7 +171,9 @@ class HubClient:
                 self._seen.popitem(last=False)
         self._inbox.append(msg)
 
-    def wait_for(self, kind: type[Any], timeout_s: float = 10.0, request_id: str | None = None) -> Any:
+    def wait_for(
+        self, kind: type[Any], timeout_s: float = 10.0, request_id: str | None = None
+    ) -> Any:
         """Receive until a message of ``kind`` (and ``request_id``, if given) arrives; other
         messages stay queued for later ``receive`` calls. None on timeout."""
         deadline = time.monotonic() + timeout_s
@@ -170,7 +183,9 @@ class HubClient:
                 msg = self.receive(max(0.0, deadline - time.monotonic()))
                 if msg is None:
                     return None
-                if isinstance(msg, kind) and (request_id is None or getattr(msg, "request_id", None) == request_id):
+                if isinstance(msg, kind) and (
+                    request_id is None or getattr(msg, "request_id", None) == request_id
+                ):
                     return msg
                 held.append(msg)
         finally:

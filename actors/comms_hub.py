@@ -14,6 +14,7 @@ one command in flight) are kept by the per-hub queue below.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -152,7 +153,9 @@ class CommsHubPoolActor(pykka.ThreadingActor):
     def _enqueue(self, t: Transmit) -> None:
         hub = self._hub(t.comms_hub)
         if len(hub.queue) >= MAX_QUEUE_PER_HUB:
-            self._send(DeviceFailure(t.command_id, ResponseCode.E20, f"comms hub {t.comms_hub} queue full"))
+            self._send(
+                DeviceFailure(t.command_id, ResponseCode.E20, f"comms hub {t.comms_hub} queue full")
+            )
             return
         heapq.heappush(hub.queue, (t.priority, next(self._order), t))
         if not hub.busy:
@@ -166,18 +169,31 @@ class CommsHubPoolActor(pykka.ThreadingActor):
             if trip.delay_s <= 0.0:
                 self._arrived(_Arrived(comms_hub, t, trip))
             else:
-                ref = self.actor_ref
-                msg = _Arrived(comms_hub, t, trip)
-                self._timers.call_later(trip.delay_s, lambda ref=ref, msg=msg: ref.tell(msg))
+                self._timers.call_later(
+                    trip.delay_s,
+                    functools.partial(self.actor_ref.tell, _Arrived(comms_hub, t, trip)),
+                )
 
     def _arrived(self, a: _Arrived) -> None:
         hub = self._hubs[a.comms_hub]
         t = a.transmit
         try:
             if a.transit.outcome is Outcome.UNREACHABLE:
-                self._send(DeviceFailure(t.command_id, ResponseCode.E20, f"comms hub {a.comms_hub} unreachable on the WAN"))
+                self._send(
+                    DeviceFailure(
+                        t.command_id,
+                        ResponseCode.E20,
+                        f"comms hub {a.comms_hub} unreachable on the WAN",
+                    )
+                )
             elif a.transit.outcome is Outcome.NO_RESPONSE:
-                self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"no response after {a.transit.attempts} attempts"))
+                self._send(
+                    DeviceFailure(
+                        t.command_id,
+                        ResponseCode.E21,
+                        f"no response after {a.transit.attempts} attempts",
+                    )
+                )
             else:
                 self._execute(a.comms_hub, hub, t)
         finally:
@@ -190,7 +206,11 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         try:
             cmd = codec.decode_command(t.frame)  # the device's side of the head-end format
         except FrameError as err:
-            self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"device could not read the command: {err}"))
+            self._send(
+                DeviceFailure(
+                    t.command_id, ResponseCode.E21, f"device could not read the command: {err}"
+                )
+            )
             return
         alerts = hub.host.advance(now)
         response, raised = hub.host.execute(cmd, now)
@@ -200,7 +220,9 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         self._uplink_alerts(comms_hub, alerts + raised, hub)
         if cmd.execute_at is not None and cmd.execute_at > now:
             ref = self.actor_ref
-            self._timers.call_later(cmd.execute_at - now + 0.001, lambda: ref.tell(_Wake(comms_hub)))
+            self._timers.call_later(
+                cmd.execute_at - now + 0.001, lambda: ref.tell(_Wake(comms_hub))
+            )
 
     def _wake(self, comms_hub: str) -> None:
         hub = self._hub(comms_hub)

@@ -64,7 +64,12 @@ class FrontDoor:
         self._error: BaseException | None = None
         self.endpoint = ""
         """The bound endpoint (with the real port) once started."""
-        self.stats: dict[str, int] = {"frames_in": 0, "frames_out": 0, "unroutable": 0, "bad_multipart": 0}
+        self.stats: dict[str, int] = {
+            "frames_in": 0,
+            "frames_out": 0,
+            "unroutable": 0,
+            "bad_multipart": 0,
+        }
         self._identities: dict[str, bytes] = {}
         self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
 
@@ -137,11 +142,15 @@ class FrontDoor:
                 return
             self.stats["frames_in"] += 1
             identity = parts[0].bytes
-            user_id = parts[0].get("User-Id")
+            user_id = str(parts[0].get("User-Id"))
             self._identities[user_id] = identity
             if len(parts) != 2:
                 self.stats["bad_multipart"] += 1
-                effects.extend(self.engine.on_frame(user_id, b"", now) if len(parts) == 1 else self._multipart(user_id, now))
+                effects.extend(
+                    self.engine.on_frame(user_id, b"", now)
+                    if len(parts) == 1
+                    else self._multipart(user_id, now)
+                )
                 continue
             effects.extend(self.engine.on_frame(user_id, parts[1].bytes, now))
 
@@ -161,9 +170,13 @@ class FrontDoor:
                 else:
                     effects.extend(self.engine.on_device_response(msg.uplink, now))
             elif isinstance(msg, DeviceFailure):
-                effects.extend(self.engine.on_device_failure(msg.command_id, msg.code, msg.reason, now))
+                effects.extend(
+                    self.engine.on_device_failure(msg.command_id, msg.code, msg.reason, now)
+                )
             elif isinstance(msg, IntegrityFailure):
-                effects.extend(self.engine.on_integrity_failure(msg.comms_hub, msg.head_end, msg.reason, now))
+                effects.extend(
+                    self.engine.on_integrity_failure(msg.comms_hub, msg.head_end, msg.reason, now)
+                )
 
     def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
         if effects.needs_persisting:

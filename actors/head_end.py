@@ -72,20 +72,41 @@ class HeadEndActor(pykka.ThreadingActor):
         except HeadEndError as err:
             # the engine validated the command; a head-end that cannot encode it is a fault
             # of the plugin: answer the request rather than lose it
-            self._send(DeviceFailure(d.command.command_id, ResponseCode.E20, f"head-end {self.head_end.name} cannot encode: {err}"))
+            self._send(
+                DeviceFailure(
+                    d.command.command_id,
+                    ResponseCode.E20,
+                    f"head-end {self.head_end.name} cannot encode: {err}",
+                )
+            )
             return
         self.encoded += 1
         pool = self._pools[pool_index(d.comms_hub, len(self._pools))]
-        pool.tell(Transmit(frame, d.command.command_id, d.command.device_id, d.comms_hub, d.head_end, d.priority))
+        pool.tell(
+            Transmit(
+                frame,
+                d.command.command_id,
+                d.command.device_id,
+                d.comms_hub,
+                d.head_end,
+                d.priority,
+            )
+        )
 
     def _decode(self, message: UplinkFrame) -> None:
         try:
             uplink = self.head_end.decode_uplink(message.frame)
         except IntegrityError as err:
-            self._send(IntegrityFailure(message.comms_hub, self.head_end.name, f"integrity check failed: {err}"))
+            self._send(
+                IntegrityFailure(
+                    message.comms_hub, self.head_end.name, f"integrity check failed: {err}"
+                )
+            )
             return
         except FrameError as err:
-            self._send(IntegrityFailure(message.comms_hub, self.head_end.name, f"malformed frame: {err}"))
+            self._send(
+                IntegrityFailure(message.comms_hub, self.head_end.name, f"malformed frame: {err}")
+            )
             return
         self.decoded += 1
         self._send(Decoded(uplink))

@@ -7,6 +7,7 @@ Must never: hold hub decisions; those are the engine's.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Callable
@@ -64,7 +65,12 @@ class HubSettings:
 class LiveHub:
     """A running hub: start it, point clients at ``endpoint``, stop it."""
 
-    def __init__(self, settings: HubSettings, fleet: Fleet | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: HubSettings,
+        fleet: Fleet | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.fleet = fleet or load_fleet(settings.fleet_dir)
         self._clock = clock
@@ -103,20 +109,45 @@ class LiveHub:
         engine = HubEngine(access, s.engine)
         self.engine = engine
         restored = store.load(since=self._clock() - s.engine.idempotency_s)
-        startup = engine.restore(restored.requests, restored.deliveries, restored.next_seq, restored.next_delivery)
+        startup = engine.restore(
+            restored.requests, restored.deliveries, restored.next_seq, restored.next_delivery
+        )
         self._timers = TimerService()
         uplink = f"inproc://dcc-uplink-{next(_instances)}"
         codecs = load_head_ends()
-        self._head_ends = {name: HeadEndActor.start(codec, [], ctx, uplink) for name, codec in codecs.items()}
+        self._head_ends = {
+            name: HeadEndActor.start(codec, [], ctx, uplink) for name, codec in codecs.items()
+        }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(fleet, s.seed, self._clock())
         self._pools = [
-            CommsHubPoolActor.start(host_for, codecs, self._head_ends, ctx, uplink, self._timers, s.wan, s.seed * 1000 + i, self._clock)
+            CommsHubPoolActor.start(
+                host_for,
+                codecs,
+                self._head_ends,
+                ctx,
+                uplink,
+                self._timers,
+                s.wan,
+                s.seed * 1000 + i,
+                self._clock,
+            )
             for i in range(s.pools)
         ]
         for ref in self._head_ends.values():
             ref.proxy().set_pools(self._pools).get()
-        self.front_door = FrontDoor(ctx, engine, store, s.endpoint, hub_keypair(s.fleet_dir), self._head_ends, uplink, self._clock, s.tick_s, initial=startup)
+        self.front_door = FrontDoor(
+            ctx,
+            engine,
+            store,
+            s.endpoint,
+            hub_keypair(s.fleet_dir),
+            self._head_ends,
+            uplink,
+            self._clock,
+            s.tick_s,
+            initial=startup,
+        )
         self.front_door.start()
         return self
 
@@ -125,10 +156,8 @@ class LiveHub:
         if self.front_door is not None:
             self.front_door.stop()
         for ref in self._pools + list(self._head_ends.values()):
-            try:
+            with contextlib.suppress(pykka.ActorDeadError):
                 ref.stop(timeout=10)
-            except pykka.ActorDeadError:
-                pass
         if self._timers is not None:
             self._timers.stop()
         if self._auth is not None:

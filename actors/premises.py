@@ -24,24 +24,34 @@ INSTALL_LOOKBACK = timedelta(days=2)
 
 
 class SiteHost:
-    """One site's simulated devices, as the comms hub pool sees them."""
+    """One site's simulated devices, as the comms hub pool sees them: the premises, plus a
+    separate simulated meter for an export MPAN's ESME where the fleet has one."""
 
-    __slots__ = ("_head_ends", "premises")
+    __slots__ = ("_head_ends", "_route", "extra", "premises")
 
-    def __init__(self, premises: Premises, head_ends: dict[str, str]) -> None:
+    def __init__(
+        self, premises: Premises, head_ends: dict[str, str], extra: tuple[Premises, ...] = ()
+    ) -> None:
         self.premises = premises
+        self.extra = extra
         self._head_ends = head_ends
+        self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
 
     def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         """Run a command on the device it names."""
         try:
-            return self.premises.execute(cmd, now)
+            return self._route.get(cmd.device_id, self.premises).execute(cmd, now)
         except UnknownDeviceError as err:
-            return DeviceResponse(cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)), []
+            return DeviceResponse(
+                cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)
+            ), []
 
     def advance(self, now: float) -> list[DeviceAlert]:
         """Let the site's time pass to ``now``."""
-        return self.premises.advance(now)
+        alerts = self.premises.advance(now)
+        for p in self.extra:
+            alerts += [a for a in p.advance(now) if a.device_id in self._route]
+        return alerts
 
     def head_end_of(self, device_id: str) -> str:
         """The head-end type of a device at the site (the CHF's for anything unknown)."""
@@ -61,12 +71,22 @@ class FieldBuilder:
         fleet = self._fleet
         site_id = self._site_of[comms_hub]
         devices = fleet.inventory.site_devices(site_id)
-        ids = {d.device_type: d.device_id for d in devices}
         day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
-        esme = next((d for d in devices if d.device_type is DeviceType.ESME and not _export(fleet, d.mpxn)), None)
+        esme = next(
+            (d for d in devices if d.device_type is DeviceType.ESME and not _export(fleet, d.mpxn)),
+            None,
+        )
+        exports = [
+            d for d in devices if d.device_type is DeviceType.ESME and _export(fleet, d.mpxn)
+        ]
+        ids = {d.device_type: d.device_id for d in devices if d not in exports}
         gsme = next((d for d in devices if d.device_type is DeviceType.GSME), None)
         meter = esme or gsme
-        mode = fleet.payment_modes.get(meter.device_id, PaymentMode.CREDIT) if meter else PaymentMode.CREDIT
+        mode = (
+            fleet.payment_modes.get(meter.device_id, PaymentMode.CREDIT)
+            if meter
+            else PaymentMode.CREDIT
+        )
         electricity_supplier = _supplier(fleet, esme.mpxn if esme else None, day)
         gas_supplier = _supplier(fleet, gsme.mpxn if gsme else None, day)
         premises = Premises(
@@ -83,10 +103,25 @@ class FieldBuilder:
             in_home_devices=DeviceType.IHD in ids or DeviceType.PPMID in ids,
             signature_check=SignatureCheck.STRICT,
         )
+        extra = tuple(
+            Premises(
+                site_id,
+                zlib.crc32(d.device_id.encode()) ^ self._seed,
+                self._installed_at,
+                layout=Layout.ELECTRICITY_ONLY,
+                payment_mode=PaymentMode.CREDIT,
+                supplier_key_id=_supplier(fleet, d.mpxn, day) or "UNREGISTERED",
+                mpan=d.mpxn,
+                device_ids={DeviceType.ESME: d.device_id},
+                in_home_devices=False,
+                signature_check=SignatureCheck.STRICT,
+            )
+            for d in exports
+        )
         head_ends = {d.device_id: d.head_end for d in devices}
         chf = ids.get(DeviceType.CHF)
         head_ends[""] = head_ends.get(chf, "") if chf else next(iter(head_ends.values()), "tlv")
-        return SiteHost(premises, head_ends)
+        return SiteHost(premises, head_ends, extra)
 
 
 def _export(fleet: Fleet, mpxn: str) -> bool:

@@ -81,7 +81,12 @@ class UserKeyAuthenticator(ThreadAuthenticator):
     """ZAP handler: a client's key must belong to an active registered user; the ZAP user id
     it returns is that user's id, which the front door reads from every frame."""
 
-    def __init__(self, context: zmq.Context[zmq.Socket[bytes]], keys: dict[bytes, str], users: dict[str, User]) -> None:
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        keys: dict[bytes, str],
+        users: dict[str, User],
+    ) -> None:
         super().__init__(context)
         self._keys = dict(keys)
         self._users = users

@@ -174,7 +174,15 @@ class SqliteStore:
                 db.executemany(
                     "INSERT INTO deliveries VALUES (?,?,?,?,?,?,?)",
                     [
-                        (d.delivery_id, d.user_id, d.kind.value, d.payload, d.created_at, d.expires_at, d.request_id)
+                        (
+                            d.delivery_id,
+                            d.user_id,
+                            d.kind.value,
+                            d.payload,
+                            d.created_at,
+                            d.expires_at,
+                            d.request_id,
+                        )
                         for d in effects.add_deliveries
                     ],
                 )
@@ -188,7 +196,18 @@ class SqliteStore:
                     "INSERT INTO audit (at, direction, user_id, kind, request_id, service, device_id, "
                     "code, reason, delivery_id) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [
-                        (a.at, a.direction.value, a.user_id, a.kind, a.request_id, a.service, a.device_id, a.code, a.reason, a.delivery_id)
+                        (
+                            a.at,
+                            a.direction.value,
+                            a.user_id,
+                            a.kind,
+                            a.request_id,
+                            a.service,
+                            a.device_id,
+                            a.code,
+                            a.reason,
+                            a.delivery_id,
+                        )
                         for a in effects.audit
                     ],
                 )
@@ -225,7 +244,8 @@ def audit_query(
         raise FileNotFoundError(f"no hub store at {path}")
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        clauses, args = [], []
+        clauses: list[str] = []
+        args: list[object] = []
         for column, value in (("user_id", user_id), ("device_id", device_id)):
             if value is not None:
                 clauses.append(f"{column} = ?")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli.catalogue_cmd import catalogue
+from cli.demo_cmd import demo
 from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, keys, listen, send, serve
 
@@ -24,6 +25,7 @@ app.command("serve")(serve)
 app.command("send")(send)
 app.command("listen")(listen)
 app.command("audit")(audit)
+app.command("demo")(demo)
 
 
 def main() -> None:

@@ -37,7 +37,19 @@ def catalogue(
         typer.echo(json.dumps([s.to_json() for s in services], indent=2))
         return
     table = Table(title=f"Service catalogue ({len(services)} services)")
-    for col in ("SRV", "Name", "Crit", "OD", "FD", "Sched", "ND", "Roles", "Devices", "Prio", "Status"):
+    for col in (
+        "SRV",
+        "Name",
+        "Crit",
+        "OD",
+        "FD",
+        "Sched",
+        "ND",
+        "Roles",
+        "Devices",
+        "Prio",
+        "Status",
+    ):
         table.add_column(col, overflow="fold")
     for s in services:
         table.add_row(

@@ -34,7 +34,9 @@ DATA = typer.Option(Path("data/hub"), "--data", help="Data directory holding hub
 ENDPOINT = typer.Option("tcp://127.0.0.1:5570", "--endpoint", help="Hub endpoint.")
 
 
-def keys(fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replace existing keys.")) -> None:
+def keys(
+    fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replace existing keys.")
+) -> None:
     """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
     users = load_fleet(fleet).users
     created = create_keys(fleet, sorted(users), overwrite=overwrite)
@@ -46,20 +48,36 @@ def serve(
     data: Path = DATA,
     endpoint: str = ENDPOINT,
     pools: int = typer.Option(4, help="Comms hub pool actors."),
-    wan_latency: float = typer.Option(0.0, help="Fixed WAN round trip to every comms hub, seconds."),
+    wan_latency: float = typer.Option(
+        0.0, help="Fixed WAN round trip to every comms hub, seconds."
+    ),
     wan_loss: float = typer.Option(0.0, help="Probability that one WAN attempt is lost."),
-    hold: float = typer.Option(2 * 86400.0, help="Seconds a response or alert is held for an absent user."),
+    hold: float = typer.Option(
+        2 * 86400.0, help="Seconds a response or alert is held for an absent user."
+    ),
 ) -> None:
     """Run the hub until interrupted, printing a status line every few seconds."""
-    wan = WanProfile(latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO, median_s=wan_latency, loss=wan_loss)
-    settings = HubSettings(fleet_dir=fleet, data_dir=data, endpoint=endpoint, pools=pools, wan=wan, engine=EngineConfig(hold_s=hold))
+    wan = WanProfile(
+        latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO,
+        median_s=wan_latency,
+        loss=wan_loss,
+    )
+    settings = HubSettings(
+        fleet_dir=fleet,
+        data_dir=data,
+        endpoint=endpoint,
+        pools=pools,
+        wan=wan,
+        engine=EngineConfig(hold_s=hold),
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with LiveHub(settings) as hub:
         console.print(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
         while not stop.wait(5.0):
-            assert hub.engine is not None and hub.front_door is not None
+            assert hub.engine is not None
+            assert hub.front_door is not None
             c = hub.engine.counters
             console.print(
                 f"frames in {hub.front_door.stats['frames_in']}, accepted {c.get('I99', 0)}, "
@@ -87,9 +105,11 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _show(msg: Any) -> str:
-    fields = {k: v for k, v in vars(msg).items()} if hasattr(msg, "__dict__") else {
-        k: getattr(msg, k) for k in msg.__dataclass_fields__
-    }
+    fields = (
+        dict(vars(msg).items())
+        if hasattr(msg, "__dict__")
+        else {k: getattr(msg, k) for k in msg.__dataclass_fields__}
+    )
     return f"{type(msg).__name__} " + json.dumps(fields, default=str)
 
 
@@ -98,8 +118,12 @@ def send(
     role: str = typer.Option(..., help="Role to act in (IS, ES, GS, ED, GT, RSA, OU)."),
     service: str = typer.Option(..., help="Service reference variant, e.g. 4.1.1."),
     device: str | None = typer.Option(None, help="Target device id."),
-    param: list[str] = typer.Option([], "--param", "-p", help="Parameter key=value (value as JSON if it parses)."),
-    execute_at: float | None = typer.Option(None, help="Execution time, seconds since the epoch (future dated)."),
+    param: list[str] = typer.Option(
+        [], "--param", "-p", help="Parameter key=value (value as JSON if it parses)."
+    ),
+    execute_at: float | None = typer.Option(
+        None, help="Execution time, seconds since the epoch (future dated)."
+    ),
     wait: float = typer.Option(30.0, help="Seconds to wait for the response."),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
@@ -178,7 +202,17 @@ def audit(
             typer.echo(json.dumps({k: getattr(r, k) for k in r.__dataclass_fields__}, default=str))
         return
     table = Table(title=f"audit: {len(records)} records")
-    for col in ("time (UTC)", "dir", "user", "kind", "request", "service", "device", "code", "reason"):
+    for col in (
+        "time (UTC)",
+        "dir",
+        "user",
+        "kind",
+        "request",
+        "service",
+        "device",
+        "code",
+        "reason",
+    ):
         table.add_column(col, overflow="fold")
     for r in records:
         table.add_row(

@@ -96,4 +96,3 @@ def recipients(
                 continue
             out.extend(parties.networks.get(mp.network_operator, ()))
     return sorted(set(out))
-

@@ -25,7 +25,15 @@ from hub.alert_routing import PartyIndex, recipients
 from hub.catalogue import FutureDated, Service
 from hub.codes import ResponseCode
 from hub.non_device import HANDLERS
-from hub.outbox import DEFAULT_HOLD_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_S, Delivery, DeliveryKind, Outbox, Push
+from hub.outbox import (
+    DEFAULT_HOLD_S,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_RETRY_S,
+    Delivery,
+    DeliveryKind,
+    Outbox,
+    Push,
+)
 from hub.service_params import validate_params
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.uktime import uk_date
@@ -189,7 +197,11 @@ class HubEngine:
     # ---- restart -----------------------------------------------------------------------
 
     def restore(
-        self, requests: Iterable[RequestRecord], deliveries: Iterable[Delivery], next_seq: int, next_delivery: int
+        self,
+        requests: Iterable[RequestRecord],
+        deliveries: Iterable[Delivery],
+        next_seq: int,
+        next_delivery: int,
     ) -> Effects:
         """Rebuild state from the store after a restart. Requests accepted but unanswered
         are dispatched again (nothing acknowledged is lost)."""
@@ -213,7 +225,9 @@ class HubEngine:
         try:
             msg = wire.decode_from_user(frame)
         except wire.WireError as err:
-            return self._refuse_frame(user_id, err.request_id, err.code, err.reason, now, "malformed")
+            return self._refuse_frame(
+                user_id, err.request_id, err.code, err.reason, now, "malformed"
+            )
         if isinstance(msg, wire.ServiceRequest):
             return self.on_request(user_id, msg, now)
         if isinstance(msg, wire.DeliveryAck):
@@ -221,14 +235,32 @@ class HubEngine:
         return self.on_hello(user_id, msg.max_in_flight, now)
 
     def _refuse_frame(
-        self, user_id: str, request_id: str | None, code: ResponseCode, reason: str, now: float, kind: str
+        self,
+        user_id: str,
+        request_id: str | None,
+        code: ResponseCode,
+        reason: str,
+        now: float,
+        kind: str,
     ) -> Effects:
         self._count(code)
-        out = wire.encode(wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None))
+        out = wire.encode(
+            wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
+        )
         return Effects(
             audit=[
-                AuditRecord(now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason),
-                AuditRecord(now, Direction.OUT, user_id, "refusal", request_id, code=code.value, reason=reason),
+                AuditRecord(
+                    now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason
+                ),
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    user_id,
+                    "refusal",
+                    request_id,
+                    code=code.value,
+                    reason=reason,
+                ),
             ],
             send=[Send(user_id, out)],
         )
@@ -245,7 +277,10 @@ class HubEngine:
             )
         )
         effects = Effects(
-            audit=[AuditRecord(now, Direction.IN, user_id, "hello"), AuditRecord(now, Direction.OUT, user_id, "welcome")],
+            audit=[
+                AuditRecord(now, Direction.IN, user_id, "hello"),
+                AuditRecord(now, Direction.OUT, user_id, "welcome"),
+            ],
             send=[Send(user_id, welcome)],
         )
         self._pushes(pushes, effects, now)
@@ -261,7 +296,14 @@ class HubEngine:
         effects = Effects(
             remove_deliveries=[d.delivery_id for d in done],
             audit=[
-                AuditRecord(now, Direction.IN, user_id, "delivery_ack", d.request_id, delivery_id=d.delivery_id)
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    "delivery_ack",
+                    d.request_id,
+                    delivery_id=d.delivery_id,
+                )
                 for d in done
             ],
         )
@@ -279,7 +321,10 @@ class HubEngine:
         if code is ResponseCode.H8:
             self._count(code)
             busy = wire.Refusal(
-                request_id=req.request_id, code=code, reason=reason, retry_after_s=self.config.busy_retry_s
+                request_id=req.request_id,
+                code=code,
+                reason=reason,
+                retry_after_s=self.config.busy_retry_s,
             )
             return Effects(
                 audit=self._audit_pair(now, user_id, req, code, reason),
@@ -289,7 +334,9 @@ class HubEngine:
         reply_msg: wire.Acknowledgement | wire.Refusal = (
             wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
             if accepted
-            else wire.Refusal(request_id=req.request_id, code=code, reason=reason, retry_after_s=None)
+            else wire.Refusal(
+                request_id=req.request_id, code=code, reason=reason, retry_after_s=None
+            )
         )
         reply = wire.encode(reply_msg)
         device = self.access.inventory.device(req.device_id) if req.device_id else None
@@ -328,8 +375,26 @@ class HubEngine:
     ) -> list[AuditRecord]:
         kind = "acknowledgement" if code is ResponseCode.I99 else "refusal"
         return [
-            AuditRecord(now, Direction.IN, user_id, "service_request", req.request_id, req.service, req.device_id),
-            AuditRecord(now, Direction.OUT, user_id, kind, req.request_id, req.service, req.device_id, code.value, reason),
+            AuditRecord(
+                now,
+                Direction.IN,
+                user_id,
+                "service_request",
+                req.request_id,
+                req.service,
+                req.device_id,
+            ),
+            AuditRecord(
+                now,
+                Direction.OUT,
+                user_id,
+                kind,
+                req.request_id,
+                req.service,
+                req.device_id,
+                code.value,
+                reason,
+            ),
         ]
 
     def _resubmission(
@@ -338,7 +403,9 @@ class HubEngine:
         if seen.fingerprint != fingerprint:
             reason = f"request id {req.request_id} was already used for a different request"
             self._count(ResponseCode.H4)
-            refusal = wire.Refusal(request_id=req.request_id, code=ResponseCode.H4, reason=reason, retry_after_s=None)
+            refusal = wire.Refusal(
+                request_id=req.request_id, code=ResponseCode.H4, reason=reason, retry_after_s=None
+            )
             return Effects(
                 audit=self._audit_pair(now, seen.user_id, req, ResponseCode.H4, reason),
                 send=[Send(seen.user_id, wire.encode(refusal))],
@@ -346,21 +413,47 @@ class HubEngine:
         # same request again: the same answer, executed once
         return Effects(
             audit=[
-                AuditRecord(now, Direction.IN, seen.user_id, "service_request", req.request_id, req.service, req.device_id, reason="resubmission"),
-                AuditRecord(now, Direction.OUT, seen.user_id, "repeat", req.request_id, req.service, req.device_id, reason="resubmission"),
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    seen.user_id,
+                    "service_request",
+                    req.request_id,
+                    req.service,
+                    req.device_id,
+                    reason="resubmission",
+                ),
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    seen.user_id,
+                    "repeat",
+                    req.request_id,
+                    req.service,
+                    req.device_id,
+                    reason="resubmission",
+                ),
             ],
             send=[Send(seen.user_id, seen.reply)],
         )
 
-    def _check(self, user_id: str, req: wire.ServiceRequest, now: float) -> tuple[ResponseCode, str, Service | None]:
+    def _check(
+        self, user_id: str, req: wire.ServiceRequest, now: float
+    ) -> tuple[ResponseCode, str, Service | None]:
         service = self.access.catalogue.get(req.service)
         execute_at = req.execute_at if req.execute_at is not None else now
-        decision = self.access.decide(AccessRequest(user_id, req.role, req.service, req.device_id, _dt(execute_at)))
+        decision = self.access.decide(
+            AccessRequest(user_id, req.role, req.service, req.device_id, _dt(execute_at))
+        )
         if not decision.accepted or service is None:
             return decision.code, decision.reason, service
         if service.non_device:
             if service.code not in HANDLERS:
-                return ResponseCode.H9, f"{service.code} ({service.name}) is not executable by this release", service
+                return (
+                    ResponseCode.H9,
+                    f"{service.code} ({service.name}) is not executable by this release",
+                    service,
+                )
             if req.device_id is None:
                 return ResponseCode.E12, f"{service.code} needs a target device", service
         else:
@@ -371,7 +464,11 @@ class HubEngine:
                 if service.future_dated in (FutureDated.NONE,):
                     return ResponseCode.E12, f"{service.code} cannot be future dated", service
                 if service.future_dated is FutureDated.DSP:
-                    return ResponseCode.H9, f"{service.code} future-dated (DSP pattern) needs the scheduler, not in this release", service
+                    return (
+                        ResponseCode.H9,
+                        f"{service.code} future-dated (DSP pattern) needs the scheduler, not in this release",
+                        service,
+                    )
             elif not service.on_demand:
                 return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
             if service.critical and not req.signature:
@@ -380,7 +477,11 @@ class HubEngine:
             if device is not None:
                 hub_id = self.access.inventory.sites[device.site_id].comms_hub
                 if self._per_hub.get(hub_id, 0) >= self.config.max_per_comms_hub:
-                    return ResponseCode.H8, f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued", service
+                    return (
+                        ResponseCode.H8,
+                        f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued",
+                        service,
+                    )
             if len(self._pending) >= self.config.max_pending:
                 return ResponseCode.H8, f"{len(self._pending)} requests in progress", service
         return decision.code, decision.reason, service
@@ -390,9 +491,15 @@ class HubEngine:
         if service.non_device:
             device = self.access.inventory.device(rec.device_id or "")
             if device is None:
-                return self._respond(rec, ResponseCode.E19, {"reason": f"device {rec.device_id} not found"}, now)
-            return self._respond(rec, ResponseCode.I0, HANDLERS[rec.service](self.access.inventory, device), now)
-        assert rec.comms_hub is not None and rec.head_end is not None and rec.device_id is not None
+                return self._respond(
+                    rec, ResponseCode.E19, {"reason": f"device {rec.device_id} not found"}, now
+                )
+            return self._respond(
+                rec, ResponseCode.I0, HANDLERS[rec.service](self.access.inventory, device), now
+            )
+        assert rec.comms_hub is not None
+        assert rec.head_end is not None
+        assert rec.device_id is not None
         self._pending[rec.seq] = rec
         self._dispatched_at[rec.seq] = now
         self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
@@ -403,10 +510,14 @@ class HubEngine:
             service=rec.service,
             device_id=rec.device_id,
             params=rec.params,
-            execute_at=rec.execute_at if rec.execute_at is not None and rec.execute_at > now else None,
+            execute_at=rec.execute_at
+            if rec.execute_at is not None and rec.execute_at > now
+            else None,
             signature=rec.signature,
         )
-        return Effects(dispatch=[Dispatch(command, rec.head_end, rec.comms_hub, int(service.priority))])
+        return Effects(
+            dispatch=[Dispatch(command, rec.head_end, rec.comms_hub, int(service.priority))]
+        )
 
     # ---- messages from devices -----------------------------------------------------------
 
@@ -415,7 +526,18 @@ class HubEngine:
         rec = self._pending_for(resp.command_id)
         if rec is None:
             self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
-            return Effects(audit=[AuditRecord(now, Direction.IN, None, "unsolicited_response", device_id=resp.device_id, reason=f"no command {resp.command_id} pending")])
+            return Effects(
+                audit=[
+                    AuditRecord(
+                        now,
+                        Direction.IN,
+                        None,
+                        "unsolicited_response",
+                        device_id=resp.device_id,
+                        reason=f"no command {resp.command_id} pending",
+                    )
+                ]
+            )
         if resp.status is CommandStatus.REJECTED:
             return self._respond(rec, ResponseCode.H11, {"reason": resp.reason, **resp.body}, now)
         body = dict(resp.body)
@@ -423,7 +545,9 @@ class HubEngine:
             body.setdefault("scheduled_for", rec.execute_at)
         return self._respond(rec, ResponseCode.I0, body, now)
 
-    def on_device_failure(self, command_id: str, code: ResponseCode, reason: str, now: float) -> Effects:
+    def on_device_failure(
+        self, command_id: str, code: ResponseCode, reason: str, now: float
+    ) -> Effects:
         """The comms hub could not reach the device (E20) or it never answered (E21)."""
         rec = self._pending_for(command_id)
         if rec is None:
@@ -445,7 +569,9 @@ class HubEngine:
                 self._per_hub.pop(rec.comms_hub, None)
         return rec
 
-    def _respond(self, rec: RequestRecord, code: ResponseCode, body: dict[str, Value], now: float) -> Effects:
+    def _respond(
+        self, rec: RequestRecord, code: ResponseCode, body: dict[str, Value], now: float
+    ) -> Effects:
         rec.state = RequestState.COMPLETED
         self._count(code, prefix="response:")
         delivery_id = self._next_delivery
@@ -461,7 +587,15 @@ class HubEngine:
                 responded_at=now,
             )
         )
-        d = Delivery(delivery_id, rec.user_id, DeliveryKind.RESPONSE, payload, now, now + self.config.hold_s, request_id=rec.request_id)
+        d = Delivery(
+            delivery_id,
+            rec.user_id,
+            DeliveryKind.RESPONSE,
+            payload,
+            now,
+            now + self.config.hold_s,
+            request_id=rec.request_id,
+        )
         effects = Effects(complete_requests=[rec.seq], add_deliveries=[d])
         self._pushes(self.outbox.add(d, now), effects, now)
         return effects
@@ -471,12 +605,37 @@ class HubEngine:
         device = self.access.inventory.device(alert.device_id)
         if device is None:
             self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
-            return Effects(audit=[AuditRecord(now, Direction.IN, None, "device_alert", device_id=alert.device_id, code=alert.alert_code, reason="device not in inventory")])
+            return Effects(
+                audit=[
+                    AuditRecord(
+                        now,
+                        Direction.IN,
+                        None,
+                        "device_alert",
+                        device_id=alert.device_id,
+                        code=alert.alert_code,
+                        reason="device not in inventory",
+                    )
+                ]
+            )
         mps = self.access.meter_points_of(device)
         cmd = alert.data.get("command_id")
         originator = self._originators.pop(cmd, None) if isinstance(cmd, str) else None
-        users = recipients(alert.alert_code, mps, uk_date(_dt(alert.raised_at)), self.parties, originator)
-        effects = Effects(audit=[AuditRecord(now, Direction.IN, None, "device_alert", device_id=alert.device_id, code=alert.alert_code)])
+        users = recipients(
+            alert.alert_code, mps, uk_date(_dt(alert.raised_at)), self.parties, originator
+        )
+        effects = Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    None,
+                    "device_alert",
+                    device_id=alert.device_id,
+                    code=alert.alert_code,
+                )
+            ]
+        )
         mpxn = mps[0].mpxn if mps else None
         for user_id in users:
             delivery_id = self._next_delivery
@@ -491,16 +650,36 @@ class HubEngine:
                     mpxn=mpxn,
                 )
             )
-            d = Delivery(delivery_id, user_id, DeliveryKind.DEVICE_ALERT, payload, now, now + self.config.hold_s)
+            d = Delivery(
+                delivery_id,
+                user_id,
+                DeliveryKind.DEVICE_ALERT,
+                payload,
+                now,
+                now + self.config.hold_s,
+            )
             effects.add_deliveries.append(d)
             self._pushes(self.outbox.add(d, now), effects, now)
         return effects
 
-    def on_integrity_failure(self, comms_hub: str, head_end: str, reason: str, now: float) -> Effects:
+    def on_integrity_failure(
+        self, comms_hub: str, head_end: str, reason: str, now: float
+    ) -> Effects:
         """A frame from a comms hub failed its head-end's integrity check: audit and count it
         (the command it may have answered times out with E21)."""
         self.counters["integrity_failure"] = self.counters.get("integrity_failure", 0) + 1
-        return Effects(audit=[AuditRecord(now, Direction.IN, None, "integrity_failure", device_id=comms_hub, reason=f"{head_end}: {reason}")])
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    None,
+                    "integrity_failure",
+                    device_id=comms_hub,
+                    reason=f"{head_end}: {reason}",
+                )
+            ]
+        )
 
     # ---- time ------------------------------------------------------------------------------
 
@@ -512,7 +691,16 @@ class HubEngine:
             d = e.delivery
             effects.remove_deliveries.append(d.delivery_id)
             effects.audit.append(
-                AuditRecord(now, Direction.OUT, d.user_id, d.kind.value, d.request_id, code=ResponseCode.H10.value, reason=f"expired after {self.config.hold_s:.0f} s undelivered, {d.attempts} attempts", delivery_id=d.delivery_id)
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    d.user_id,
+                    d.kind.value,
+                    d.request_id,
+                    code=ResponseCode.H10.value,
+                    reason=f"expired after {self.config.hold_s:.0f} s undelivered, {d.attempts} attempts",
+                    delivery_id=d.delivery_id,
+                )
             )
         self._pushes(pushes, effects, now)
         deadline = now - self.config.response_timeout_s
@@ -520,7 +708,14 @@ class HubEngine:
             seq, at = next(iter(self._dispatched_at.items()))
             if at > deadline:
                 break
-            effects.extend(self.on_device_failure(str(seq), ResponseCode.E21, f"no response within {self.config.response_timeout_s:.0f} s", now))
+            effects.extend(
+                self.on_device_failure(
+                    str(seq),
+                    ResponseCode.E21,
+                    f"no response within {self.config.response_timeout_s:.0f} s",
+                    now,
+                )
+            )
         horizon = now - self.config.idempotency_s
         while self._seen:
             key, rec = next(iter(self._seen.items()))
@@ -533,7 +728,17 @@ class HubEngine:
         for p in pushes:
             d = p.delivery
             effects.send.append(Send(d.user_id, d.payload))
-            effects.audit.append(AuditRecord(now, Direction.OUT, d.user_id, d.kind.value, d.request_id, delivery_id=d.delivery_id, reason=f"attempt {d.attempts}"))
+            effects.audit.append(
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    d.user_id,
+                    d.kind.value,
+                    d.request_id,
+                    delivery_id=d.delivery_id,
+                    reason=f"attempt {d.attempts}",
+                )
+            )
 
     def _count(self, code: ResponseCode, prefix: str = "") -> None:
         key = prefix + code.value

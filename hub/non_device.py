@@ -13,6 +13,7 @@ from collections.abc import Callable
 from hub.inventory import Device, Inventory
 from hub.standard import Value
 
+
 def _device_view(d: Device) -> dict[str, Value]:
     return {
         "device_id": d.device_id,

@@ -154,7 +154,9 @@ class Outbox:
             q.pending.move_to_end(d.delivery_id, last=False)
         q.in_flight.clear()
 
-    def ack(self, user_id: str, delivery_ids: list[int], now: float) -> tuple[list[Delivery], list[Push]]:
+    def ack(
+        self, user_id: str, delivery_ids: list[int], now: float
+    ) -> tuple[list[Delivery], list[Push]]:
         """Remove what the user acknowledged (its own deliveries only; unknown ids are ignored,
         so a repeated ack is harmless) and push what now fits in its window."""
         q = self._users.get(user_id)

@@ -38,7 +38,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float = 20.0, what: str = "condition"
+) -> None:
     """Poll until ``predicate`` holds; fail with ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -48,11 +50,17 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 20.0, what: str
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def supplier_meter(fleet: Fleet, device_type: DeviceType = DeviceType.ESME, role: Role = Role.IS) -> tuple[str, Device]:
+def supplier_meter(
+    fleet: Fleet, device_type: DeviceType = DeviceType.ESME, role: Role = Role.IS
+) -> tuple[str, Device]:
     """A (user id, device) pair: an active supplier user and a commissioned meter of a
     domestic meter point it is registered to today, served by the hub."""
     day = today()
-    by_party = {u.party_id: u.user_id for u in fleet.users.values() if role in u.roles and u.status.value == "active"}
+    by_party = {
+        u.party_id: u.user_id
+        for u in fleet.users.values()
+        if role in u.roles and u.status.value == "active"
+    }
     for device in fleet.inventory.devices.values():
         if device.device_type is not device_type or device.status is not DeviceStatus.COMMISSIONED:
             continue
@@ -75,12 +83,20 @@ def other_supplier(fleet: Fleet, user_id: str) -> str:
 
 def network_user(fleet: Fleet, role: Role = Role.ED) -> str:
     """An active network operator user."""
-    return next(u.user_id for u in fleet.users.values() if role in u.roles and u.status.value == "active")
+    return next(
+        u.user_id for u in fleet.users.values() if role in u.roles and u.status.value == "active"
+    )
 
 
-def device_with_status(fleet: Fleet, status: DeviceStatus, device_type: DeviceType = DeviceType.ESME) -> Device | None:
+def device_with_status(
+    fleet: Fleet, status: DeviceStatus, device_type: DeviceType = DeviceType.ESME
+) -> Device | None:
     """A device of a type in a status, if the fleet has one."""
     return next(
-        (d for d in fleet.inventory.devices.values() if d.status is status and d.device_type is device_type),
+        (
+            d
+            for d in fleet.inventory.devices.values()
+            if d.status is status and d.device_type is device_type
+        ),
         None,
     )

@@ -22,10 +22,18 @@ def _engine(**config: float) -> HubEngine:
     return HubEngine(World().access, EngineConfig(**config))  # type: ignore[arg-type]
 
 
-def _req(request_id: str, service: str = "4.1.1", device: str | None = ESME, role: Role = Role.IS, **kw: object) -> bytes:
+def _req(
+    request_id: str,
+    service: str = "4.1.1",
+    device: str | None = ESME,
+    role: Role = Role.IS,
+    **kw: object,
+) -> bytes:
     params = kw.pop("params", example_params(service) if not CATALOGUE[service].non_device else {})
     return wire.encode(
-        wire.ServiceRequest(request_id=request_id, role=role, service=service, device_id=device, params=params, **kw)  # type: ignore[arg-type]
+        wire.ServiceRequest(
+            request_id=request_id, role=role, service=service, device_id=device, params=params, **kw
+        )  # type: ignore[arg-type]
     )
 
 
@@ -45,7 +53,10 @@ def test_an_authorised_read_is_acknowledged_then_dispatched_then_answered() -> N
     assert dispatch.head_end == "tlv"
     assert dispatch.comms_hub == CHF
     done = eng.on_device_response(
-        DeviceResponse(dispatch.command.command_id, ESME, "4.1.1", CommandStatus.SUCCESS, {"import_wh": 5}), T0 + 1
+        DeviceResponse(
+            dispatch.command.command_id, ESME, "4.1.1", CommandStatus.SUCCESS, {"import_wh": 5}
+        ),
+        T0 + 1,
     )
     assert done.complete_requests == [eff.save_requests[0].seq]
     [delivery] = done.add_deliveries
@@ -74,7 +85,8 @@ def test_a_malformed_frame_is_refused_and_changes_nothing() -> None:
     refusal = _decoded(eff.send[0].payload)
     assert isinstance(refusal, wire.Refusal)
     assert refusal.code is ResponseCode.H1
-    assert eff.save_requests == [] and eff.dispatch == []
+    assert eff.save_requests == []
+    assert eff.dispatch == []
     assert eng.next_seq == 1
 
 
@@ -83,7 +95,8 @@ def test_a_resubmission_gets_the_same_answer_and_runs_once() -> None:
     first = eng.on_frame("u-supa", _req("r1"), T0)
     again = eng.on_frame("u-supa", _req("r1"), T0 + 5)
     assert again.send[0].payload == first.send[0].payload
-    assert again.dispatch == [] and again.save_requests == []
+    assert again.dispatch == []
+    assert again.save_requests == []
 
 
 def test_a_request_id_reused_for_another_request_is_refused_with_h4() -> None:
@@ -141,7 +154,9 @@ def test_held_deliveries_are_pushed_when_the_user_says_hello_and_removed_on_ack(
     eng = _engine()
     eff = eng.on_frame("u-supa", _req("r1"), T0)
     cmd = eff.dispatch[0].command
-    done = eng.on_device_response(DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1)
+    done = eng.on_device_response(
+        DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1
+    )
     did = done.add_deliveries[0].delivery_id
     hello = eng.on_frame("u-supa", wire.encode(wire.Hello()), T0 + 2)
     kinds = [type(_decoded(s.payload)) for s in hello.send]
@@ -156,7 +171,9 @@ def test_an_unacknowledged_push_is_retried_and_an_undelivered_one_expires_audite
     eng.on_frame("u-supa", wire.encode(wire.Hello()), T0)
     eff = eng.on_frame("u-supa", _req("r1"), T0)
     cmd = eff.dispatch[0].command
-    done = eng.on_device_response(DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1)
+    done = eng.on_device_response(
+        DeviceResponse(cmd.command_id, ESME, "4.1.1", CommandStatus.SUCCESS), T0 + 1
+    )
     assert len(done.send) == 1  # pushed at once: the user is online
     assert len(eng.tick(T0 + 10).send) == 0
     assert len(eng.tick(T0 + 40).send) == 1  # retried
@@ -174,7 +191,8 @@ def test_a_comms_hub_with_a_full_queue_makes_the_hub_answer_busy() -> None:
     busy = _decoded(eff.send[0].payload)
     assert isinstance(busy, wire.Refusal)
     assert busy.code is ResponseCode.H8
-    assert busy.retry_after_s is not None and busy.retry_after_s > 0
+    assert busy.retry_after_s is not None
+    assert busy.retry_after_s > 0
     # busy answers are not remembered: the resubmission is decided afresh
     assert ("u-supa", "r9") not in eng._seen
 
@@ -217,4 +235,6 @@ def test_after_a_restart_an_accepted_unanswered_request_is_dispatched_again() ->
 def test_read_services_reach_the_device_with_their_example_parameters(code: str) -> None:
     eng = _engine()
     eff = eng.on_frame("u-supa", _req("r1", service=code), T0)
-    assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement), _decoded(eff.send[0].payload)
+    assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement), _decoded(
+        eff.send[0].payload
+    )

@@ -24,7 +24,22 @@ pytestmark = pytest.mark.timeout(180)
 
 def _serve(fleet: Path, data: Path, endpoint: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--fleet", str(fleet), "--data", str(data), "--endpoint", endpoint, "--pools", "2", "--wan-latency", "3"],
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "serve",
+            "--fleet",
+            str(fleet),
+            "--data",
+            str(data),
+            "--endpoint",
+            endpoint,
+            "--pools",
+            "2",
+            "--wan-latency",
+            "3",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -42,7 +57,9 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
             p.stderr.close()
 
 
-def test_a_request_accepted_before_sigkill_is_answered_exactly_once_after_restart(tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+def test_a_request_accepted_before_sigkill_is_answered_exactly_once_after_restart(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
     fleet_dir = tmp_path / "fleet"
     fleet = make_fleet(fleet_dir, sites=40)
     user, meter = supplier_meter(fleet)

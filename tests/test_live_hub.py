@@ -24,7 +24,6 @@ from tests.live_support import (
     network_user,
     other_supplier,
     supplier_meter,
-    today,
     wait_until,
 )
 
@@ -46,7 +45,14 @@ def fleet(fleet_dir: Path) -> Fleet:
 
 
 def _hub(fleet_dir: Path, fleet: Fleet, data: Path, **settings: object) -> LiveHub:
-    s = HubSettings(fleet_dir=fleet_dir, data_dir=data, endpoint="tcp://127.0.0.1:0", pools=2, tick_s=0.1, **settings)  # type: ignore[arg-type]
+    s = HubSettings(
+        fleet_dir=fleet_dir,
+        data_dir=data,
+        endpoint="tcp://127.0.0.1:0",
+        pools=2,
+        tick_s=0.1,
+        **settings,
+    )  # type: ignore[arg-type]
     return LiveHub(s, fleet).start()
 
 
@@ -81,7 +87,9 @@ def _audited(hub: LiveHub, user_id: str, code: ResponseCode) -> bool:
     )
 
 
-def test_an_authorised_read_gets_i99_then_i0_with_the_meters_registers(connect, fleet: Fleet) -> None:  # type: ignore[no-untyped-def]
+def test_an_authorised_read_gets_i99_then_i0_with_the_meters_registers(
+    connect, fleet: Fleet
+) -> None:  # type: ignore[no-untyped-def]
     user, meter = supplier_meter(fleet)
     client = connect(user)
     ack = client.request(Role.IS, "4.1.1", meter.device_id)
@@ -96,7 +104,8 @@ def test_an_authorised_read_gets_i99_then_i0_with_the_meters_registers(connect, 
     # a second read later shows registers at least as large
     ack2 = client.request(Role.IS, "4.1.1", meter.device_id)
     resp2 = client.wait_for(wire.ServiceResponse, 20, request_id=ack2.request_id)
-    assert resp2 is not None and resp2.code is ResponseCode.I0
+    assert resp2 is not None
+    assert resp2.code is ResponseCode.I0
 
 
 @pytest.mark.parametrize(
@@ -109,7 +118,9 @@ def test_an_authorised_read_gets_i99_then_i0_with_the_meters_registers(connect, 
         ("evolved smart grid", ResponseCode.H5),
     ],
 )
-def test_refusals_carry_their_code_and_are_audited(connect, hub: LiveHub, fleet: Fleet, case: str, code: ResponseCode) -> None:  # type: ignore[no-untyped-def]
+def test_refusals_carry_their_code_and_are_audited(
+    connect, hub: LiveHub, fleet: Fleet, case: str, code: ResponseCode
+) -> None:  # type: ignore[no-untyped-def]
     owner, meter = supplier_meter(fleet)
     user, role, service, device = owner, Role.IS, "4.1.1", meter.device_id
     if case == "network operator tops up":
@@ -141,23 +152,34 @@ def test_an_unknown_curve_key_gets_nothing_and_is_counted(hub: LiveHub, fleet_di
         stranger.close()
 
 
-def test_malformed_frames_get_an_error_and_the_hub_keeps_serving_others(connect, fleet: Fleet) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_frames_get_an_error_and_the_hub_keeps_serving_others(
+    connect, fleet: Fleet
+) -> None:  # type: ignore[no-untyped-def]
     user, meter = supplier_meter(fleet)
     bad = connect(network_user(fleet))
-    for frame in (b"", b"\xff\xfe", os.urandom(64), wire.encode(wire.Hello())[:-1], b"\x81\xa1v\x02"):
+    for frame in (
+        b"",
+        b"\xff\xfe",
+        os.urandom(64),
+        wire.encode(wire.Hello())[:-1],
+        b"\x81\xa1v\x02",
+    ):
         bad.send_raw(frame)
         answer = bad.wait_for(wire.Refusal, 10)
         assert answer is not None
         assert answer.code in (ResponseCode.H1, ResponseCode.H2)
     bad.send_raw(b"\x00" * (wire.MAX_FRAME_BYTES + 1))
     too_big = bad.wait_for(wire.Refusal, 10)
-    assert too_big is not None and too_big.code is ResponseCode.H3
+    assert too_big is not None
+    assert too_big.code is ResponseCode.H3
     good = connect(user)
     ack = good.request(Role.IS, "4.1.1", meter.device_id)
     assert isinstance(ack, wire.Acknowledgement)
 
 
-def test_a_user_offline_while_its_responses_arrive_gets_them_all_after_reconnecting(hub: LiveHub, fleet_dir: Path, fleet: Fleet) -> None:
+def test_a_user_offline_while_its_responses_arrive_gets_them_all_after_reconnecting(
+    hub: LiveHub, fleet_dir: Path, fleet: Fleet
+) -> None:
     user, meter = supplier_meter(fleet)
     server = hub_keypair(fleet_dir).public
     keys = user_keypair(fleet_dir, user)
@@ -182,7 +204,10 @@ def test_a_user_offline_while_its_responses_arrive_gets_them_all_after_reconnect
             second.ack([msg.delivery_id])
         assert sorted(got) == sorted(ids)
         held = [m.delivery_id for m in got.values()]
-        wait_until(lambda: not any(hub.engine.outbox.holds(d) for d in held), what="acks to remove the responses")  # type: ignore[union-attr]
+        wait_until(
+            lambda: not any(hub.engine.outbox.holds(d) for d in held),
+            what="acks to remove the responses",
+        )  # type: ignore[union-attr]
     finally:
         second.close()
 
@@ -194,10 +219,13 @@ def test_a_comms_hub_off_the_wan_gives_e20(hub: LiveHub, connect, fleet: Fleet) 
     client = connect(user)
     ack = client.request(Role.IS, "4.1.1", meter.device_id)
     resp = client.wait_for(wire.ServiceResponse, 30, request_id=ack.request_id)
-    assert resp is not None and resp.code is ResponseCode.E20
+    assert resp is not None
+    assert resp.code is ResponseCode.E20
 
 
-def test_responses_survive_a_clean_restart_of_the_hub(fleet_dir: Path, fleet: Fleet, tmp_path: Path) -> None:
+def test_responses_survive_a_clean_restart_of_the_hub(
+    fleet_dir: Path, fleet: Fleet, tmp_path: Path
+) -> None:
     user, meter = supplier_meter(fleet)
     data = tmp_path / "data"
     slow = WanProfile(latency=LatencyKind.FIXED, median_s=0.5)
@@ -211,10 +239,14 @@ def test_responses_survive_a_clean_restart_of_the_hub(fleet_dir: Path, fleet: Fl
         assert isinstance(ack, wire.Acknowledgement)
         h.stop()  # stopped before the WAN answered
         endpoint = h.endpoint
-        h2 = LiveHub(HubSettings(fleet_dir=fleet_dir, data_dir=data, endpoint=endpoint, pools=2, tick_s=0.1), fleet).start()
+        h2 = LiveHub(
+            HubSettings(fleet_dir=fleet_dir, data_dir=data, endpoint=endpoint, pools=2, tick_s=0.1),
+            fleet,
+        ).start()
         try:
             resp = client.wait_for(wire.ServiceResponse, 30, request_id=ack.request_id)
-            assert resp is not None and resp.code is ResponseCode.I0
+            assert resp is not None
+            assert resp.code is ResponseCode.I0
         finally:
             h2.stop()
     finally:

@@ -40,7 +40,7 @@ class RecordLog:
     __slots__ = ("_data", "_limit", "_width")
 
     def __init__(self, width: int, limit: int) -> None:
-        self._data = array("q")
+        self._data: array[int] | None = None  # allocated on the first record
         self._width = width
         self._limit = limit
 
@@ -48,14 +48,16 @@ class RecordLog:
         """Add a record (exactly ``width`` integers); drop the oldest past the limit."""
         if len(fields) != self._width:
             raise ValueError(f"a record has {self._width} fields, got {len(fields)}")
+        if self._data is None:
+            self._data = array("q")
         self._data.extend(fields)
         if len(self._data) > self._width * self._limit:
             del self._data[: self._width]
 
     def __len__(self) -> int:
-        return len(self._data) // self._width
+        return len(self._data or ()) // self._width
 
     def __iter__(self) -> Iterator[tuple[int, ...]]:
-        data, width = self._data, self._width
+        data, width = self._data or array("q"), self._width
         for i in range(0, len(data), width):
             yield tuple(data[i : i + width])

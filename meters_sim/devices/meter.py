@@ -50,6 +50,7 @@ from .tariff import (
     PREPAY_PARAMS,
     BillingPeriod,
     Tariff,
+    first_of_next_month,
     make_tariff,
     next_billing,
     parse_half_hour,
@@ -263,7 +264,7 @@ class Meter(Device):
         self._utrn_seen: tuple[int, ...] = ()
         self._logs: _Logs | None = None
         self._bill_period = BillingPeriod.MONTHLY
-        self._bill_start = float(local_slot(local_day(self._first_slot) + 1, 0) * SLOT_S)
+        self._bill_start = first_of_next_month(installed_at)
         self._bill_next = next_billing(self._bill_period, self._bill_start, installed_at)
         self.mpxn = mpxn
         """The import meter point (MPAN core or MPRN)."""

@@ -179,3 +179,11 @@ def next_billing(period: BillingPeriod, start: Instant, after: Instant) -> Insta
     while local_slot(day, 0) * SLOT_S <= after:
         day += step
     return float(local_slot(day, 0) * SLOT_S)
+
+
+def first_of_next_month(at: Instant) -> Instant:
+    """UK local midnight starting the first day of the month after ``at``'s (the default
+    billing calendar start)."""
+    day = date.fromordinal(_EPOCH_ORDINAL + local_day(slot_of(at)))
+    first = _months_later(day, 1, 1)
+    return float(local_slot(first.toordinal() - _EPOCH_ORDINAL, 0) * SLOT_S)
