@@ -24,7 +24,9 @@ check: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/wire.py
+	$(BIN)/python benchmarks/headends.py
+	$(BIN)/python benchmarks/live_hub.py --clients 4 --seconds 8
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

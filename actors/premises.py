@@ -19,7 +19,7 @@ from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceRespon
 from hub.uktime import uk_date
 from meters_sim.devices import Layout, Premises, SignatureCheck, UnknownDeviceError
 
-INSTALL_LOOKBACK = timedelta(days=2)
+INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
 
 
