@@ -17,6 +17,7 @@ import msgpack
 
 from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.outbox import Delivery, DeliveryKind
+from hub.sla import SlaRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -63,6 +64,15 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE INDEX IF NOT EXISTS audit_user_at ON audit (user_id, at);
 CREATE INDEX IF NOT EXISTS audit_device_at ON audit (device_id, at);
 CREATE INDEX IF NOT EXISTS audit_at ON audit (at);
+CREATE TABLE IF NOT EXISTS sla (
+    service TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    responded_at REAL NOT NULL,
+    target_s REAL NOT NULL,
+    code TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sla_responded ON sla (responded_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -211,6 +221,14 @@ class SqliteStore:
                         for a in effects.audit
                     ],
                 )
+            if effects.sla:
+                db.executemany(
+                    "INSERT INTO sla VALUES (?,?,?,?,?,?)",
+                    [
+                        (r.service, r.user_id, r.started_at, r.responded_at, r.target_s, r.code)
+                        for r in effects.sla
+                    ],
+                )
             if next_seq != self._next_seq or next_delivery != self._next_delivery:
                 db.executemany(
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -229,6 +247,24 @@ class SqliteStore:
             (before, RequestState.ACCEPTED.value),
         )
         return cur.rowcount
+
+
+def sla_records(
+    path: Path, since: float | None = None, until: float | None = None
+) -> list[SlaRecord]:
+    """SLA records of responses made in a time range (read-only)."""
+    if not path.exists():
+        raise FileNotFoundError(f"no hub store at {path}")
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT service, user_id, started_at, responded_at, target_s, code FROM sla "
+            "WHERE responded_at >= ? AND responded_at < ?",
+            (since if since is not None else 0.0, until if until is not None else float("inf")),
+        ).fetchall()
+    finally:
+        db.close()
+    return [SlaRecord(*r) for r in rows]
 
 
 def audit_query(

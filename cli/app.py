@@ -12,6 +12,7 @@ from cli.catalogue_cmd import catalogue
 from cli.demo_cmd import demo
 from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, keys, listen, send, serve
+from cli.report_cmd import report_app
 
 app = typer.Typer(
     help="dcc-hub: smart-metering communications hub and fleet simulator.",
@@ -26,6 +27,7 @@ app.command("send")(send)
 app.command("listen")(listen)
 app.command("audit")(audit)
 app.command("demo")(demo)
+app.add_typer(report_app, name="report")
 
 
 def main() -> None:

@@ -167,7 +167,8 @@ def listen(
     console.print(f"{got} deliveries received")
 
 
-def _instant(text: str | None) -> float | None:
+def parse_instant(text: str | None) -> float | None:
+    """Epoch seconds or an ISO date-time (UTC when no zone is given), or None."""
     if text is None:
         return None
     try:
@@ -193,7 +194,9 @@ def audit(
     """Query the audit trail by user, device and time."""
     path = data / "hub.sqlite"
     try:
-        records = list(audit_query(path, user, device, _instant(since), _instant(until), limit))
+        records = list(
+            audit_query(path, user, device, parse_instant(since), parse_instant(until), limit)
+        )
     except FileNotFoundError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None

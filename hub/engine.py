@@ -35,6 +35,7 @@ from hub.outbox import (
     Push,
 )
 from hub.service_params import validate_params
+from hub.sla import SlaRecord
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.uktime import uk_date
 
@@ -147,6 +148,7 @@ class Effects:
     audit: list[AuditRecord] = field(default_factory=list)
     send: list[Send] = field(default_factory=list)
     dispatch: list[Dispatch] = field(default_factory=list)
+    sla: list[SlaRecord] = field(default_factory=list)
     expired: int = 0
 
     def extend(self, other: Effects) -> None:
@@ -158,6 +160,7 @@ class Effects:
         self.audit += other.audit
         self.send += other.send
         self.dispatch += other.dispatch
+        self.sla += other.sla
         self.expired += other.expired
 
     @property
@@ -169,6 +172,7 @@ class Effects:
             or self.add_deliveries
             or self.remove_deliveries
             or self.audit
+            or self.sla
         )
 
 
@@ -596,7 +600,11 @@ class HubEngine:
             now + self.config.hold_s,
             request_id=rec.request_id,
         )
-        effects = Effects(complete_requests=[rec.seq], add_deliveries=[d])
+        future = rec.execute_at is not None and rec.execute_at > rec.received_at
+        started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
+        target = self.access.catalogue[rec.service].target_response_s
+        sla = SlaRecord(rec.service, rec.user_id, started, now, target, code.value)
+        effects = Effects(complete_requests=[rec.seq], add_deliveries=[d], sla=[sla])
         self._pushes(self.outbox.add(d, now), effects, now)
         return effects
 

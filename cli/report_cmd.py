@@ -1,0 +1,89 @@
+"""``dcc report sla``: response times against their targets, from the hub's store.
+
+Decides: how SLA figures are shown (table or JSON) and the exit code (non-zero when a
+service is below the service level minimum, for pipelines).
+Must never: compute SLA rules itself; ``hub.sla`` does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from actors.store import sla_records
+from cli.hub_cmds import DATA, parse_instant
+from hub.catalogue import CATALOGUE
+from hub.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
+
+report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=True)
+
+
+@report_app.command("sla")
+def sla(
+    data: Path = DATA,
+    by_user: bool = typer.Option(False, "--by-user", help="One row per service and user."),
+    since: str | None = typer.Option(None, help="From this time (ISO or epoch seconds)."),
+    until: str | None = typer.Option(None, help="Before this time (ISO or epoch seconds)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+) -> None:
+    """Per service (and user): responses, p50/p95/p99 response time, share within target."""
+    try:
+        records = sla_records(data / "hub.sqlite", parse_instant(since), parse_instant(until))
+    except FileNotFoundError as err:
+        Console().print(f"[red]{err}[/red]")
+        raise typer.Exit(1) from None
+    rows = summarise(records, by_user=by_user)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "key": r.key,
+                        "count": r.count,
+                        "p50_s": r.p50_s,
+                        "p95_s": r.p95_s,
+                        "p99_s": r.p99_s,
+                        "within_target": r.within_target,
+                    }
+                    for r in rows
+                ],
+                indent=2,
+            )
+        )
+    else:
+        table = Table(
+            title=f"SLA: {len(records)} responses (target {SERVICE_LEVEL_TARGET:.0%}, minimum {SERVICE_LEVEL_MINIMUM:.0%})"
+        )
+        for col in (
+            "SRV",
+            "name",
+            *(["user"] if by_user else []),
+            "responses",
+            "p50 s",
+            "p95 s",
+            "p99 s",
+            "target s",
+            "within",
+        ):
+            table.add_column(col, justify="right" if col.endswith(("s", "within")) else "left")
+        for r in rows:
+            service = CATALOGUE[r.key[0]]
+            colour = "green" if r.meets_target else "red" if r.breached else "yellow"
+            table.add_row(
+                r.key[0],
+                service.name[:40],
+                *([r.key[1]] if by_user else []),
+                str(r.count),
+                f"{r.p50_s:.3f}",
+                f"{r.p95_s:.3f}",
+                f"{r.p99_s:.3f}",
+                f"{service.target_response_s:.0f}",
+                f"[{colour}]{r.within_target:.1%}[/{colour}]",
+            )
+        Console().print(table)
+    if any(r.breached for r in rows):
+        raise typer.Exit(3)
