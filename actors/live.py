@@ -110,7 +110,11 @@ class LiveHub:
         self.engine = engine
         restored = store.load(since=self._clock() - s.engine.idempotency_s)
         startup = engine.restore(
-            restored.requests, restored.deliveries, restored.next_seq, restored.next_delivery
+            restored.requests,
+            restored.deliveries,
+            restored.next_seq,
+            restored.next_delivery,
+            self._clock(),
         )
         self._timers = TimerService()
         uplink = f"inproc://dcc-uplink-{next(_instances)}"

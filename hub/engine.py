@@ -13,6 +13,7 @@ import a driver. The live actors and the simulator both drive this same class.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from hub.outbox import (
     Outbox,
     Push,
 )
+from hub.roles import Role
 from hub.service_params import validate_params
 from hub.sla import SlaRecord
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
@@ -75,6 +77,9 @@ class EngineConfig:
     """How long a request id is remembered for idempotent resubmission."""
     response_timeout_s: float = 120.0
     """How long a dispatched command may go unanswered before the user gets E21."""
+    outcome_timeout_s: float = 3600.0
+    """How long after its execution time a Device-pattern future-dated command may go without
+    its 8F66 / 8F67 outcome alert before the user gets E30."""
 
 
 @dataclass(slots=True)
@@ -191,7 +196,11 @@ class HubEngine:
         self._seen: OrderedDict[tuple[str, str], RequestRecord] = OrderedDict()
         self._pending: dict[int, RequestRecord] = {}
         self._per_hub: dict[str, int] = {}
-        self._originators: dict[str, str] = {}  # command id -> user, for 8F66 / 8F67
+        # Device-pattern future-dated commands awaiting 8F66 / 8F67: command id -> seq, deadline
+        self._outcomes: dict[str, tuple[int, float]] = {}
+        self._by_seq: dict[int, RequestRecord] = {}  # requests with a future execution time
+        # DSP-pattern future-dated requests held until their execution time
+        self._held: list[tuple[float, int]] = []
         self._dispatched_at: dict[int, float] = {}  # in dispatch order
         self._next_seq = 1
         self._next_delivery = 1
@@ -206,18 +215,23 @@ class HubEngine:
         deliveries: Iterable[Delivery],
         next_seq: int,
         next_delivery: int,
+        now: float,
     ) -> Effects:
         """Rebuild state from the store after a restart. Requests accepted but unanswered
-        are dispatched again (nothing acknowledged is lost)."""
+        are dispatched again, or held again until their execution time (nothing acknowledged
+        is lost); Device-pattern commands still awaiting their outcome keep waiting."""
         self._next_seq = max(self._next_seq, next_seq)
         self._next_delivery = max(self._next_delivery, next_delivery)
         effects = Effects()
         for rec in requests:
             self._seen[(rec.user_id, rec.request_id)] = rec
             if rec.execute_at is not None and rec.state is RequestState.COMPLETED:
-                self._originators[str(rec.seq)] = rec.user_id
+                deadline = rec.execute_at + self.config.outcome_timeout_s
+                if deadline > now and self._pattern(rec) is FutureDated.DEVICE:
+                    self._by_seq[rec.seq] = rec
+                    self._outcomes[str(rec.seq)] = (rec.seq, deadline)
             if rec.state is RequestState.ACCEPTED:
-                effects.extend(self._execute(rec, rec.received_at))
+                effects.extend(self._execute(rec, now))
         for d in deliveries:
             self.outbox.restore(d)
         return effects
@@ -467,12 +481,6 @@ class HubEngine:
             if req.execute_at is not None and req.execute_at > now:
                 if service.future_dated in (FutureDated.NONE,):
                     return ResponseCode.E12, f"{service.code} cannot be future dated", service
-                if service.future_dated is FutureDated.DSP:
-                    return (
-                        ResponseCode.H9,
-                        f"{service.code} future-dated (DSP pattern) needs the scheduler, not in this release",
-                        service,
-                    )
             elif not service.on_demand:
                 return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
             if service.critical and not req.signature:
@@ -504,24 +512,49 @@ class HubEngine:
         assert rec.comms_hub is not None
         assert rec.head_end is not None
         assert rec.device_id is not None
+        future = rec.execute_at is not None and rec.execute_at > now
+        if future and self._pattern(rec) is FutureDated.DSP:
+            assert rec.execute_at is not None
+            heapq.heappush(self._held, (rec.execute_at, rec.seq))
+            self._by_seq[rec.seq] = rec
+            return Effects()
         self._pending[rec.seq] = rec
         self._dispatched_at[rec.seq] = now
         self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
-        if rec.execute_at is not None and rec.execute_at > now:
-            self._originators[str(rec.seq)] = rec.user_id
+        if future:
+            assert rec.execute_at is not None
+            self._by_seq[rec.seq] = rec
+            self._outcomes[str(rec.seq)] = (rec.seq, rec.execute_at + self.config.outcome_timeout_s)
         command = DeviceCommand(
             command_id=str(rec.seq),
             service=rec.service,
             device_id=rec.device_id,
             params=rec.params,
-            execute_at=rec.execute_at
-            if rec.execute_at is not None and rec.execute_at > now
-            else None,
+            execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
         return Effects(
             dispatch=[Dispatch(command, rec.head_end, rec.comms_hub, int(service.priority))]
         )
+
+    def _pattern(self, rec: RequestRecord) -> FutureDated:
+        """How this request's future dating is carried out: the hub holds DSP requests; the
+        device acts on Device ones (a service allowing both uses the device)."""
+        fd = self.access.catalogue[rec.service].future_dated
+        return FutureDated.DEVICE if fd is FutureDated.DSP_AND_DEVICE else fd
+
+    def _release(self, rec: RequestRecord, now: float) -> Effects:
+        """A held DSP request's time has come: check access again on the execution day (a
+        change of supplier since it was accepted stops it, and the user is told), then send."""
+        role = Role(rec.role)
+        decision = self.access.decide(
+            AccessRequest(rec.user_id, role, rec.service, rec.device_id, _dt(now))
+        )
+        if not decision.accepted:
+            return self._respond(
+                rec, decision.code, {"reason": f"stopped at execution: {decision.reason}"}, now
+            )
+        return self._execute(rec, now)
 
     # ---- messages from devices -----------------------------------------------------------
 
@@ -628,7 +661,11 @@ class HubEngine:
             )
         mps = self.access.meter_points_of(device)
         cmd = alert.data.get("command_id")
-        originator = self._originators.pop(cmd, None) if isinstance(cmd, str) else None
+        originator = None
+        if isinstance(cmd, str) and alert.alert_code in ("8F66", "8F67") and cmd in self._outcomes:
+            seq, _ = self._outcomes.pop(cmd)
+            awaited = self._by_seq.pop(seq, None)
+            originator = awaited.user_id if awaited else None
         users = recipients(
             alert.alert_code, mps, uk_date(_dt(alert.raised_at)), self.parties, originator
         )
@@ -724,10 +761,24 @@ class HubEngine:
                     now,
                 )
             )
+        while self._held and self._held[0][0] <= now:
+            _, seq = heapq.heappop(self._held)
+            held = self._by_seq.pop(seq, None)
+            if held is not None:
+                effects.extend(self._release(held, now))
+        for cmd, (seq, outcome_deadline) in list(self._outcomes.items()):
+            if outcome_deadline <= now:
+                del self._outcomes[cmd]
+                awaited = self._by_seq.pop(seq, None)
+                if awaited is not None:
+                    reason = f"no 8F66 / 8F67 outcome within {self.config.outcome_timeout_s:.0f} s of the execution time"
+                    effects.extend(
+                        self._respond(awaited, ResponseCode.E30, {"reason": reason}, now)
+                    )
         horizon = now - self.config.idempotency_s
         while self._seen:
             key, rec = next(iter(self._seen.items()))
-            if rec.received_at >= horizon or rec.state is RequestState.ACCEPTED:
+            if rec.received_at >= horizon:
                 break
             del self._seen[key]
         return effects

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -13,7 +14,8 @@ from hub.engine import Direction, EngineConfig, HubEngine, RequestState
 from hub.roles import Role
 from hub.service_params import example_params
 from hub.standard import CommandStatus, DeviceAlert, DeviceResponse
-from tests.world import CHF, COS_DAY, ESME, World, at
+from hub.uktime import uk_date
+from tests.world import CHF, COS_DAY, ESME, MPAN, World, at
 
 T0 = at(COS_DAY - timedelta(days=10)).timestamp()
 
@@ -224,7 +226,7 @@ def test_after_a_restart_an_accepted_unanswered_request_is_dispatched_again() ->
     eff = eng.on_frame("u-supa", _req("r1"), T0)
     rec = eff.save_requests[0]
     fresh = _engine()
-    again = fresh.restore([rec], [], next_seq=rec.seq + 1, next_delivery=1)
+    again = fresh.restore([rec], [], next_seq=rec.seq + 1, next_delivery=1, now=T0 + 1)
     assert [d.command.command_id for d in again.dispatch] == [str(rec.seq)]
     # and the request id is still known
     dup = fresh.on_frame("u-supa", _req("r1"), T0 + 1)
@@ -238,3 +240,80 @@ def test_read_services_reach_the_device_with_their_example_parameters(code: str)
     assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement), _decoded(
         eff.send[0].payload
     )
+
+
+# ---- future-dated requests -------------------------------------------------------------
+
+
+def test_a_dsp_future_dated_request_is_held_until_its_time_then_sent() -> None:
+    eng = _engine()
+    later = T0 + 3600
+    eff = eng.on_frame("u-supa", _req("r1", service="4.1.1", execute_at=later), T0)
+    assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement)
+    assert eff.dispatch == []
+    assert eng.tick(later - 1).dispatch == []
+    released = eng.tick(later)
+    [dispatch] = released.dispatch
+    assert dispatch.command.execute_at is None  # the hub held it; the device acts at once
+
+
+def test_a_held_request_stops_at_execution_if_the_supplier_changed_meanwhile() -> None:
+    eng = _engine()
+    later = T0 + 3 * 86400
+    eng.on_frame("u-supa", _req("r1", service="4.1.1", execute_at=later), T0)
+    # the register learns of a change of supplier effective before the execution day
+    mp = eng.access.registration.meter_points[MPAN]
+    gain_day = uk_date(datetime.fromtimestamp(T0 + 86400, UTC))
+    eng.access.registration.meter_points[MPAN] = replace(
+        mp,
+        registrations=(
+            replace(mp.registrations[0], effective_to=gain_day),
+            replace(mp.registrations[1], effective_from=gain_day),
+        ),
+    )
+    eff = eng.tick(later)
+    assert eff.dispatch == []
+    resp = _decoded(eff.add_deliveries[0].payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.E4
+    assert "stopped at execution" in str(resp.body["reason"])
+
+
+def test_a_device_pattern_command_goes_now_and_its_outcome_alert_goes_to_the_sender() -> None:
+    eng = _engine()
+    later = T0 + 3600
+    sig = b"kid:SUPA:x"
+    eff = eng.on_frame("u-supa", _req("r1", service="1.1.1", execute_at=later, signature=sig), T0)
+    [dispatch] = eff.dispatch
+    assert dispatch.command.execute_at == later
+    cmd = dispatch.command.command_id
+    eng.on_device_response(DeviceResponse(cmd, ESME, "1.1.1", CommandStatus.SCHEDULED), T0 + 1)
+    outcome = eng.on_device_alert(DeviceAlert(ESME, "8F66", later, {"command_id": cmd}), later)
+    assert {d.user_id for d in outcome.add_deliveries} == {"u-supa"}
+    assert eng.tick(later + 7200).add_deliveries == []  # no E30: the outcome came
+
+
+def test_a_device_pattern_command_without_its_outcome_gets_e30() -> None:
+    eng = _engine(outcome_timeout_s=600.0)
+    later = T0 + 3600
+    eff = eng.on_frame(
+        "u-supa", _req("r1", service="1.1.1", execute_at=later, signature=b"kid:SUPA:x"), T0
+    )
+    cmd = eff.dispatch[0].command.command_id
+    eng.on_device_response(DeviceResponse(cmd, ESME, "1.1.1", CommandStatus.SCHEDULED), T0 + 1)
+    assert eng.tick(later + 599).add_deliveries == []
+    late = eng.tick(later + 600)
+    resp = _decoded(late.add_deliveries[0].payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.E30
+
+
+def test_a_held_request_survives_a_restart_and_is_released_once() -> None:
+    eng = _engine()
+    later = T0 + 3600
+    eff = eng.on_frame("u-supa", _req("r1", service="4.1.1", execute_at=later), T0)
+    rec = eff.save_requests[0]
+    fresh = _engine()
+    assert fresh.restore([rec], [], rec.seq + 1, 1, now=T0 + 10).dispatch == []
+    assert len(fresh.tick(later).dispatch) == 1
+    assert fresh.tick(later + 1).dispatch == []
