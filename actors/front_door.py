@@ -48,9 +48,11 @@ class FrontDoor:
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         initial: Effects | None = None,
+        refused_keys: Callable[[], list[str]] | None = None,
     ) -> None:
         self._ctx = context
         self._initial = initial or Effects()
+        self._refused_keys = refused_keys
         self.engine = engine
         self._store = store
         self._endpoint = endpoint
@@ -124,6 +126,8 @@ class FrontDoor:
                 if uplink in events:
                     self._drain_uplink(uplink, effects, now)
                 if now >= next_tick:
+                    for key in self._refused_keys() if self._refused_keys else ():
+                        effects.extend(self.engine.on_handshake_refused(key, now))
                     effects.extend(self.engine.tick(now))
                     next_tick = now + self._tick_s
                 self._apply(router, effects)

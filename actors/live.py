@@ -151,6 +151,7 @@ class LiveHub:
             self._clock,
             s.tick_s,
             initial=startup,
+            refused_keys=auth.drain_refused,
         )
         self.front_door.start()
         return self

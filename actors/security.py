@@ -8,6 +8,7 @@ Must never: trust a user id from a message body; the id comes from the authentic
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         self._lock = threading.Lock()
         self.refused = 0
         """Handshakes refused (unknown or inactive keys)."""
+        self._refused_keys: deque[str] = deque(maxlen=10_000)
 
     def start(self) -> None:
         """Start the ZAP thread and install the key check for every domain."""
@@ -107,7 +109,16 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         if not ok:
             with self._lock:
                 self.refused += 1
+                self._refused_keys.append(z85_key.decode("ascii", "replace")[:12])
         return ok
+
+    def drain_refused(self) -> list[str]:
+        """Short fingerprints of the keys refused since the last call (for security
+        monitoring; bounded, oldest dropped first)."""
+        with self._lock:
+            keys = list(self._refused_keys)
+            self._refused_keys.clear()
+        return keys
 
     def curve_user_id(self, client_public_key: bytes) -> str:
         """The ZAP user id for a key: the registered user's id."""

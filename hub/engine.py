@@ -14,7 +14,7 @@ import a driver. The live actors and the simulator both drive this same class.
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +23,15 @@ from enum import StrEnum
 from hub import wire
 from hub.access import AccessContext, AccessRequest
 from hub.alert_routing import PartyIndex, recipients
+from hub.anomaly import (
+    DEFAULT_QUARANTINE_HOLD_S,
+    AnomalyConfig,
+    AnomalyDetector,
+    NoticeKind,
+    Notification,
+    Quarantine,
+    Thresholds,
+)
 from hub.catalogue import FutureDated, Service
 from hub.codes import ResponseCode
 from hub.non_device import HANDLERS
@@ -36,6 +45,7 @@ from hub.outbox import (
     Push,
 )
 from hub.roles import Role
+from hub.security import SecurityAlert, SecurityMonitor
 from hub.service_params import validate_params
 from hub.sla import SlaRecord
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
@@ -77,6 +87,10 @@ class EngineConfig:
     """How long a request id is remembered for idempotent resubmission."""
     response_timeout_s: float = 120.0
     """How long a dispatched command may go unanswered before the user gets E21."""
+    quarantine_hold_s: float = DEFAULT_QUARANTINE_HOLD_S
+    """How long a quarantined request waits for the user to release or delete it."""
+    anomaly: AnomalyConfig | None = None
+    """Anomaly thresholds (None: the documented defaults for the catalogue)."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""
@@ -181,6 +195,13 @@ class Effects:
         )
 
 
+HUB_ALERT_CODES: dict[NoticeKind, str] = {
+    NoticeKind.WARNING: "ANOMALY_WARNING",
+    NoticeKind.QUARANTINED: "QUARANTINED",
+}
+"""Hub alert codes of anomaly notices (documented in docs/protocol.md)."""
+
+
 def _dt(instant: float) -> datetime:
     return datetime.fromtimestamp(instant, UTC)
 
@@ -202,6 +223,13 @@ class HubEngine:
         # DSP-pattern future-dated requests held until their execution time
         self._held: list[tuple[float, int]] = []
         self._dispatched_at: dict[int, float] = {}  # in dispatch order
+        self.anomaly = AnomalyDetector(
+            self.config.anomaly or AnomalyConfig.for_services(access.catalogue.services())
+        )
+        self.quarantine: Quarantine[wire.ServiceRequest] = Quarantine()
+        self.security = SecurityMonitor()
+        self.security_alerts: deque[SecurityAlert] = deque(maxlen=1000)
+        """The most recent security alerts (also audited)."""
         self._next_seq = 1
         self._next_delivery = 1
         self.counters: dict[str, int] = {}
@@ -250,6 +278,10 @@ class HubEngine:
             return self.on_request(user_id, msg, now)
         if isinstance(msg, wire.DeliveryAck):
             return self.on_ack(user_id, list(msg.delivery_ids), now)
+        if isinstance(msg, wire.QuarantineDecision):
+            return self.on_quarantine_decision(user_id, msg, now)
+        if isinstance(msg, wire.SetThresholds):
+            return self.on_set_thresholds(user_id, msg, now)
         return self.on_hello(user_id, msg.max_in_flight, now)
 
     def _refuse_frame(
@@ -328,8 +360,11 @@ class HubEngine:
         self._pushes(pushes, effects, now)
         return effects
 
-    def on_request(self, user_id: str, req: wire.ServiceRequest, now: float) -> Effects:
-        """Decide on one service request."""
+    def on_request(
+        self, user_id: str, req: wire.ServiceRequest, now: float, *, released: bool = False
+    ) -> Effects:
+        """Decide on one service request (``released``: let out of quarantine by its user, so
+        it is not counted again)."""
         key = (user_id, req.request_id)
         fingerprint = wire.request_fingerprint(req)
         seen = self._seen.get(key)
@@ -337,17 +372,18 @@ class HubEngine:
             return self._resubmission(seen, fingerprint, req, now)
         code, reason, service = self._check(user_id, req, now)
         if code is ResponseCode.H8:
-            self._count(code)
-            busy = wire.Refusal(
-                request_id=req.request_id,
-                code=code,
-                reason=reason,
-                retry_after_s=self.config.busy_retry_s,
-            )
-            return Effects(
-                audit=self._audit_pair(now, user_id, req, code, reason),
-                send=[Send(user_id, wire.encode(busy))],
-            )
+            return self._busy(user_id, req, reason, now)
+        notes = Effects()
+        if code.value in ("E1", "E2", "E3", "E4", "E5"):
+            self._security(self.security.on_refusal(user_id, code, now), now, notes)
+        if code is ResponseCode.I99 and not released:
+            assessment = self.anomaly.observe(user_id, req.service, now)
+            for notice in assessment.notices:
+                notes.extend(self._notify(notice, now))
+            if assessment.hold:
+                held = self._hold(user_id, req, assessment.reason, now)
+                held.extend(notes)
+                return held
         accepted = code is ResponseCode.I99
         reply_msg: wire.Acknowledgement | wire.Refusal = (
             wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
@@ -386,7 +422,173 @@ class HubEngine:
         )
         if accepted:
             effects.extend(self._execute(rec, now))
+        effects.extend(notes)
         return effects
+
+    def _busy(self, user_id: str, req: wire.ServiceRequest, reason: str, now: float) -> Effects:
+        """H8: nothing done, the request id not remembered; retry after a while."""
+        self._count(ResponseCode.H8)
+        busy = wire.Refusal(
+            request_id=req.request_id,
+            code=ResponseCode.H8,
+            reason=reason,
+            retry_after_s=self.config.busy_retry_s,
+        )
+        return Effects(
+            audit=self._audit_pair(now, user_id, req, ResponseCode.H8, reason),
+            send=[Send(user_id, wire.encode(busy))],
+        )
+
+    # ---- anomaly detection and security monitoring -------------------------------------------
+
+    def _hold(self, user_id: str, req: wire.ServiceRequest, reason: str, now: float) -> Effects:
+        decision = self.quarantine.hold(
+            user_id, req.request_id, req, now, service=req.service, reason=reason
+        )
+        if not decision.held:
+            return self._busy(user_id, req, decision.reason, now)
+        self._count(ResponseCode.H7)
+        text = f"{reason}; release or delete it (quarantine message)"
+        refusal = wire.Refusal(
+            request_id=req.request_id, code=ResponseCode.H7, reason=text[:1024], retry_after_s=None
+        )
+        return Effects(
+            audit=self._audit_pair(now, user_id, req, ResponseCode.H7, reason),
+            send=[Send(user_id, wire.encode(refusal))],
+        )
+
+    def on_quarantine_decision(
+        self, user_id: str, msg: wire.QuarantineDecision, now: float
+    ) -> Effects:
+        """The user releases quarantined requests (each is then decided as if just received,
+        without being counted again) or deletes them (each is answered H7 'deleted')."""
+        effects = Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    f"quarantine_{msg.action.value}",
+                    reason=", ".join(msg.request_ids)[:1024],
+                )
+            ]
+        )
+        if msg.action is wire.QuarantineAction.RELEASE:
+            removal = self.quarantine.release(user_id, msg.request_ids)
+            for entry in removal.removed:
+                effects.extend(self.on_request(user_id, entry.item, now, released=True))
+            outcome = "deleted from quarantine at the user's request"
+        else:
+            removal = self.quarantine.delete(user_id, msg.request_ids)
+            outcome = "deleted from quarantine at the user's request"
+            for entry in removal.removed:
+                effects.extend(
+                    self._final_refusal(user_id, entry.request_id, ResponseCode.H7, outcome, now)
+                )
+        for rid in removal.unknown:
+            effects.extend(
+                self._final_refusal(
+                    user_id, rid, ResponseCode.H7, "not held in quarantine for this user", now
+                )
+            )
+        return effects
+
+    def _final_refusal(
+        self, user_id: str, request_id: str, code: ResponseCode, reason: str, now: float
+    ) -> Effects:
+        refusal = wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    user_id,
+                    "refusal",
+                    request_id,
+                    code=code.value,
+                    reason=reason,
+                )
+            ],
+            send=[Send(user_id, wire.encode(refusal))],
+        )
+
+    def on_set_thresholds(self, user_id: str, msg: wire.SetThresholds, now: float) -> Effects:
+        """The user sets its own warning and quarantine thresholds for a service."""
+        self.anomaly.set_user_thresholds(
+            user_id, msg.service, Thresholds(msg.warning, msg.quarantine, msg.period_s)
+        )
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    "thresholds",
+                    service=msg.service,
+                    reason=f"warning {msg.warning}, quarantine {msg.quarantine} per {msg.period_s:.0f} s",
+                )
+            ]
+        )
+
+    def on_handshake_refused(self, key: str, now: float) -> Effects:
+        """The transport refused a CURVE handshake (unknown or suspended key)."""
+        effects = Effects()
+        self._security(self.security.on_handshake_refused(key, now), now, effects)
+        return effects
+
+    def _notify(self, notice: Notification, now: float) -> Effects:
+        data: dict[str, Value] = {
+            "service": notice.service,
+            "count": notice.count,
+            "text": notice.text,
+        }
+        code = HUB_ALERT_CODES[notice.kind]
+        if notice.user_id is None:  # hub-wide: the operator's, recorded in the audit
+            return Effects(
+                audit=[
+                    AuditRecord(
+                        now,
+                        Direction.OUT,
+                        None,
+                        "hub_alert",
+                        service=notice.service,
+                        code=code,
+                        reason=notice.text,
+                    )
+                ]
+            )
+        return self.hub_alert(notice.user_id, code, data, now)
+
+    def hub_alert(
+        self, user_id: str, alert_code: str, data: dict[str, Value], now: float
+    ) -> Effects:
+        """Deliver a hub alert to a user through the outbox."""
+        delivery_id = self._next_delivery
+        self._next_delivery += 1
+        payload = wire.encode(
+            wire.HubAlert(delivery_id=delivery_id, alert_code=alert_code, raised_at=now, data=data)
+        )
+        d = Delivery(
+            delivery_id, user_id, DeliveryKind.HUB_ALERT, payload, now, now + self.config.hold_s
+        )
+        effects = Effects(add_deliveries=[d])
+        self._pushes(self.outbox.add(d, now), effects, now)
+        return effects
+
+    def _security(self, alerts: list[SecurityAlert], now: float, into: Effects) -> None:
+        for alert in alerts:
+            self.security_alerts.append(alert)
+            self.counters["security_alert"] = self.counters.get("security_alert", 0) + 1
+            record = AuditRecord(
+                now,
+                Direction.OUT,
+                None,
+                "security_alert",
+                device_id=None,
+                code=alert.kind.value,
+                reason=f"{alert.subject}: {alert.reason}"[:1024],
+            )
+            into.audit.append(record)
 
     def _audit_pair(
         self, now: float, user_id: str, req: wire.ServiceRequest, code: ResponseCode, reason: str
@@ -563,7 +765,7 @@ class HubEngine:
         rec = self._pending_for(resp.command_id)
         if rec is None:
             self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
-            return Effects(
+            effects = Effects(
                 audit=[
                     AuditRecord(
                         now,
@@ -575,6 +777,8 @@ class HubEngine:
                     )
                 ]
             )
+            self._security(self.security.on_unsolicited_response(resp.device_id, now), now, effects)
+            return effects
         if resp.status is CommandStatus.REJECTED:
             return self._respond(rec, ResponseCode.H11, {"reason": resp.reason, **resp.body}, now)
         body = dict(resp.body)
@@ -713,7 +917,7 @@ class HubEngine:
         """A frame from a comms hub failed its head-end's integrity check: audit and count it
         (the command it may have answered times out with E21)."""
         self.counters["integrity_failure"] = self.counters.get("integrity_failure", 0) + 1
-        return Effects(
+        effects = Effects(
             audit=[
                 AuditRecord(
                     now,
@@ -725,6 +929,8 @@ class HubEngine:
                 )
             ]
         )
+        self._security(self.security.on_integrity_failure(comms_hub, now, reason), now, effects)
+        return effects
 
     # ---- time ------------------------------------------------------------------------------
 
@@ -775,6 +981,20 @@ class HubEngine:
                     effects.extend(
                         self._respond(awaited, ResponseCode.E30, {"reason": reason}, now)
                     )
+        for notice in self.quarantine.due_notifications(now):
+            effects.extend(self._notify(notice, now))
+        for entry in self.quarantine.expire(now, self.config.quarantine_hold_s):
+            effects.extend(
+                self._final_refusal(
+                    entry.user_id,
+                    entry.request_id,
+                    ResponseCode.H7,
+                    f"not released within {self.config.quarantine_hold_s:.0f} s; deleted",
+                    now,
+                )
+            )
+        self.anomaly.forget_idle(now)
+        self.security.forget_idle(now)
         horizon = now - self.config.idempotency_s
         while self._seen:
             key, rec = next(iter(self._seen.items()))

@@ -24,6 +24,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
 import msgpack
@@ -324,6 +325,80 @@ class Hello:
         return {"v": PROTOCOL_VERSION, "kind": self.KIND, "max_in_flight": self.max_in_flight}
 
 
+class QuarantineAction(StrEnum):
+    """What a user does with requests that anomaly detection quarantined."""
+
+    RELEASE = "release"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineDecision:
+    """The user releases (they are then executed) or deletes quarantined requests."""
+
+    KIND: ClassVar[str] = "quarantine"
+
+    action: QuarantineAction
+    """``release`` or ``delete``."""
+    request_ids: tuple[str, ...]
+    """The quarantined requests' ids: 1 to 1000 of them; ids not held for the user are
+    reported back and change nothing."""
+
+    def __post_init__(self) -> None:
+        if type(self.action) is not QuarantineAction:
+            raise InvalidMessageError(f"action must be release or delete, not {_show(self.action)}")
+        ids = self.request_ids
+        if type(ids) is not tuple or not 1 <= len(ids) <= MAX_ACK_IDS:
+            raise InvalidMessageError(f"request_ids must be a list of 1 to {MAX_ACK_IDS} ids")
+        for rid in ids:
+            _check_request_id(rid)
+
+    def _wire(self) -> dict[str, object]:
+        return {
+            "v": PROTOCOL_VERSION,
+            "kind": self.KIND,
+            "action": self.action.value,
+            "request_ids": list(self.request_ids),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetThresholds:
+    """The user's own anomaly thresholds for one service: over ``warning`` requests in
+    ``period_s`` the user is warned; over ``quarantine`` further requests are held."""
+
+    KIND: ClassVar[str] = "thresholds"
+
+    service: str
+    """Service reference variant the thresholds apply to."""
+    warning: int
+    """Requests per period that raise a warning (1 to 100,000,000)."""
+    quarantine: int
+    """Requests per period beyond which requests are quarantined (at least ``warning``)."""
+    period_s: float
+    """The rolling period in seconds (60 to 604,800)."""
+
+    def __post_init__(self) -> None:
+        _check_service(self.service)
+        _check_count(self.warning, "warning", 1, 100_000_000)
+        _check_count(self.quarantine, "quarantine", 1, 100_000_000)
+        if self.quarantine < self.warning:
+            raise InvalidMessageError("quarantine must be at least warning")
+        p = self.period_s
+        if type(p) is not float or not 60.0 <= p <= 604_800.0:
+            raise InvalidMessageError(f"period_s must be 60 to 604800 seconds, not {_show(p)}")
+
+    def _wire(self) -> dict[str, object]:
+        return {
+            "v": PROTOCOL_VERSION,
+            "kind": self.KIND,
+            "service": self.service,
+            "warning": self.warning,
+            "quarantine": self.quarantine,
+            "period_s": float(self.period_s),
+        }
+
+
 # ---------------------------------------------------------------------------------------------
 # Messages from the hub to a service user.
 
@@ -553,7 +628,7 @@ class Welcome:
         }
 
 
-UserMessage: TypeAlias = ServiceRequest | DeliveryAck | Hello
+UserMessage: TypeAlias = ServiceRequest | DeliveryAck | Hello | QuarantineDecision | SetThresholds
 """Anything a service user sends to the hub."""
 HubMessage: TypeAlias = (
     Acknowledgement | Refusal | ServiceResponse | DeviceAlertNotice | HubAlert | Welcome
@@ -626,6 +701,8 @@ _SETTERS: dict[type, tuple[Callable[[object, object], None], ...]] = {
         ServiceRequest,
         DeliveryAck,
         Hello,
+        QuarantineDecision,
+        SetThresholds,
         Acknowledgement,
         Refusal,
         ServiceResponse,
@@ -697,6 +774,19 @@ def _hello(b: _Body) -> Hello:
     return _build(Hello, b.get("max_in_flight"))
 
 
+def _quarantine(b: _Body) -> QuarantineDecision:
+    action = b["action"]
+    if type(action) is not str or action not in ("release", "delete"):
+        raise InvalidMessageError(f"action must be release or delete, not {_show(action)}")
+    return _build(QuarantineDecision, QuarantineAction(action), _ids(b["request_ids"]))
+
+
+def _thresholds(b: _Body) -> SetThresholds:
+    return _build(
+        SetThresholds, b["service"], b["warning"], b["quarantine"], _number(b["period_s"])
+    )
+
+
 def _acknowledgement(b: _Body) -> Acknowledgement:
     return _build(Acknowledgement, b["request_id"], _code(b["code"]), b["reason"])
 
@@ -762,6 +852,8 @@ _FROM_USER: dict[str, _Schema] = {
     ),
     DeliveryAck.KIND: _schema(_delivery_ack, "delivery_ids"),
     Hello.KIND: _schema(_hello, "max_in_flight"),
+    QuarantineDecision.KIND: _schema(_quarantine, "action request_ids"),
+    SetThresholds.KIND: _schema(_thresholds, "service warning quarantine period_s"),
 }
 _FROM_HUB: dict[str, _Schema] = {
     Acknowledgement.KIND: _schema(_acknowledgement, "request_id code reason"),

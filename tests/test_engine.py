@@ -317,3 +317,83 @@ def test_a_held_request_survives_a_restart_and_is_released_once() -> None:
     assert fresh.restore([rec], [], rec.seq + 1, 1, now=T0 + 10).dispatch == []
     assert len(fresh.tick(later).dispatch) == 1
     assert fresh.tick(later + 1).dispatch == []
+
+
+# ---- anomaly detection, quarantine, security monitoring ----------------------------------
+
+
+def _quarantine(action: str, *ids: str) -> bytes:
+    return wire.encode(
+        wire.QuarantineDecision(action=wire.QuarantineAction(action), request_ids=ids)
+    )
+
+
+def test_requests_over_the_users_quarantine_threshold_are_held_and_answered_h7() -> None:
+    eng = _engine()
+    thresholds = wire.SetThresholds(service="4.1.1", warning=1, quarantine=2, period_s=3600.0)
+    eng.on_frame("u-supa", wire.encode(thresholds), T0)
+    codes = []
+    for n in range(4):
+        eff = eng.on_frame("u-supa", _req(f"r{n}"), T0 + n)
+        codes.append(_decoded(eff.send[0].payload).code)  # type: ignore[union-attr]
+    assert codes == [ResponseCode.I99, ResponseCode.I99, ResponseCode.H7, ResponseCode.H7]
+    assert eng.pending == 2
+    # the user hears about the warning and, once the batch closes, the quarantine
+    alerts = [d for d in eng.tick(T0 + 120).add_deliveries if d.kind.value == "hub_alert"]
+    assert alerts
+    assert "QUARANTINE" in str(_decoded(alerts[-1].payload))
+
+
+def test_a_released_request_is_executed_and_a_deleted_one_is_not() -> None:
+    eng = _engine()
+    eng.on_frame(
+        "u-supa",
+        wire.encode(wire.SetThresholds(service="4.1.1", warning=1, quarantine=1, period_s=3600.0)),
+        T0,
+    )
+    eng.on_frame("u-supa", _req("r0"), T0)
+    eng.on_frame("u-supa", _req("r1"), T0 + 1)
+    eng.on_frame("u-supa", _req("r2"), T0 + 2)
+    released = eng.on_frame("u-supa", _quarantine("release", "r1"), T0 + 3)
+    ack = _decoded(released.send[0].payload)
+    assert isinstance(ack, wire.Acknowledgement)
+    assert ack.request_id == "r1"
+    assert len(released.dispatch) == 1
+    deleted = eng.on_frame("u-supa", _quarantine("delete", "r2", "nope"), T0 + 4)
+    answers = [_decoded(s.payload) for s in deleted.send]
+    assert [(a.request_id, a.code) for a in answers] == [
+        ("r2", ResponseCode.H7),
+        ("nope", ResponseCode.H7),
+    ]  # type: ignore[union-attr]
+    assert deleted.dispatch == []
+
+
+def test_another_user_cannot_release_someone_elses_quarantined_request() -> None:
+    eng = _engine()
+    eng.on_frame(
+        "u-supa",
+        wire.encode(wire.SetThresholds(service="4.1.1", warning=1, quarantine=1, period_s=3600.0)),
+        T0,
+    )
+    eng.on_frame("u-supa", _req("r0"), T0)
+    eng.on_frame("u-supa", _req("r1"), T0 + 1)
+    eff = eng.on_frame("u-supb", _quarantine("release", "r1"), T0 + 2)
+    assert eff.dispatch == []
+    assert eng.quarantine.count("u-supa") == 1
+
+
+def test_repeated_refusals_raise_a_security_alert() -> None:
+    eng = _engine()
+    audited = []
+    for n in range(25):
+        audited += eng.on_frame("u-supb", _req(f"r{n}"), T0 + n).audit  # E4 each time
+    assert any(a.kind == "security_alert" for a in audited)
+    assert eng.security_alerts
+
+
+def test_refused_handshakes_raise_a_security_alert() -> None:
+    eng = _engine()
+    alerts = []
+    for n in range(6):
+        alerts += eng.on_handshake_refused("AbCdEf", T0 + n).audit
+    assert [a.kind for a in alerts] == ["security_alert"]

@@ -70,6 +70,20 @@ KIND_STRATEGIES: dict[str, st.SearchStrategy[wire.Message]] = {
         delivery_ids=st.lists(delivery_ids, min_size=1, max_size=wire.MAX_ACK_IDS).map(tuple),
     ),
     "hello": st.builds(wire.Hello, max_in_flight=st.none() | st.integers(1, wire.MAX_IN_FLIGHT)),
+    "quarantine": st.builds(
+        wire.QuarantineDecision,
+        action=st.sampled_from(list(wire.QuarantineAction)),
+        request_ids=st.lists(request_ids, min_size=1, max_size=20).map(tuple),
+    ),
+    "thresholds": st.integers(1, 100_000_000).flatmap(
+        lambda w: st.builds(
+            wire.SetThresholds,
+            service=services,
+            warning=st.just(w),
+            quarantine=st.integers(w, 100_000_000),
+            period_s=st.floats(60.0, 604_800.0),
+        )
+    ),
     "acknowledgement": st.builds(wire.Acknowledgement, request_id=request_ids, reason=reasons),
     "refusal": st.one_of(
         st.builds(
@@ -127,11 +141,13 @@ KIND_STRATEGIES: dict[str, st.SearchStrategy[wire.Message]] = {
     ),
 }
 messages = st.one_of(*KIND_STRATEGIES.values())
-USER_KINDS = {"service_request", "delivery_ack", "hello"}
+USER_KINDS = {"service_request", "delivery_ack", "hello", "quarantine", "thresholds"}
 CLASSES: tuple[type[wire.Message], ...] = (
     wire.ServiceRequest,
     wire.DeliveryAck,
     wire.Hello,
+    wire.QuarantineDecision,
+    wire.SetThresholds,
     wire.Acknowledgement,
     wire.Refusal,
     wire.ServiceResponse,
@@ -193,7 +209,7 @@ def decodes_or_is_refused(data: bytes) -> None:
 
 
 def test_there_is_a_strategy_for_every_kind() -> None:
-    assert set(KIND_STRATEGIES) == set(BY_KIND)
+    assert set(KIND_STRATEGIES) == set(BY_KIND) == set(wire._ANY_KIND)
 
 
 @pytest.mark.parametrize("kind", sorted(KIND_STRATEGIES))
