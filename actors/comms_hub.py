@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -33,8 +34,14 @@ from hub.headends.base import FrameError, HeadEnd
 from hub.standard import DeviceAlert, DeviceCommand, DeviceResponse
 from meters_sim.wan import Outcome, Transit, WanProfile, transit
 
+log = logging.getLogger(__name__)
+
 MAX_QUEUE_PER_HUB = 256
 """Commands held per comms hub; the engine's own cap is lower, so this is a safety net."""
+
+
+class NoAnswerError(Exception):
+    """The devices behind a comms hub cannot answer (no power at the site)."""
 
 
 class DeviceHost(Protocol):
@@ -212,8 +219,16 @@ class CommsHubPoolActor(pykka.ThreadingActor):
                 )
             )
             return
-        alerts = hub.host.advance(now)
-        response, raised = hub.host.execute(cmd, now)
+        try:
+            alerts = hub.host.advance(now)
+            response, raised = hub.host.execute(cmd, now)
+        except NoAnswerError as err:
+            self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"no response: {err}"))
+            return
+        except Exception as err:  # a fault in one simulated device must not stop the pool
+            log.exception("simulated device failed on command %s", t.command_id)
+            self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"device fault: {err}"))
+            return
         self.executed += 1
         head_end = self._head_ends[t.head_end]
         head_end.tell(UplinkFrame(codec.encode_uplink(response), comms_hub, t.head_end))

@@ -12,12 +12,19 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, date, datetime, timedelta
 
+from actors.comms_hub import NoAnswerError
 from actors.registers import Fleet
 from hub.records import PaymentMode
 from hub.roles import DeviceType
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
 from hub.uktime import uk_date
-from meters_sim.devices import Layout, Premises, SignatureCheck, UnknownDeviceError
+from meters_sim.devices import (
+    DeviceUnreachableError,
+    Layout,
+    Premises,
+    SignatureCheck,
+    UnknownDeviceError,
+)
 
 INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
@@ -41,6 +48,8 @@ class SiteHost:
         """Run a command on the device it names."""
         try:
             return self._route.get(cmd.device_id, self.premises).execute(cmd, now)
+        except DeviceUnreachableError as err:
+            raise NoAnswerError(str(err)) from err
         except UnknownDeviceError as err:
             return DeviceResponse(
                 cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)

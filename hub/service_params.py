@@ -905,10 +905,11 @@ SCHEMAS: Mapping[str, ServiceSchema] = {
                 "2.1.0",
                 fmt=Format.VERSION,
             ),
-            _instant(
+            Param(
                 "activate_at",
+                Kind.INSTANT,
                 "when to activate; the same as future dating the command",
-                0.0,
+                None,
                 required=False,
             ),
         )

@@ -94,6 +94,7 @@ SECURITY_CODES = frozenset(
 """Codes recorded in the security log rather than the event log."""
 
 _NO_CODES: frozenset[str] = frozenset()
+_DEFAULT_MODELS = {t: f"SIM-{t.value}" for t in DeviceType}
 _SIGNATURE_PREFIX = b"kid:"
 
 
@@ -263,7 +264,7 @@ class Device:
         self.device_id = device_id
         """EUI-64, 16 upper-case hex digits."""
         self.manufacturer = manufacturer
-        self.model = model or f"SIM-{self.DEVICE_TYPE.value}"
+        self.model = model or _DEFAULT_MODELS[self.DEVICE_TYPE]
         self.firmware_version = firmware_version
         """The running firmware version."""
         self.commissioned = True

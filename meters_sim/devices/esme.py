@@ -395,7 +395,7 @@ class ESME(Meter):
                 f"the secondary tariff has {len(old.rates)} rates, {len(rates)} given"
             )
         standing = p_float(ctx.params, "standing_charge_pence_per_day", old.standing_pence_per_day)
-        self.tariff2 = replace(old, standing_pence_per_day=standing, rates=rates)
+        self.tariff2 = make_tariff(standing, rates, old.starts)
         return {"tariff": self.tariff2.to_body(), "effective_at": ctx.now}
 
     def h_read_secondary_tariff(self, ctx: Ctx) -> Body:
@@ -483,7 +483,7 @@ class ESME(Meter):
         previous: Body = dict(self._v_counts or {})
         self._v_counts = None
         self._v_min = self._v_max = self._volts
-        return {"threshold_counts": {}, "previous_counts": previous}
+        return {"reset_at": ctx.now, "threshold_counts": {}, "previous_counts": previous}
 
     def h_enable_supply(self, ctx: Ctx) -> Body:
         """7.1 Enable Supply (refused on a prepayment meter without enough credit)."""

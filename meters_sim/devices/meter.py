@@ -118,23 +118,46 @@ class SupplyTamperState(StrEnum):
     ARMED = "armed"
 
 
+_SNAPSHOT_WIDTH = 4 + SNAPSHOT_TOU + SNAPSHOT_BLOCKS
+_LOG_SHAPES: Mapping[str, tuple[int, int]] = {
+    "mode_tariff": (_SNAPSHOT_WIDTH, MAX_MODE_TARIFF_ENTRIES),
+    "calendar": (_SNAPSHOT_WIDTH, MAX_CALENDAR_ENTRIES),
+    "debt_payments": (3, MAX_PAYMENT_ENTRIES),
+    "credits": (3, MAX_PAYMENT_ENTRIES),
+    "daily": (5, MAX_DAILY_ENTRIES),
+}
+"""Log name -> (fields per record, records kept)."""
+
+
 class _Logs:
-    """A meter's bounded billing and prepayment logs (created on first use)."""
+    """A meter's bounded billing and prepayment logs, each created on its first record."""
 
     __slots__ = ("calendar", "credits", "daily", "debt_payments", "mode_tariff")
 
     def __init__(self) -> None:
-        snapshot = 4 + SNAPSHOT_TOU + SNAPSHOT_BLOCKS
-        self.mode_tariff = RecordLog(snapshot, MAX_MODE_TARIFF_ENTRIES)
+        self.mode_tariff: RecordLog | None = None
         """4.4.2 change of mode / tariff snapshots: at, trigger, import, balance, TOU, blocks."""
-        self.calendar = RecordLog(snapshot, MAX_CALENDAR_ENTRIES)
+        self.calendar: RecordLog | None = None
         """4.4.3 billing calendar snapshots (same fields)."""
-        self.debt_payments = RecordLog(3, MAX_PAYMENT_ENTRIES)
+        self.debt_payments: RecordLog | None = None
         """4.4.4 payment-based debt payments: at, amount, debt remaining (millipence)."""
-        self.credits = RecordLog(3, MAX_PAYMENT_ENTRIES)
+        self.credits: RecordLog | None = None
         """4.4.5 prepayment credits: at, amount (pence), UTRN counter."""
-        self.daily = RecordLog(5, MAX_DAILY_ENTRIES)
+        self.daily: RecordLog | None = None
         """4.14 prepayment daily reads: at, credit, emergency credit, time debt, payment debt."""
+
+    def find(self, name: str) -> RecordLog | None:
+        """The log called ``name``, if it has any record."""
+        found: RecordLog | None = getattr(self, name)
+        return found
+
+    def take(self, name: str) -> RecordLog:
+        """The log called ``name``, created if need be."""
+        found = self.find(name)
+        if found is None:
+            found = RecordLog(*_LOG_SHAPES[name])
+            setattr(self, name, found)
+        return found
 
 
 def _padded(values: list[int] | None, width: int) -> list[int]:
@@ -447,14 +470,14 @@ class Meter(Device):
 
     def _midnight(self, at: Instant) -> None:
         if self.mode is PaymentMode.PREPAYMENT:
-            self._get_logs().daily.append(
+            self._logbook("daily").append(
                 to_ms(at), self._balance, self._ec_remaining, self._time_debt, self._payment_debt
             )
         if self._block_daily_reset:
             self._reset_blocks()
 
     def _billing_snapshot(self, at: Instant, alerts: list[DeviceAlert]) -> None:
-        self._snapshot(self._get_logs().calendar, at, "billing calendar")
+        self._snapshot(self._logbook("calendar"), at, "billing calendar")
         self._reset_blocks()
         self.alert(alerts, "8F0A", at, {"trigger": "billing calendar"})
         self._bill_next = next_billing(self._bill_period, self._bill_start, at)
@@ -464,10 +487,13 @@ class Meter(Device):
         if self._blocks is not None:
             self._blocks = [0] * len(self._blocks)
 
-    def _get_logs(self) -> _Logs:
+    def _logbook(self, name: str) -> RecordLog:
         if self._logs is None:
             self._logs = _Logs()
-        return self._logs
+        return self._logs.take(name)
+
+    def _records(self, name: str) -> RecordLog | None:
+        return self._logs.find(name) if self._logs is not None else None
 
     def _snapshot(self, log: RecordLog, at: Instant, trigger: str) -> None:
         log.append(
@@ -605,7 +631,7 @@ class Meter(Device):
         return make_tariff(standing, rates, starts, thresholds, prices)
 
     def _install_tariff(self, tariff: Tariff, at: Instant, trigger: str) -> None:
-        self._snapshot(self._get_logs().mode_tariff, at, trigger)
+        self._snapshot(self._logbook("mode_tariff"), at, trigger)
         self.tariff = tariff
         if len(self._tou) < len(tariff.rates):
             self._tou.extend([0] * (len(tariff.rates) - len(self._tou)))
@@ -644,7 +670,7 @@ class Meter(Device):
     def h_reset_blocks(self, ctx: Ctx) -> Body:
         """1.7 Reset Tariff Block Counter Matrix."""
         self._reset_blocks()
-        return {"block_wh": list(self._blocks or ())}
+        return {"reset_at": ctx.now, "block_wh": list(self._blocks or ())}
 
     # ------------------------------------------------------------------ handlers: payment
 
@@ -658,7 +684,7 @@ class Meter(Device):
         """1.6 Update Payment Mode."""
         mode = PaymentMode(p_str(ctx.params, "payment_mode"))
         previous = self.mode
-        self._snapshot(self._get_logs().mode_tariff, ctx.now, f"payment mode {mode.value}")
+        self._snapshot(self._logbook("mode_tariff"), ctx.now, f"payment mode {mode.value}")
         self.mode = mode
         if mode is PaymentMode.CREDIT:
             self._ec, self._ec_remaining, self._low_raised = EmergencyCredit.UNAVAILABLE, 0, False
@@ -705,11 +731,10 @@ class Meter(Device):
             self.alert(ctx.alerts, "8F47", ctx.now, {"utrn": code, "amount_pence": amount})
             raise RefusedError("the top-up would exceed the maximum meter balance")
         self._utrn_seen = (*seen, fields.counter)[-UTRN_MEMORY:]
-        logs = self._get_logs()
         to_debt = min(self._payment_debt, amount * 1000 * self.prepay.debt_recovery_percent // 100)
         if to_debt:
             self._payment_debt -= to_debt
-            logs.debt_payments.append(to_ms(ctx.now), to_debt, self._payment_debt)
+            self._logbook("debt_payments").append(to_ms(ctx.now), to_debt, self._payment_debt)
             if self._payment_debt == 0:
                 self.alert(ctx.alerts, "81A9", ctx.now)
         credit = amount * 1000 - to_debt
@@ -717,7 +742,7 @@ class Meter(Device):
             credit -= self._ec_granted - self._ec_remaining  # repay the emergency credit used
             self._ec, self._ec_granted, self._ec_remaining = EmergencyCredit.UNAVAILABLE, 0, 0
         self._balance += credit
-        logs.credits.append(to_ms(ctx.now), amount, fields.counter)
+        self._logbook("credits").append(to_ms(ctx.now), amount, fields.counter)
         self._check_credit(ctx.now, ctx.alerts)
         return {
             "amount_pence": amount,
@@ -792,17 +817,17 @@ class Meter(Device):
 
     def h_billing_mode_tariff(self, ctx: Ctx) -> Body:
         """4.4.2 Retrieve Change Of Mode / Tariff Triggered Billing Data Log."""
-        return {"entries": self._snapshot_rows(self._logs.mode_tariff if self._logs else None)}
+        return {"entries": self._snapshot_rows(self._records("mode_tariff"))}
 
     def h_billing_calendar_log(self, ctx: Ctx) -> Body:
         """4.4.3 Retrieve Billing Calendar Triggered Billing Data Log."""
-        return {"entries": self._snapshot_rows(self._logs.calendar if self._logs else None)}
+        return {"entries": self._snapshot_rows(self._records("calendar"))}
 
     def h_debt_payments(self, ctx: Ctx) -> Body:
         """4.4.4 Retrieve Billing Data Log (Payment Based Debt Payments)."""
         rows: list[Value] = [
             {"at": from_ms(at), "amount_pence": pence(amount), "remaining_pence": pence(left)}
-            for at, amount, left in (self._logs.debt_payments if self._logs else ())
+            for at, amount, left in (self._records("debt_payments") or ())
         ]
         return {"entries": rows, "payment_debt_pence": pence(self._payment_debt)}
 
@@ -810,7 +835,7 @@ class Meter(Device):
         """4.4.5 Retrieve Billing Data Log (Prepayment Credits)."""
         rows: list[Value] = [
             {"at": from_ms(at), "amount_pence": amount, "utrn_counter": counter}
-            for at, amount, counter in (self._logs.credits if self._logs else ())
+            for at, amount, counter in (self._records("credits") or ())
         ]
         return {"entries": rows}
 
@@ -826,7 +851,7 @@ class Meter(Device):
                 "time_debt_pence": pence(time_debt),
                 "payment_debt_pence": pence(payment_debt),
             }
-            for at, credit, ec, time_debt, payment_debt in (self._logs.daily if self._logs else ())
+            for at, credit, ec, time_debt, payment_debt in (self._records("daily") or ())
             if start <= at < end
         ]
         return {"entries": rows}
