@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hub.catalogue import CATALOGUE, FutureDated, Service
+from hub.non_device import executable
 
 
 def _yn(flag: bool) -> str:
@@ -21,8 +22,10 @@ def _yn(flag: bool) -> str:
 
 def _status(service: Service) -> str:
     if not service.in_scope:
-        return "[red]out of scope[/red]"
-    return "[green]in scope[/green]"
+        return "[red]out of scope (H5)[/red]"
+    if not executable(service):
+        return "[yellow]not yet (H9)[/yellow]"
+    return "[green]executes[/green]"
 
 
 def catalogue(
@@ -34,9 +37,14 @@ def catalogue(
     if role is not None:
         services = tuple(s for s in services if role.upper() in {r.value for r in s.roles})
     if as_json:
-        typer.echo(json.dumps([s.to_json() for s in services], indent=2))
+        typer.echo(
+            json.dumps([{**s.to_json(), "executes": executable(s)} for s in services], indent=2)
+        )
         return
-    table = Table(title=f"Service catalogue ({len(services)} services)")
+    runs = sum(1 for s in services if executable(s))
+    table = Table(
+        title=f"Service catalogue ({len(services)} services, {runs} executable by this release)"
+    )
     for col in (
         "SRV",
         "Name",

@@ -34,7 +34,7 @@ from hub.anomaly import (
 )
 from hub.catalogue import FutureDated, Service
 from hub.codes import ResponseCode
-from hub.non_device import HANDLERS
+from hub.non_device import HANDLERS, executable
 from hub.outbox import (
     DEFAULT_HOLD_S,
     DEFAULT_MAX_IN_FLIGHT,
@@ -667,13 +667,13 @@ class HubEngine:
         )
         if not decision.accepted or service is None:
             return decision.code, decision.reason, service
+        if not executable(service):
+            return (
+                ResponseCode.H9,
+                f"{service.code} ({service.name}) is not executable by this release",
+                service,
+            )
         if service.non_device:
-            if service.code not in HANDLERS:
-                return (
-                    ResponseCode.H9,
-                    f"{service.code} ({service.name}) is not executable by this release",
-                    service,
-                )
             if req.device_id is None:
                 return ResponseCode.E12, f"{service.code} needs a target device", service
         else:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hub.catalogue import Service
 from hub.inventory import Device, Inventory
+from hub.service_params import schema_for
 from hub.standard import Value
 
 
@@ -55,3 +57,14 @@ HANDLERS: dict[str, Callable[[Inventory, Device], dict[str, Value]]] = {
 """Answer functions by service code (keys equal ``ANSWERED``)."""
 ANSWERED: frozenset[str] = frozenset(HANDLERS)
 """Non-device services this release answers; the others are refused with H9."""
+
+
+def executable(service: Service) -> bool:
+    """Whether this hub release carries the service out: device services with a parameter
+    schema (the simulated devices implement every one, as their tests show), and the non-device
+    services the hub answers. Anything else is refused with H9, never faked."""
+    if not service.in_scope:
+        return False
+    if service.non_device:
+        return service.code in ANSWERED
+    return schema_for(service.code) is not None
