@@ -49,6 +49,7 @@ from hub.security import SecurityAlert, SecurityMonitor
 from hub.service_params import validate_params
 from hub.sla import SlaRecord
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
+from hub.traffic import Busy, TrafficConfig, TrafficManager
 from hub.uktime import uk_date
 
 
@@ -91,6 +92,8 @@ class EngineConfig:
     """How long a quarantined request waits for the user to release or delete it."""
     anomaly: AnomalyConfig | None = None
     """Anomaly thresholds (None: the documented defaults for the catalogue)."""
+    traffic: TrafficConfig = field(default_factory=lambda: TrafficConfig(capacity_per_s=10_000.0))
+    """Traffic management: hub rate, user shares near capacity, cell budgets, queue bounds."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""
@@ -227,6 +230,7 @@ class HubEngine:
             self.config.anomaly or AnomalyConfig.for_services(access.catalogue.services())
         )
         self.quarantine: Quarantine[wire.ServiceRequest] = Quarantine()
+        self.traffic: TrafficManager[Dispatch] = TrafficManager(self.config.traffic)
         self.security = SecurityMonitor()
         self.security_alerts: deque[SecurityAlert] = deque(maxlen=1000)
         """The most recent security alerts (also audited)."""
@@ -384,6 +388,14 @@ class HubEngine:
                 held = self._hold(user_id, req, assessment.reason, now)
                 held.extend(notes)
                 return held
+        if code is ResponseCode.I99 and service is not None and not service.non_device:
+            admission = self.traffic.admit(user_id, service.priority, now)
+            if isinstance(admission, Busy):
+                busy = self._busy(
+                    user_id, req, f"busy: {admission.detail}", now, admission.retry_after_s
+                )
+                busy.extend(notes)
+                return busy
         accepted = code is ResponseCode.I99
         reply_msg: wire.Acknowledgement | wire.Refusal = (
             wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
@@ -421,18 +433,25 @@ class HubEngine:
             send=[Send(user_id, reply)],
         )
         if accepted:
-            effects.extend(self._execute(rec, now))
+            effects.extend(self._execute(rec, now, admitted=True))
         effects.extend(notes)
         return effects
 
-    def _busy(self, user_id: str, req: wire.ServiceRequest, reason: str, now: float) -> Effects:
+    def _busy(
+        self,
+        user_id: str,
+        req: wire.ServiceRequest,
+        reason: str,
+        now: float,
+        retry_after_s: float | None = None,
+    ) -> Effects:
         """H8: nothing done, the request id not remembered; retry after a while."""
         self._count(ResponseCode.H8)
         busy = wire.Refusal(
             request_id=req.request_id,
             code=ResponseCode.H8,
-            reason=reason,
-            retry_after_s=self.config.busy_retry_s,
+            reason=reason[:1024],
+            retry_after_s=retry_after_s if retry_after_s is not None else self.config.busy_retry_s,
         )
         return Effects(
             audit=self._audit_pair(now, user_id, req, ResponseCode.H8, reason),
@@ -700,7 +719,10 @@ class HubEngine:
                 return ResponseCode.H8, f"{len(self._pending)} requests in progress", service
         return decision.code, decision.reason, service
 
-    def _execute(self, rec: RequestRecord, now: float) -> Effects:
+    def _execute(self, rec: RequestRecord, now: float, admitted: bool = False) -> Effects:
+        """Carry out an accepted request: answer a non-device service, hold a DSP future-dated
+        one, or queue its command with traffic management (``admitted``: a place was reserved
+        by admission; otherwise it was accepted earlier and is queued regardless of bounds)."""
         service = self.access.catalogue[rec.service]
         if service.non_device:
             device = self.access.inventory.device(rec.device_id or "")
@@ -717,11 +739,12 @@ class HubEngine:
         future = rec.execute_at is not None and rec.execute_at > now
         if future and self._pattern(rec) is FutureDated.DSP:
             assert rec.execute_at is not None
+            if admitted:
+                self.traffic.release(service.priority)
             heapq.heappush(self._held, (rec.execute_at, rec.seq))
             self._by_seq[rec.seq] = rec
             return Effects()
         self._pending[rec.seq] = rec
-        self._dispatched_at[rec.seq] = now
         self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
         if future:
             assert rec.execute_at is not None
@@ -735,9 +758,23 @@ class HubEngine:
             execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
-        return Effects(
-            dispatch=[Dispatch(command, rec.head_end, rec.comms_hub, int(service.priority))]
-        )
+        priority = service.priority
+        dispatch = Dispatch(command, rec.head_end, rec.comms_hub, int(priority))
+        device = self.access.inventory.devices[rec.device_id]
+        cell = self.access.inventory.sites[device.site_id].cell
+        size = self.config.traffic.size_of(rec.service)
+        if admitted:
+            self.traffic.offer(dispatch, priority, cell, size, now)
+        else:
+            self.traffic.restore(dispatch, priority, cell, size, now)
+        return Effects(dispatch=self._ready(now))
+
+    def _ready(self, now: float) -> list[Dispatch]:
+        """Commands traffic management lets start now; their response clock starts here."""
+        ready = self.traffic.ready(now)
+        for d in ready:
+            self._dispatched_at[int(d.command.command_id)] = now
+        return ready
 
     def _pattern(self, rec: RequestRecord) -> FutureDated:
         """How this request's future dating is carried out: the hub holds DSP requests; the
@@ -981,6 +1018,7 @@ class HubEngine:
                     effects.extend(
                         self._respond(awaited, ResponseCode.E30, {"reason": reason}, now)
                     )
+        effects.dispatch += self._ready(now)
         for notice in self.quarantine.due_notifications(now):
             effects.extend(self._notify(notice, now))
         for entry in self.quarantine.expire(now, self.config.quarantine_hold_s):

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hub import wire
-from hub.catalogue import CATALOGUE
+from hub.catalogue import CATALOGUE, PriorityClass
 from hub.codes import ResponseCode
 from hub.engine import Direction, EngineConfig, HubEngine, RequestState
 from hub.roles import Role
 from hub.service_params import example_params
 from hub.standard import CommandStatus, DeviceAlert, DeviceResponse
+from hub.traffic import TrafficConfig
 from hub.uktime import uk_date
 from tests.world import CHF, COS_DAY, ESME, MPAN, World, at
 
@@ -397,3 +398,42 @@ def test_refused_handshakes_raise_a_security_alert() -> None:
     for n in range(6):
         alerts += eng.on_handshake_refused("AbCdEf", T0 + n).audit
     assert [a.kind for a in alerts] == ["security_alert"]
+
+
+# ---- traffic management --------------------------------------------------------------------
+
+
+def test_overload_gets_busy_answers_for_on_demand_reads_first_and_queues_stay_bounded() -> None:
+    traffic = TrafficConfig(
+        capacity_per_s=1.0,
+        capacity_burst=1.0,
+        queue_bounds={
+            PriorityClass.ALERT: 5,
+            PriorityClass.URGENT: 5,
+            PriorityClass.ON_DEMAND: 20,
+            PriorityClass.BULK: 20,
+        },
+        hub_bound=40,
+        user_rate_per_s=1000.0,
+        user_burst=1000.0,
+    )
+    eng = HubEngine(
+        World().access, EngineConfig(traffic=traffic, max_per_comms_hub=10_000, max_pending=10_000)
+    )
+    codes: dict[str, list[ResponseCode]] = {"read": [], "top-up": []}
+    most_queued = 0
+    for n in range(200):
+        eff = eng.on_frame("u-supa", _req(f"r{n}"), T0 + n * 0.001)
+        codes["read"].append(_decoded(eff.send[0].payload).code)  # type: ignore[union-attr]
+        most_queued = max(most_queued, sum(eng.traffic.depth(p) for p in PriorityClass))
+    top_up = eng.on_frame("u-supa", _req("t1", service="2.2"), T0 + 1)
+    codes["top-up"].append(_decoded(top_up.send[0].payload).code)  # type: ignore[union-attr]
+    busy = [c for c in codes["read"] if c is ResponseCode.H8]
+    assert busy, "overload must be answered busy"
+    assert codes["read"].count(ResponseCode.I99) <= 21
+    assert codes["top-up"] == [ResponseCode.I99]  # urgent work is still admitted
+    assert most_queued <= 40
+    refusal = _decoded(eng.on_frame("u-supa", _req("r-late"), T0 + 1).send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.retry_after_s is not None
+    assert refusal.retry_after_s >= 1.0
