@@ -32,7 +32,7 @@ from hub.anomaly import (
     Quarantine,
     Thresholds,
 )
-from hub.catalogue import FutureDated, Service
+from hub.catalogue import FutureDated, PriorityClass, Service
 from hub.codes import ResponseCode
 from hub.non_device import HANDLERS, executable
 from hub.outbox import (
@@ -92,8 +92,12 @@ class EngineConfig:
     """How long a quarantined request waits for the user to release or delete it."""
     anomaly: AnomalyConfig | None = None
     """Anomaly thresholds (None: the documented defaults for the catalogue)."""
-    traffic: TrafficConfig = field(default_factory=lambda: TrafficConfig(capacity_per_s=10_000.0))
-    """Traffic management: hub rate, user shares near capacity, cell budgets, queue bounds."""
+    traffic: TrafficConfig = field(
+        default_factory=lambda: TrafficConfig(capacity_per_s=10_000.0, cell_bytes_per_s=1_000_000.0)
+    )
+    """Traffic management: hub rate, user shares near capacity, cell budgets, queue bounds.
+    The live default assumes a cellular cell carries about 1 MB/s of hub traffic and the WAN
+    side can start 10,000 commands a second (both configurable)."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""
@@ -389,7 +393,9 @@ class HubEngine:
                 held.extend(notes)
                 return held
         if code is ResponseCode.I99 and service is not None and not service.non_device:
-            admission = self.traffic.admit(user_id, service.priority, now)
+            admission = self.traffic.admit(
+                user_id, self._priority(service, req.execute_at, now), now
+            )
             if isinstance(admission, Busy):
                 busy = self._busy(
                     user_id, req, f"busy: {admission.detail}", now, admission.retry_after_s
@@ -740,7 +746,7 @@ class HubEngine:
         if future and self._pattern(rec) is FutureDated.DSP:
             assert rec.execute_at is not None
             if admitted:
-                self.traffic.release(service.priority)
+                self.traffic.release(self._priority(service, rec.execute_at, rec.received_at))
             heapq.heappush(self._held, (rec.execute_at, rec.seq))
             self._by_seq[rec.seq] = rec
             return Effects()
@@ -758,7 +764,7 @@ class HubEngine:
             execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
-        priority = service.priority
+        priority = self._priority(service, rec.execute_at, rec.received_at)
         dispatch = Dispatch(command, rec.head_end, rec.comms_hub, int(priority))
         device = self.access.inventory.devices[rec.device_id]
         cell = self.access.inventory.sites[device.site_id].cell
@@ -775,6 +781,20 @@ class HubEngine:
         for d in ready:
             self._dispatched_at[int(d.command.command_id)] = now
         return ready
+
+    def _priority(
+        self, service: Service, execute_at: float | None, received_at: float
+    ) -> PriorityClass:
+        """Traffic class: the catalogue's, except that diarised work (future dated when
+        received) travels as bulk, so a tariff change for a million meters never starves
+        on-demand traffic."""
+        if (
+            execute_at is not None
+            and execute_at > received_at
+            and service.priority is not PriorityClass.URGENT
+        ):
+            return PriorityClass.BULK
+        return service.priority
 
     def _pattern(self, rec: RequestRecord) -> FutureDated:
         """How this request's future dating is carried out: the hub holds DSP requests; the

@@ -437,3 +437,14 @@ def test_overload_gets_busy_answers_for_on_demand_reads_first_and_queues_stay_bo
     assert isinstance(refusal, wire.Refusal)
     assert refusal.retry_after_s is not None
     assert refusal.retry_after_s >= 1.0
+
+
+def test_diarised_work_travels_as_bulk_and_on_demand_work_goes_first() -> None:
+    eng = _engine()
+    later = T0 + 86400
+    diarised = eng.on_frame(
+        "u-supa", _req("t1", service="1.1.1", execute_at=later, signature=b"kid:SUPA:x"), T0
+    )
+    on_demand = eng.on_frame("u-supa", _req("r1"), T0)
+    assert diarised.dispatch[0].priority == PriorityClass.BULK
+    assert on_demand.dispatch[0].priority == PriorityClass.ON_DEMAND
