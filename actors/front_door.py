@@ -184,7 +184,12 @@ class FrontDoor:
 
     def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
         if effects.needs_persisting:
-            self._store.apply(effects, self.engine.next_seq, self.engine.next_delivery)
+            self._store.apply(
+                effects,
+                self.engine.next_seq,
+                self.engine.next_delivery,
+                self.engine.scheduler.next_number if effects.save_schedules else None,
+            )
         for send in effects.send:
             identity = self._identities.get(send.user_id)
             if identity is None:

@@ -115,6 +115,8 @@ class LiveHub:
             restored.next_seq,
             restored.next_delivery,
             self._clock(),
+            restored.schedules,
+            restored.next_schedule,
         )
         self._timers = TimerService()
         uplink = f"inproc://dcc-uplink-{next(_instances)}"

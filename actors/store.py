@@ -17,6 +17,7 @@ import msgpack
 
 from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.outbox import Delivery, DeliveryKind
+from hub.schedules import Schedule
 from hub.sla import SlaRecord
 
 SCHEMA = """
@@ -36,8 +37,10 @@ CREATE TABLE IF NOT EXISTS requests (
     comms_hub TEXT,
     head_end TEXT,
     signature BLOB NOT NULL,
+    scheduled INTEGER NOT NULL DEFAULT 0,
     UNIQUE (user_id, request_id)
 );
+CREATE TABLE IF NOT EXISTS schedules (schedule_id TEXT PRIMARY KEY, record BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id INTEGER PRIMARY KEY,
@@ -85,6 +88,8 @@ class Restored:
     deliveries: list[Delivery]
     next_seq: int
     next_delivery: int
+    schedules: list[Schedule]
+    next_schedule: int
 
 
 class SqliteStore:
@@ -108,7 +113,7 @@ class SqliteStore:
         """Requests received since ``since`` or still unanswered, and every held delivery."""
         rows = self._db.execute(
             "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
-            "execute_at, received_at, state, reply, comms_hub, head_end, signature FROM requests "
+            "execute_at, received_at, state, reply, comms_hub, head_end, signature, scheduled FROM requests "
             "WHERE received_at >= ? OR state = ? ORDER BY seq",
             (since, RequestState.ACCEPTED.value),
         ).fetchall()
@@ -129,6 +134,7 @@ class SqliteStore:
                 comms_hub=r[12],
                 head_end=r[13],
                 signature=r[14],
+                scheduled=bool(r[15]),
             )
             for r in rows
         ]
@@ -144,16 +150,26 @@ class SqliteStore:
         max_del = max((d.delivery_id for d in deliveries), default=0)
         self._next_seq = max(int(meta.get("next_seq", 1)), max_seq + 1)
         self._next_delivery = max(int(meta.get("next_delivery", 1)), max_del + 1)
-        return Restored(requests, deliveries, self._next_seq, self._next_delivery)
+        schedules = [
+            Schedule.from_record(msgpack.unpackb(r[0], raw=False))
+            for r in self._db.execute("SELECT record FROM schedules")
+        ]
+        max_schedule = max((int(x.schedule_id[1:]) for x in schedules), default=0)
+        next_schedule = max(int(meta.get("next_schedule", 1)), max_schedule + 1)
+        return Restored(
+            requests, deliveries, self._next_seq, self._next_delivery, schedules, next_schedule
+        )
 
-    def apply(self, effects: Effects, next_seq: int, next_delivery: int) -> None:
+    def apply(
+        self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None = None
+    ) -> None:
         """Write one step's decisions in one transaction (durable before anything is sent)."""
         db = self._db
         db.execute("BEGIN")
         try:
             if effects.save_requests:
                 db.executemany(
-                    "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
                         (
                             r.seq,
@@ -171,6 +187,7 @@ class SqliteStore:
                             r.comms_hub,
                             r.head_end,
                             r.signature,
+                            int(r.scheduled),
                         )
                         for r in effects.save_requests
                     ],
@@ -228,6 +245,23 @@ class SqliteStore:
                         (r.service, r.user_id, r.started_at, r.responded_at, r.target_s, r.code)
                         for r in effects.sla
                     ],
+                )
+            if effects.save_schedules:
+                db.executemany(
+                    "INSERT OR REPLACE INTO schedules VALUES (?, ?)",
+                    [
+                        (x.schedule_id, msgpack.packb(x.to_record(), use_bin_type=True))
+                        for x in effects.save_schedules
+                    ],
+                )
+            if effects.delete_schedules:
+                db.executemany(
+                    "DELETE FROM schedules WHERE schedule_id = ?",
+                    [(i,) for i in effects.delete_schedules],
+                )
+            if next_schedule is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO meta VALUES ('next_schedule', ?)", (next_schedule,)
                 )
             if next_seq != self._next_seq or next_delivery != self._next_delivery:
                 db.executemany(

@@ -34,7 +34,7 @@ from hub.anomaly import (
 )
 from hub.catalogue import FutureDated, PriorityClass, Service
 from hub.codes import ResponseCode
-from hub.non_device import HANDLERS, executable
+from hub.non_device import HANDLERS, SCHEDULE_SERVICES, executable
 from hub.outbox import (
     DEFAULT_HOLD_S,
     DEFAULT_MAX_IN_FLIGHT,
@@ -45,6 +45,17 @@ from hub.outbox import (
     Push,
 )
 from hub.roles import Role
+from hub.schedules import (
+    DEFAULT_OFFSET_WINDOW_S,
+    Firing,
+    Schedule,
+    ScheduleError,
+    Scheduler,
+    parse_create,
+    validate_create,
+    validate_delete,
+    validate_read,
+)
 from hub.security import SecurityAlert, SecurityMonitor
 from hub.service_params import validate_params
 from hub.sla import SlaRecord
@@ -98,6 +109,10 @@ class EngineConfig:
     """Traffic management: hub rate, user shares near capacity, cell budgets, queue bounds.
     The live default assumes a cellular cell carries about 1 MB/s of hub traffic and the WAN
     side can start 10,000 commands a second (both configurable)."""
+    schedule_seed: int = 1
+    """Seed of the schedules' randomised offsets (keep it across restarts)."""
+    schedule_window_s: float = DEFAULT_OFFSET_WINDOW_S
+    """Schedule firings are spread over this window after their nominal time."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""
@@ -127,6 +142,8 @@ class RequestRecord:
     head_end: str | None = None
     """The head-end that translates it (device services only)."""
     signature: bytes = b""
+    scheduled: bool = False
+    """A firing of a DCC schedule (travels as bulk)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +192,8 @@ class Effects:
     send: list[Send] = field(default_factory=list)
     dispatch: list[Dispatch] = field(default_factory=list)
     sla: list[SlaRecord] = field(default_factory=list)
+    save_schedules: list[Schedule] = field(default_factory=list)
+    delete_schedules: list[str] = field(default_factory=list)
     expired: int = 0
 
     def extend(self, other: Effects) -> None:
@@ -187,6 +206,8 @@ class Effects:
         self.send += other.send
         self.dispatch += other.dispatch
         self.sla += other.sla
+        self.save_schedules += other.save_schedules
+        self.delete_schedules += other.delete_schedules
         self.expired += other.expired
 
     @property
@@ -199,6 +220,8 @@ class Effects:
             or self.remove_deliveries
             or self.audit
             or self.sla
+            or self.save_schedules
+            or self.delete_schedules
         )
 
 
@@ -235,6 +258,9 @@ class HubEngine:
         )
         self.quarantine: Quarantine[wire.ServiceRequest] = Quarantine()
         self.traffic: TrafficManager[Dispatch] = TrafficManager(self.config.traffic)
+        self.scheduler = Scheduler(
+            seed=self.config.schedule_seed, window_s=self.config.schedule_window_s
+        )
         self.security = SecurityMonitor()
         self.security_alerts: deque[SecurityAlert] = deque(maxlen=1000)
         """The most recent security alerts (also audited)."""
@@ -252,6 +278,8 @@ class HubEngine:
         next_seq: int,
         next_delivery: int,
         now: float,
+        schedules: Iterable[Schedule] = (),
+        next_schedule: int = 1,
     ) -> Effects:
         """Rebuild state from the store after a restart. Requests accepted but unanswered
         are dispatched again, or held again until their execution time (nothing acknowledged
@@ -270,6 +298,7 @@ class HubEngine:
                 effects.extend(self._execute(rec, now))
         for d in deliveries:
             self.outbox.restore(d)
+        self.scheduler.restore(schedules, next_schedule)
         return effects
 
     # ---- frames from users ---------------------------------------------------------------
@@ -698,6 +727,8 @@ class HubEngine:
                 f"{service.code} ({service.name}) is not executable by this release",
                 service,
             )
+        if service.code in SCHEDULE_SERVICES:
+            return self._check_schedule(user_id, req, now, service)
         if service.non_device:
             if req.device_id is None:
                 return ResponseCode.E12, f"{service.code} needs a target device", service
@@ -730,6 +761,8 @@ class HubEngine:
         one, or queue its command with traffic management (``admitted``: a place was reserved
         by admission; otherwise it was accepted earlier and is queued regardless of bounds)."""
         service = self.access.catalogue[rec.service]
+        if service.code in SCHEDULE_SERVICES:
+            return self._schedule_service(rec, now)
         if service.non_device:
             device = self.access.inventory.device(rec.device_id or "")
             if device is None:
@@ -764,7 +797,11 @@ class HubEngine:
             execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
-        priority = self._priority(service, rec.execute_at, rec.received_at)
+        priority = (
+            PriorityClass.BULK
+            if rec.scheduled
+            else self._priority(service, rec.execute_at, rec.received_at)
+        )
         dispatch = Dispatch(command, rec.head_end, rec.comms_hub, int(priority))
         device = self.access.inventory.devices[rec.device_id]
         cell = self.access.inventory.sites[device.site_id].cell
@@ -781,6 +818,148 @@ class HubEngine:
         for d in ready:
             self._dispatched_at[int(d.command.command_id)] = now
         return ready
+
+    # ---- DCC schedules (5.1, 5.2, 5.3) and their firings ---------------------------------------
+
+    def _check_schedule(
+        self, user_id: str, req: wire.ServiceRequest, now: float, service: Service
+    ) -> tuple[ResponseCode, str, Service | None]:
+        validate = {"5.1": validate_create, "5.2": validate_read, "5.3": validate_delete}[
+            service.code
+        ]
+        problems = validate(req.params)
+        if problems:
+            return ResponseCode.E12, "; ".join(problems), service
+        if service.code == "5.1":
+            spec = parse_create(req.params)
+            decision = self.access.decide(
+                AccessRequest(user_id, req.role, spec.service, spec.device_id, _dt(now))
+            )
+            if not decision.accepted:
+                return (
+                    decision.code,
+                    f"the scheduled service would be refused: {decision.reason}",
+                    service,
+                )
+        return ResponseCode.I99, "accepted", service
+
+    def _schedule_service(self, rec: RequestRecord, now: float) -> Effects:
+        params = rec.params
+        if rec.service == "5.1":
+            try:
+                schedule = self.scheduler.create(
+                    rec.user_id, Role(rec.role), parse_create(params), now
+                )
+            except ScheduleError as err:
+                return self._respond(rec, ResponseCode.E12, {"reason": str(err)}, now)
+            effects = self._respond(
+                rec,
+                ResponseCode.I0,
+                {
+                    "schedule_id": schedule.schedule_id,
+                    "first_firing_at": self.scheduler.fire_at(schedule),
+                },
+                now,
+            )
+            effects.save_schedules.append(schedule)
+            return effects
+        if rec.service == "5.2":
+            sid = params.get("schedule_id")
+            found = self.scheduler.read(rec.user_id, sid if isinstance(sid, str) else None)
+            body: dict[str, Value] = {
+                "schedules": [
+                    {**s.to_record(), "next_firing_at": self.scheduler.fire_at(s)} for s in found
+                ]
+            }
+            return self._respond(rec, ResponseCode.I0, body, now)
+        sid = params.get("schedule_id")
+        result = self.scheduler.delete(rec.user_id, sid if isinstance(sid, str) else "")
+        if not result.ok:
+            return self._respond(rec, ResponseCode.E12, {"reason": result.reason}, now)
+        effects = self._respond(
+            rec, ResponseCode.I0, {"schedule_id": str(sid), "deleted": True}, now
+        )
+        effects.delete_schedules.append(str(sid))
+        return effects
+
+    def _fire(self, f: Firing, now: float) -> Effects:
+        """Run one firing as the schedule's owner, with access checked again now; a firing the
+        owner no longer has a relation for (change of supplier) stops the schedule, and the
+        owner is told."""
+        effects = Effects()
+        schedule = self.scheduler.get(f.schedule_id)
+        if schedule is not None:
+            effects.save_schedules.append(schedule)
+        elif f.final:
+            effects.delete_schedules.append(f.schedule_id)
+        request_id = f"{f.schedule_id}:{f.index}"  # unique per firing; ':' is a wire id character
+        key = (f.owner, request_id)
+        if key in self._seen:
+            return effects  # already run (for example restored after a restart)
+        req = wire.ServiceRequest(
+            request_id=request_id,
+            role=f.role,
+            service=f.service,
+            device_id=f.device_id,
+            params=dict(f.params),
+        )
+        decision = self.access.decide(
+            AccessRequest(f.owner, f.role, f.service, f.device_id, _dt(now))
+        )
+        rec = RequestRecord(
+            seq=self._next_seq,
+            user_id=f.owner,
+            request_id=request_id,
+            fingerprint=wire.request_fingerprint(req),
+            service=f.service,
+            role=f.role.value,
+            device_id=f.device_id,
+            params=dict(f.params),
+            execute_at=f.fire_at,
+            received_at=now,
+            state=RequestState.ACCEPTED,
+            reply=b"",
+            scheduled=True,
+        )
+        self._next_seq += 1
+        self._seen[key] = rec
+        effects.save_requests.append(rec)
+        effects.audit.append(
+            AuditRecord(
+                now,
+                Direction.IN,
+                f.owner,
+                "schedule_firing",
+                request_id,
+                f.service,
+                f.device_id,
+                decision.code.value,
+                decision.reason,
+            )
+        )
+        if not decision.accepted:
+            body: dict[str, Value] = {"reason": decision.reason, "schedule_id": f.schedule_id}
+            if decision.code is ResponseCode.E4:
+                stopped = self.scheduler.stop_for_device(f.device_id, f.owner, decision.reason)
+                gone = {s.schedule.schedule_id for s in stopped}
+                effects.delete_schedules.extend(sorted(gone))
+                effects.save_schedules = [
+                    s for s in effects.save_schedules if s.schedule_id not in gone
+                ]
+                body["schedule_stopped"] = True
+            effects.extend(self._respond(rec, decision.code, body, now))
+            return effects
+        device = self.access.inventory.device(f.device_id)
+        assert device is not None
+        rec.comms_hub = self.access.inventory.sites[device.site_id].comms_hub
+        rec.head_end = device.head_end
+        admission = self.traffic.admit(f.owner, PriorityClass.BULK, now)
+        if isinstance(admission, Busy):
+            reason = f"firing skipped, hub busy: {admission.detail}"
+            effects.extend(self._respond(rec, ResponseCode.H8, {"reason": reason}, now))
+            return effects
+        effects.extend(self._execute(rec, now, admitted=True))
+        return effects
 
     def _priority(
         self, service: Service, execute_at: float | None, received_at: float
@@ -1038,6 +1217,8 @@ class HubEngine:
                     effects.extend(
                         self._respond(awaited, ResponseCode.E30, {"reason": reason}, now)
                     )
+        for firing in self.scheduler.due(now):
+            effects.extend(self._fire(firing, now))
         effects.dispatch += self._ready(now)
         for notice in self.quarantine.due_notifications(now):
             effects.extend(self._notify(notice, now))

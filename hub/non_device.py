@@ -55,6 +55,9 @@ HANDLERS: dict[str, Callable[[Inventory, Device], dict[str, Value]]] = {
     "12.1": wan_matrix,
 }
 """Answer functions by service code (keys equal ``ANSWERED``)."""
+SCHEDULE_SERVICES: frozenset[str] = frozenset({"5.1", "5.2", "5.3"})
+"""Create, read and delete DCC schedules: answered by the engine with ``hub.schedules``."""
+
 ANSWERED: frozenset[str] = frozenset(HANDLERS)
 """Non-device services this release answers; the others are refused with H9."""
 
@@ -66,5 +69,5 @@ def executable(service: Service) -> bool:
     if not service.in_scope:
         return False
     if service.non_device:
-        return service.code in ANSWERED
+        return service.code in ANSWERED or service.code in SCHEDULE_SERVICES
     return schema_for(service.code) is not None

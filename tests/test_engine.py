@@ -448,3 +448,122 @@ def test_diarised_work_travels_as_bulk_and_on_demand_work_goes_first() -> None:
     on_demand = eng.on_frame("u-supa", _req("r1"), T0)
     assert diarised.dispatch[0].priority == PriorityClass.BULK
     assert on_demand.dispatch[0].priority == PriorityClass.ON_DEMAND
+
+
+# ---- DCC schedules -----------------------------------------------------------------------
+
+
+def _create(
+    eng: HubEngine, rid: str, user: str = "u-supa", service: str = "4.8.1", **over: object
+) -> wire.Message:
+    day = uk_date(datetime.fromtimestamp(T0, UTC)).isoformat()
+    params: dict[str, object] = {
+        "service": service,
+        "device_id": ESME,
+        "recurrence": "daily",
+        "start_date": day,
+        "time_of_day": "02:00",
+        "params": {"window_s": 86400},
+        **over,
+    }
+    eff = eng.on_frame(user, _req(rid, service="5.1", device=None, params=params), T0)
+    if eff.add_deliveries:
+        return _decoded(eff.add_deliveries[0].payload)
+    return _decoded(eff.send[0].payload)
+
+
+def test_a_schedule_is_created_read_and_fires_as_bulk_as_its_owner() -> None:
+    eng = _engine(schedule_window_s=600.0)
+    created = _create(eng, "c1")
+    assert isinstance(created, wire.ServiceResponse), created
+    assert created.code is ResponseCode.I0
+    sid = created.body["schedule_id"]
+    first = created.body["first_firing_at"]
+    assert isinstance(first, float)
+    read = eng.on_frame("u-supa", _req("q1", service="5.2", device=None, params={}), T0 + 1)
+    listed = _decoded(read.add_deliveries[0].payload)
+    assert isinstance(listed, wire.ServiceResponse)
+    assert [s["schedule_id"] for s in listed.body["schedules"]] == [sid]  # type: ignore[union-attr,index]
+    assert eng.tick(first - 1).dispatch == []
+    fired = eng.tick(first)
+    [dispatch] = fired.dispatch
+    assert dispatch.priority == PriorityClass.BULK
+    assert dispatch.command.params["end"] - dispatch.command.params["start"] == 86400  # type: ignore[operator]
+    index = int(fired.save_requests[0].request_id.split(":")[1])
+    assert fired.save_requests[0].request_id == f"{sid}:{index}"
+    assert fired.save_schedules[0].next_index == index + 1  # progress saved with the firing
+
+
+def test_a_schedule_for_a_service_that_cannot_be_scheduled_is_refused() -> None:
+    eng = _engine()
+    refused = _create(eng, "c1", service="1.1.1")
+    assert isinstance(refused, wire.Refusal)
+    assert refused.code is ResponseCode.E12
+
+
+def test_a_schedule_on_a_meter_the_user_has_no_relation_with_is_refused_with_e4() -> None:
+    eng = _engine()
+    refused = _create(eng, "c1", user="u-supb")
+    assert isinstance(refused, wire.Refusal)
+    assert refused.code is ResponseCode.E4
+
+
+def test_only_the_owner_may_delete_a_schedule() -> None:
+    eng = _engine()
+    created = _create(eng, "c1")
+    sid = created.body["schedule_id"]  # type: ignore[union-attr]
+    other = eng.on_frame(
+        "u-ukpn",
+        _req("d1", service="5.3", device=None, role=Role.ED, params={"schedule_id": sid}),
+        T0,
+    )
+    assert _decoded(other.add_deliveries[0].payload).code is ResponseCode.E12  # type: ignore[union-attr]
+    own = eng.on_frame(
+        "u-supa", _req("d2", service="5.3", device=None, params={"schedule_id": sid}), T0
+    )
+    assert _decoded(own.add_deliveries[0].payload).code is ResponseCode.I0  # type: ignore[union-attr]
+    assert own.delete_schedules == [sid]
+    assert len(eng.scheduler) == 0
+
+
+def test_change_of_supplier_stops_the_losing_suppliers_schedule_and_tells_it() -> None:
+    eng = _engine(schedule_window_s=600.0)
+    created = _create(eng, "c1")
+    first = created.body["first_firing_at"]  # type: ignore[union-attr]
+    assert isinstance(first, float)
+    mp = eng.access.registration.meter_points[MPAN]
+    gain_day = uk_date(datetime.fromtimestamp(T0, UTC))
+    eng.access.registration.meter_points[MPAN] = replace(
+        mp,
+        registrations=(
+            replace(mp.registrations[0], effective_to=gain_day),
+            replace(mp.registrations[1], effective_from=gain_day),
+        ),
+    )
+    eff = eng.tick(first)
+    assert eff.dispatch == []
+    told = _decoded(eff.add_deliveries[0].payload)
+    assert isinstance(told, wire.ServiceResponse)
+    assert told.code is ResponseCode.E4
+    assert told.body["schedule_stopped"] is True
+    assert eff.delete_schedules
+    assert len(eng.scheduler) == 0
+
+
+def test_a_restored_schedule_does_not_fire_twice() -> None:
+    eng = _engine(schedule_window_s=600.0)
+    created = _create(eng, "c1")
+    first = created.body["first_firing_at"]  # type: ignore[union-attr]
+    assert isinstance(first, float)
+    fired = eng.tick(first)
+    fresh = _engine(schedule_window_s=600.0)
+    fresh.restore(
+        fired.save_requests,
+        [],
+        eng.next_seq,
+        eng.next_delivery,
+        now=first + 1,
+        schedules=fired.save_schedules,
+        next_schedule=2,
+    )
+    assert fresh.tick(first + 2).dispatch == []
