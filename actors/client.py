@@ -127,6 +127,27 @@ class HubClient:
                 )
             )
 
+    def set_thresholds(self, service: str, warning: int, quarantine: int, period_s: float) -> None:
+        """Set this user's own anomaly thresholds for a service (no answer is sent)."""
+        msg = wire.SetThresholds(
+            service=service, warning=warning, quarantine=quarantine, period_s=float(period_s)
+        )
+        self._sock.send(wire.encode(msg))
+
+    def release(self, request_ids: list[str]) -> None:
+        """Release quarantined requests: each is then decided afresh (I99 or a refusal)."""
+        msg = wire.QuarantineDecision(
+            action=wire.QuarantineAction.RELEASE, request_ids=tuple(request_ids)
+        )
+        self._sock.send(wire.encode(msg))
+
+    def delete_quarantined(self, request_ids: list[str]) -> None:
+        """Delete quarantined requests: each is answered with a final H7 refusal."""
+        msg = wire.QuarantineDecision(
+            action=wire.QuarantineAction.DELETE, request_ids=tuple(request_ids)
+        )
+        self._sock.send(wire.encode(msg))
+
     def hello(self) -> None:
         """Announce readiness for pushed deliveries (done automatically after handshakes)."""
         self._sock.send(wire.encode(wire.Hello(max_in_flight=self._max_in_flight)))

@@ -1,0 +1,196 @@
+"""Scheduling, future-dated requests, anomaly quarantine and SLA on the live hub: real CURVE
+sockets, real actors, a real SQLite file. The hub's clock is injected, so a test can move it
+forward to a firing instead of waiting for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from actors.client import HubClient
+from actors.live import HubSettings, LiveHub
+from actors.registers import Fleet, load_fleet
+from actors.security import hub_keypair, user_keypair
+from cli.app import app
+from hub import wire
+from hub.codes import ResponseCode
+from hub.engine import EngineConfig
+from hub.roles import Role
+from hub.uktime import uk_date
+from meters_sim.devices import sign_request
+from tests.live_support import make_fleet, supplier_meter
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Clock:
+    """Wall-clock time plus an offset the test can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+
+@pytest.fixture(scope="module")
+def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("fleet")
+    make_fleet(directory, sites=60, seed=5)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def fleet(fleet_dir: Path) -> Fleet:
+    return load_fleet(fleet_dir)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def hub(fleet_dir: Path, fleet: Fleet, tmp_path: Path, clock: Clock) -> Iterator[LiveHub]:
+    settings = HubSettings(
+        fleet_dir=fleet_dir,
+        data_dir=tmp_path / "data",
+        endpoint="tcp://127.0.0.1:0",
+        pools=2,
+        tick_s=0.05,
+        engine=EngineConfig(schedule_window_s=60.0),
+    )
+    h = LiveHub(settings, fleet, clock=clock).start()
+    try:
+        yield h
+    finally:
+        h.stop()
+
+
+@pytest.fixture
+def owner(hub: LiveHub, fleet_dir: Path, fleet: Fleet) -> Iterator[tuple[HubClient, str, str]]:
+    user, meter = supplier_meter(fleet)
+    client = HubClient(hub.endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user))
+    client.connect()
+    try:
+        yield client, user, meter.device_id
+    finally:
+        client.close()
+
+
+def test_a_schedule_created_over_the_wire_fires_and_its_response_reaches_the_owner(
+    hub: LiveHub, owner: tuple[HubClient, str, str], clock: Clock
+) -> None:
+    client, _, device = owner
+    params = {
+        "service": "4.8.1",
+        "device_id": device,
+        "recurrence": "daily",
+        "start_date": uk_date(datetime.now(UTC)).isoformat(),
+        "time_of_day": "03:00",
+        "params": {"window_s": 86400},
+    }
+    ack = client.request(Role.IS, "5.1", None, params)
+    assert isinstance(ack, wire.Acknowledgement), ack
+    created = client.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id)
+    assert created is not None
+    assert created.code is ResponseCode.I0, created
+    client.ack([created.delivery_id])
+    sid = created.body["schedule_id"]
+    first = created.body["first_firing_at"]
+    assert isinstance(first, float)
+    clock.offset = first - time.time() + 0.5  # the hub's clock reaches the firing
+    deadline = time.monotonic() + 30
+    fired = None
+    while fired is None and time.monotonic() < deadline:
+        msg = client.wait_for(wire.ServiceResponse, 5)
+        if msg is not None and msg.request_id.startswith(f"{sid}:"):
+            fired = msg
+    assert fired is not None, "the firing's response never arrived"
+    assert fired.code is ResponseCode.I0
+    assert fired.service == "4.8.1"
+    assert fired.body
+
+
+def test_a_dsp_future_dated_read_is_held_and_answered_after_its_time(
+    owner: tuple[HubClient, str, str], clock: Clock
+) -> None:
+    client, _, device = owner
+    at = clock() + 600
+    ack = client.request(Role.IS, "4.1.1", device, execute_at=at)
+    assert isinstance(ack, wire.Acknowledgement)
+    assert client.wait_for(wire.ServiceResponse, 1.0, request_id=ack.request_id) is None  # held
+    clock.offset += 601
+    resp = client.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id)
+    assert resp is not None
+    assert resp.code is ResponseCode.I0
+
+
+def test_a_device_pattern_tariff_change_is_scheduled_then_actioned_with_8f66(
+    owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
+) -> None:
+    client, user, device = owner
+    from hub.service_params import example_params
+
+    party = fleet.users[user].party_id
+    at = clock() + 2.0
+    params = example_params("1.1.1", at)
+    ack = client.request(
+        Role.IS,
+        "1.1.1",
+        device,
+        params,
+        execute_at=at,
+        signature=sign_request(party, "1.1.1", device),
+    )
+    assert isinstance(ack, wire.Acknowledgement), ack
+    resp = client.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id)
+    assert resp is not None
+    assert resp.code is ResponseCode.I0, resp
+    outcome = client.wait_for(wire.DeviceAlertNotice, 30)
+    while outcome is not None and outcome.alert_code not in ("8F66", "8F67"):
+        client.ack([outcome.delivery_id])
+        outcome = client.wait_for(wire.DeviceAlertNotice, 30)
+    assert outcome is not None, "no 8F66 / 8F67 outcome"
+    assert outcome.alert_code == "8F66"
+
+
+def test_requests_over_the_users_threshold_are_quarantined_and_released_over_the_wire(
+    owner: tuple[HubClient, str, str],
+) -> None:
+    client, _, device = owner
+    client.set_thresholds("4.1.1", warning=1, quarantine=2, period_s=3600.0)
+    answers = [client.request(Role.IS, "4.1.1", device) for _ in range(4)]
+    assert [a.code for a in answers] == [
+        ResponseCode.I99,
+        ResponseCode.I99,
+        ResponseCode.H7,
+        ResponseCode.H7,
+    ]
+    notice = client.wait_for(wire.HubAlert, 120)
+    assert notice is not None
+    client.release([answers[2].request_id])
+    released = client.wait_for(wire.Acknowledgement, 20, request_id=answers[2].request_id)
+    assert released is not None
+    resp = client.wait_for(wire.ServiceResponse, 20, request_id=answers[2].request_id)
+    assert resp is not None
+    assert resp.code is ResponseCode.I0
+
+
+def test_the_sla_report_shows_the_responses_made(
+    hub: LiveHub, owner: tuple[HubClient, str, str]
+) -> None:
+    client, _, device = owner
+    for _ in range(3):
+        ack = client.request(Role.IS, "4.1.1", device)
+        assert client.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id) is not None
+    result = CliRunner().invoke(
+        app, ["report", "sla", "--data", str(hub.settings.data_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"4.1.1"' in result.output
