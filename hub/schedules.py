@@ -54,7 +54,7 @@ Rules:
 * **Restart.** ``Schedule.to_record`` holds the next firing index. ``due`` advances it; the
   driver persists the advanced record (or deletes it when ``Firing.final``) before dispatching
   the firing, so a crash in between can lose at most that firing, never repeat it. A firing's
-  ``request_id`` (``"<schedule id>/<index>"``) is unique, for idempotent submission as well.
+  ``request_id`` (``"<schedule id>:<index>"``, valid on the wire) is unique, for idempotency.
 * **Ids.** ``"S"`` and a decimal counter from 1. The counter (``Scheduler.next_number``) must be
   persisted and given to ``restore`` so that ids of deleted schedules are never reused.
 * **Ownership.** A user reads only its own schedules (another user's id reads as unknown);
@@ -733,8 +733,8 @@ class Firing:
 
     @property
     def request_id(self) -> str:
-        """A unique, repeatable request id for this firing: ``"<schedule_id>/<index>"``."""
-        return f"{self.schedule_id}/{self.index}"
+        """A unique, repeatable request id for this firing: ``"<schedule_id>:<index>"``."""
+        return f"{self.schedule_id}:{self.index}"
 
 
 @dataclass(frozen=True, slots=True)

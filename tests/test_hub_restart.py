@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,5 +85,51 @@ def test_a_request_accepted_before_sigkill_is_answered_exactly_once_after_restar
         repeat = client.request(Role.IS, "4.1.1", meter.device_id, request_id=ack.request_id)
         assert isinstance(repeat, wire.Acknowledgement)
         assert client.wait_for(wire.ServiceResponse, 5, request_id=ack.request_id) is None
+    finally:
+        client.close()
+
+
+def test_schedules_and_held_requests_survive_sigkill_and_run_once(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    fleet_dir = tmp_path / "fleet"
+    fleet = make_fleet(fleet_dir, sites=40)
+    user, meter = supplier_meter(fleet)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    processes.append(_serve(fleet_dir, tmp_path / "data", endpoint))
+    client = HubClient(endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user))
+    try:
+        client.connect(timeout_s=60)
+        params = {
+            "service": "4.6.1",
+            "device_id": meter.device_id,
+            "recurrence": "weekly",
+            "day_of_week": "mon",
+            "start_date": "2027-01-04",
+            "time_of_day": "04:30",
+            "params": {"window_s": 86400},
+        }
+        created_ack = client.request(Role.IS, "5.1", None, params, timeout_s=30)
+        assert isinstance(created_ack, wire.Acknowledgement), created_ack
+        created = client.wait_for(wire.ServiceResponse, 60, request_id=created_ack.request_id)
+        assert created is not None
+        assert created.code is ResponseCode.I0, created
+        client.ack([created.delivery_id])
+        held = client.request(
+            Role.IS, "4.1.1", meter.device_id, execute_at=time.time() + 8, timeout_s=30
+        )
+        assert isinstance(held, wire.Acknowledgement), held
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait(timeout=30)
+        processes.append(_serve(fleet_dir, tmp_path / "data", endpoint))
+        resp = client.wait_for(wire.ServiceResponse, 90, request_id=held.request_id)
+        assert resp is not None, "the held future-dated request was lost"
+        assert resp.code is ResponseCode.I0
+        client.ack([resp.delivery_id])
+        assert client.wait_for(wire.ServiceResponse, 5, request_id=held.request_id) is None
+        read_ack = client.request(Role.IS, "5.2", None, {}, timeout_s=30)
+        listed = client.wait_for(wire.ServiceResponse, 30, request_id=read_ack.request_id)
+        assert listed is not None
+        assert [s["schedule_id"] for s in listed.body["schedules"]] == [created.body["schedule_id"]]  # type: ignore[union-attr,index]
     finally:
         client.close()
