@@ -117,6 +117,7 @@ class LiveHub:
             self._clock(),
             restored.schedules,
             restored.next_schedule,
+            restored.transfers,
         )
         self._timers = TimerService()
         uplink = f"inproc://dcc-uplink-{next(_instances)}"

@@ -14,9 +14,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from actors.comms_hub import NoAnswerError
 from actors.registers import Fleet
+from hub.firmware import FIRMWARE_SERVICES
 from hub.records import PaymentMode
 from hub.roles import DeviceType
-from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
+from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.uktime import uk_date
 from meters_sim.devices import (
     DeviceUnreachableError,
@@ -34,7 +35,7 @@ class SiteHost:
     """One site's simulated devices, as the comms hub pool sees them: the premises, plus a
     separate simulated meter for an export MPAN's ESME where the fleet has one."""
 
-    __slots__ = ("_head_ends", "_route", "extra", "premises")
+    __slots__ = ("_head_ends", "_images", "_route", "extra", "premises")
 
     def __init__(
         self, premises: Premises, head_ends: dict[str, str], extra: tuple[Premises, ...] = ()
@@ -43,9 +44,12 @@ class SiteHost:
         self.extra = extra
         self._head_ends = head_ends
         self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
+        self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
 
     def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         """Run a command on the device it names."""
+        if cmd.service in FIRMWARE_SERVICES:
+            return self._image_block(cmd, now)
         try:
             return self._route.get(cmd.device_id, self.premises).execute(cmd, now)
         except DeviceUnreachableError as err:
@@ -54,6 +58,57 @@ class SiteHost:
             return DeviceResponse(
                 cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)
             ), []
+
+    def _image_block(
+        self, cmd: DeviceCommand, now: float
+    ) -> tuple[DeviceResponse, list[DeviceAlert]]:
+        """A block of a firmware image: blocks must arrive in order; the last one completes
+        the image on the device (8F8A), a gap or a wrong size fails it (8F89)."""
+        p = cmd.params
+        version, block, blocks, size, data = (
+            p.get("version"),
+            p.get("block"),
+            p.get("blocks"),
+            p.get("image_size"),
+            p.get("data"),
+        )
+        premises = self._route.get(cmd.device_id, self.premises)
+
+        def answer(status: CommandStatus, reason: str = "", **body: Value) -> DeviceResponse:
+            return DeviceResponse(
+                cmd.command_id, cmd.device_id, cmd.service, status, dict(body), reason
+            )
+
+        if not (
+            isinstance(version, str)
+            and isinstance(block, int)
+            and isinstance(blocks, int)
+            and isinstance(size, int)
+            and isinstance(data, bytes)
+        ):
+            return answer(CommandStatus.REJECTED, "malformed image block"), []
+        if cmd.device_id not in {d.device_id for d in premises.devices}:
+            return answer(
+                CommandStatus.REJECTED, f"no device {cmd.device_id} at site {premises.site_id}"
+            ), []
+        images = self._images if self._images is not None else {}
+        expected = images.get(cmd.device_id, (version, 0))
+        if block == 0:
+            expected = (version, 0)
+        if expected != (version, block):
+            images.pop(cmd.device_id, None)
+            alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=False)
+            return answer(
+                CommandStatus.REJECTED, f"block {block} out of order (expected {expected[1]})"
+            ), alerts
+        if block + 1 < blocks:
+            images[cmd.device_id] = (version, block + 1)
+            self._images = images
+            return answer(CommandStatus.SUCCESS, block=block, received=len(data)), []
+        images.pop(cmd.device_id, None)
+        self._images = images or None
+        alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=True)
+        return answer(CommandStatus.SUCCESS, block=block, received=len(data), complete=True), alerts
 
     def advance(self, now: float) -> list[DeviceAlert]:
         """Let the site's time pass to ``now``."""

@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS requests (
     UNIQUE (user_id, request_id)
 );
 CREATE TABLE IF NOT EXISTS schedules (schedule_id TEXT PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS transfers (seq INTEGER PRIMARY KEY, next_block INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS requests_state ON requests (state);
 CREATE TABLE IF NOT EXISTS deliveries (
     delivery_id INTEGER PRIMARY KEY,
@@ -90,6 +91,8 @@ class Restored:
     next_delivery: int
     schedules: list[Schedule]
     next_schedule: int
+    transfers: dict[int, int]
+    """Firmware transfer progress: request seq -> next block."""
 
 
 class SqliteStore:
@@ -156,8 +159,15 @@ class SqliteStore:
         ]
         max_schedule = max((int(x.schedule_id[1:]) for x in schedules), default=0)
         next_schedule = max(int(meta.get("next_schedule", 1)), max_schedule + 1)
+        transfers = dict(self._db.execute("SELECT seq, next_block FROM transfers").fetchall())
         return Restored(
-            requests, deliveries, self._next_seq, self._next_delivery, schedules, next_schedule
+            requests,
+            deliveries,
+            self._next_seq,
+            self._next_delivery,
+            schedules,
+            next_schedule,
+            transfers,
         )
 
     def apply(
@@ -258,6 +268,10 @@ class SqliteStore:
                 db.executemany(
                     "DELETE FROM schedules WHERE schedule_id = ?",
                     [(i,) for i in effects.delete_schedules],
+                )
+            if effects.save_transfers:
+                db.executemany(
+                    "INSERT OR REPLACE INTO transfers VALUES (?, ?)", effects.save_transfers
                 )
             if next_schedule is not None:
                 db.execute(

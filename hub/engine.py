@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -34,6 +34,7 @@ from hub.anomaly import (
 )
 from hub.catalogue import FutureDated, PriorityClass, Service
 from hub.codes import ResponseCode
+from hub.firmware import FIRMWARE_SERVICES, Transfer, parse_block_command_id, validate_update
 from hub.non_device import HANDLERS, SCHEDULE_SERVICES, executable
 from hub.outbox import (
     DEFAULT_HOLD_S,
@@ -44,7 +45,7 @@ from hub.outbox import (
     Outbox,
     Push,
 )
-from hub.roles import Role
+from hub.roles import DeviceType, Role
 from hub.schedules import (
     DEFAULT_OFFSET_WINDOW_S,
     Firing,
@@ -194,6 +195,8 @@ class Effects:
     sla: list[SlaRecord] = field(default_factory=list)
     save_schedules: list[Schedule] = field(default_factory=list)
     delete_schedules: list[str] = field(default_factory=list)
+    save_transfers: list[tuple[int, int]] = field(default_factory=list)
+    """Firmware transfer progress: (request seq, next block)."""
     expired: int = 0
 
     def extend(self, other: Effects) -> None:
@@ -208,6 +211,7 @@ class Effects:
         self.sla += other.sla
         self.save_schedules += other.save_schedules
         self.delete_schedules += other.delete_schedules
+        self.save_transfers += other.save_transfers
         self.expired += other.expired
 
     @property
@@ -222,6 +226,7 @@ class Effects:
             or self.sla
             or self.save_schedules
             or self.delete_schedules
+            or self.save_transfers
         )
 
 
@@ -234,6 +239,19 @@ HUB_ALERT_CODES: dict[NoticeKind, str] = {
 
 def _dt(instant: float) -> datetime:
     return datetime.fromtimestamp(instant, UTC)
+
+
+def _uses_device(service: Service) -> bool:
+    """Carried out by commands to a device: device services and firmware distribution."""
+    return not service.non_device or service.code in FIRMWARE_SERVICES
+
+
+def _seq_of(command_id: str) -> int | None:
+    """The request seq a command id belongs to (``<seq>`` or a block's ``<seq>-<block>``)."""
+    block = parse_block_command_id(command_id)
+    if block is not None:
+        return block[0]
+    return int(command_id) if command_id.isdigit() else None
 
 
 class HubEngine:
@@ -250,6 +268,8 @@ class HubEngine:
         # Device-pattern future-dated commands awaiting 8F66 / 8F67: command id -> seq, deadline
         self._outcomes: dict[str, tuple[int, float]] = {}
         self._by_seq: dict[int, RequestRecord] = {}  # requests with a future execution time
+        self._transfers: dict[int, Transfer] = {}  # firmware transfers in progress, by seq
+        self._resume: dict[int, int] = {}  # seq -> next block, restored after a restart
         # DSP-pattern future-dated requests held until their execution time
         self._held: list[tuple[float, int]] = []
         self._dispatched_at: dict[int, float] = {}  # in dispatch order
@@ -280,6 +300,7 @@ class HubEngine:
         now: float,
         schedules: Iterable[Schedule] = (),
         next_schedule: int = 1,
+        transfers: Mapping[int, int] | None = None,
     ) -> Effects:
         """Rebuild state from the store after a restart. Requests accepted but unanswered
         are dispatched again, or held again until their execution time (nothing acknowledged
@@ -287,6 +308,7 @@ class HubEngine:
         self._next_seq = max(self._next_seq, next_seq)
         self._next_delivery = max(self._next_delivery, next_delivery)
         effects = Effects()
+        self._resume.update(transfers or {})
         for rec in requests:
             self._seen[(rec.user_id, rec.request_id)] = rec
             if rec.execute_at is not None and rec.state is RequestState.COMPLETED:
@@ -421,7 +443,7 @@ class HubEngine:
                 held = self._hold(user_id, req, assessment.reason, now)
                 held.extend(notes)
                 return held
-        if code is ResponseCode.I99 and service is not None and not service.non_device:
+        if code is ResponseCode.I99 and service is not None and _uses_device(service):
             admission = self.traffic.admit(
                 user_id, self._priority(service, req.execute_at, now), now
             )
@@ -455,8 +477,8 @@ class HubEngine:
             received_at=now,
             state=RequestState.ACCEPTED if accepted else RequestState.REFUSED,
             reply=reply,
-            comms_hub=comms_hub if service and not service.non_device else None,
-            head_end=device.head_end if device and service and not service.non_device else None,
+            comms_hub=comms_hub if service and _uses_device(service) else None,
+            head_end=device.head_end if device and service and _uses_device(service) else None,
             signature=req.signature,
         )
         self._next_seq += 1
@@ -729,6 +751,23 @@ class HubEngine:
             )
         if service.code in SCHEDULE_SERVICES:
             return self._check_schedule(user_id, req, now, service)
+        if service.code in FIRMWARE_SERVICES:
+            problems = validate_update(req.params)
+            if req.device_id is None:
+                problems.append(f"{service.code} needs a target device")
+            if problems:
+                return ResponseCode.E12, "; ".join(problems), service
+            target = self.access.inventory.device(req.device_id or "")
+            ppmid = target is not None and target.device_type is DeviceType.PPMID
+            if target is not None and (
+                ppmid != (service.code == "11.4") or target.device_type is DeviceType.IHD
+            ):
+                return (
+                    ResponseCode.E11,
+                    f"{service.code} does not apply to a {target.device_type.value}",
+                    service,
+                )
+            return decision.code, decision.reason, service
         if service.non_device:
             if req.device_id is None:
                 return ResponseCode.E12, f"{service.code} needs a target device", service
@@ -763,6 +802,8 @@ class HubEngine:
         service = self.access.catalogue[rec.service]
         if service.code in SCHEDULE_SERVICES:
             return self._schedule_service(rec, now)
+        if service.code in FIRMWARE_SERVICES:
+            return self._start_transfer(rec, now, admitted)
         if service.non_device:
             device = self.access.inventory.device(rec.device_id or "")
             if device is None:
@@ -816,7 +857,7 @@ class HubEngine:
         """Commands traffic management lets start now; their response clock starts here."""
         ready = self.traffic.ready(now)
         for d in ready:
-            self._dispatched_at[int(d.command.command_id)] = now
+            self._dispatched_at[_seq_of(d.command.command_id) or 0] = now
         return ready
 
     # ---- DCC schedules (5.1, 5.2, 5.3) and their firings ---------------------------------------
@@ -961,6 +1002,64 @@ class HubEngine:
         effects.extend(self._execute(rec, now, admitted=True))
         return effects
 
+    # ---- firmware distribution (11.1, 11.4) -------------------------------------------------------
+
+    def _start_transfer(self, rec: RequestRecord, now: float, admitted: bool) -> Effects:
+        """Start (or, after a restart, resume) carrying an image to the device in blocks."""
+        assert rec.device_id is not None
+        assert rec.comms_hub is not None
+        version, size = rec.params["version"], rec.params["image_size"]
+        assert isinstance(version, str)
+        assert isinstance(size, int)
+        transfer = Transfer(rec.seq, rec.device_id, version, size, self._resume.pop(rec.seq, 0))
+        self._transfers[rec.seq] = transfer
+        self._pending[rec.seq] = rec
+        self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
+        return self._send_block(rec, transfer, now, admitted)
+
+    def _send_block(
+        self, rec: RequestRecord, transfer: Transfer, now: float, admitted: bool
+    ) -> Effects:
+        assert rec.comms_hub is not None
+        assert rec.head_end is not None
+        params = transfer.block_params()
+        command = DeviceCommand(transfer.command_id(), rec.service, transfer.device_id, params)
+        dispatch = Dispatch(command, rec.head_end, rec.comms_hub, int(PriorityClass.BULK))
+        device = self.access.inventory.devices[transfer.device_id]
+        cell = self.access.inventory.sites[device.site_id].cell
+        data = params["data"]
+        size = len(data) if isinstance(data, bytes) else 0
+        if admitted:
+            self.traffic.offer(dispatch, PriorityClass.BULK, cell, size, now)
+        else:
+            self.traffic.restore(dispatch, PriorityClass.BULK, cell, size, now)
+        return Effects(dispatch=self._ready(now))
+
+    def _block_answered(self, seq: int, resp: DeviceResponse, now: float) -> Effects:
+        transfer = self._transfers.get(seq)
+        rec = self._pending.get(seq)
+        if transfer is None or rec is None:
+            return Effects()
+        if resp.status is CommandStatus.REJECTED:
+            self._pending_for(str(seq))
+            return self._respond(
+                rec, ResponseCode.H11, {"reason": resp.reason, "block": transfer.next_block}, now
+            )
+        transfer.next_block += 1
+        progress = Effects(save_transfers=[(seq, transfer.next_block)])
+        self._dispatched_at.pop(seq, None)
+        if transfer.done:
+            self._pending_for(str(seq))
+            body: dict[str, Value] = {
+                "version": transfer.version,
+                "blocks": transfer.blocks,
+                "image_size": transfer.image_size,
+            }
+            progress.extend(self._respond(rec, ResponseCode.I0, body, now))
+            return progress
+        progress.extend(self._send_block(rec, transfer, now, admitted=False))
+        return progress
+
     def _priority(
         self, service: Service, execute_at: float | None, received_at: float
     ) -> PriorityClass:
@@ -998,6 +1097,9 @@ class HubEngine:
 
     def on_device_response(self, resp: DeviceResponse, now: float) -> Effects:
         """A head-end decoded a device's response to one of our commands."""
+        block = parse_block_command_id(resp.command_id)
+        if block is not None and block[0] in self._transfers:
+            return self._block_answered(block[0], resp, now)
         rec = self._pending_for(resp.command_id)
         if rec is None:
             self.counters["unknown_uplink"] = self.counters.get("unknown_uplink", 0) + 1
@@ -1032,10 +1134,10 @@ class HubEngine:
         return self._respond(rec, code, {"reason": reason}, now)
 
     def _pending_for(self, command_id: str) -> RequestRecord | None:
-        try:
-            seq = int(command_id)
-        except ValueError:
+        seq = _seq_of(command_id)
+        if seq is None:
             return None
+        self._transfers.pop(seq, None)
         rec = self._pending.pop(seq, None)
         self._dispatched_at.pop(seq, None)
         if rec is not None and rec.comms_hub is not None:

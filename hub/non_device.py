@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hub.catalogue import Service
+from hub.firmware import FIRMWARE_SERVICES
 from hub.inventory import Device, Inventory
 from hub.service_params import schema_for
 from hub.standard import Value
@@ -69,5 +70,9 @@ def executable(service: Service) -> bool:
     if not service.in_scope:
         return False
     if service.non_device:
-        return service.code in ANSWERED or service.code in SCHEDULE_SERVICES
+        return (
+            service.code in ANSWERED
+            or service.code in SCHEDULE_SERVICES
+            or service.code in FIRMWARE_SERVICES
+        )
     return schema_for(service.code) is not None

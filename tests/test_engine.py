@@ -11,6 +11,7 @@ from hub import wire
 from hub.catalogue import CATALOGUE, PriorityClass
 from hub.codes import ResponseCode
 from hub.engine import Direction, EngineConfig, HubEngine, RequestState
+from hub.firmware import BLOCK_BYTES
 from hub.roles import Role
 from hub.service_params import example_params
 from hub.standard import CommandStatus, DeviceAlert, DeviceResponse
@@ -567,3 +568,67 @@ def test_a_restored_schedule_does_not_fire_twice() -> None:
         next_schedule=2,
     )
     assert fresh.tick(first + 2).dispatch == []
+
+
+# ---- firmware distribution -------------------------------------------------------------------
+
+
+def test_a_firmware_image_is_carried_in_blocks_as_bulk_and_answered_when_complete() -> None:
+    eng = _engine()
+    size = 3 * BLOCK_BYTES + 10
+    eff = eng.on_frame(
+        "u-supa", _req("f1", service="11.1", params={"version": "2.1.0", "image_size": size}), T0
+    )
+    assert isinstance(_decoded(eff.send[0].payload), wire.Acknowledgement), _decoded(
+        eff.send[0].payload
+    )
+    sent = 0
+    step = eff
+    for n in range(4):
+        [dispatch] = step.dispatch
+        assert dispatch.priority == PriorityClass.BULK
+        data = dispatch.command.params["data"]
+        assert isinstance(data, bytes)
+        sent += len(data)
+        assert dispatch.command.params["block"] == n
+        step = eng.on_device_response(
+            DeviceResponse(
+                dispatch.command.command_id, ESME, "11.1", CommandStatus.SUCCESS, {"block": n}
+            ),
+            T0 + n + 1,
+        )
+        assert step.save_transfers == [(eff.save_requests[0].seq, n + 1)]
+    assert sent == size
+    resp = _decoded(step.add_deliveries[0].payload)
+    assert isinstance(resp, wire.ServiceResponse)
+    assert resp.code is ResponseCode.I0
+    assert resp.body["blocks"] == 4
+    assert eng.pending == 0
+
+
+def test_a_firmware_transfer_resumes_after_a_restart_from_its_saved_block() -> None:
+    eng = _engine()
+    eff = eng.on_frame(
+        "u-supa",
+        _req("f1", service="11.1", params={"version": "2.1.0", "image_size": 5 * BLOCK_BYTES}),
+        T0,
+    )
+    first = eff.dispatch[0].command
+    progress = eng.on_device_response(
+        DeviceResponse(first.command_id, ESME, "11.1", CommandStatus.SUCCESS), T0 + 1
+    )
+    fresh = _engine()
+    resumed = fresh.restore(
+        eff.save_requests, [], eng.next_seq, 1, now=T0 + 2, transfers=dict(progress.save_transfers)
+    )
+    assert [d.command.params["block"] for d in resumed.dispatch] == [1]
+
+
+def test_ppmid_firmware_goes_only_to_a_ppmid() -> None:
+    eng = _engine()
+    eff = eng.on_frame(
+        "u-supa", _req("f1", service="11.4", params={"version": "1.0", "image_size": 1000}), T0
+    )
+    refusal = _decoded(eff.send[0].payload)
+    assert isinstance(refusal, wire.Refusal)
+    assert refusal.code is ResponseCode.E11

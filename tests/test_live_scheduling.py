@@ -194,3 +194,42 @@ def test_the_sla_report_shows_the_responses_made(
     )
     assert result.exit_code == 0, result.output
     assert '"4.1.1"' in result.output
+
+
+def test_a_firmware_rollout_transfers_the_image_in_blocks_then_activates_it(
+    owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
+) -> None:
+    client, user, device = owner
+    party = fleet.users[user].party_id
+    ack = client.request(Role.IS, "11.1", device, {"version": "9.9.9", "image_size": 300_000})
+    assert isinstance(ack, wire.Acknowledgement), ack
+    done = client.wait_for(wire.ServiceResponse, 60, request_id=ack.request_id)
+    assert done is not None
+    assert done.code is ResponseCode.I0, done
+    assert done.body["blocks"] == 7
+    transferred = client.wait_for(wire.DeviceAlertNotice, 30)
+    while transferred is not None and transferred.alert_code != "8F8A":
+        client.ack([transferred.delivery_id])
+        transferred = client.wait_for(wire.DeviceAlertNotice, 30)
+    assert transferred is not None, "no 8F8A firmware transfer success alert"
+    at = clock() + 1.0
+    activate = client.request(
+        Role.IS,
+        "11.3",
+        device,
+        {"version": "9.9.9"},
+        execute_at=at,
+        signature=sign_request(party, "11.3", device),
+    )
+    assert isinstance(activate, wire.Acknowledgement), activate
+    assert client.wait_for(wire.ServiceResponse, 20, request_id=activate.request_id) is not None
+    read = client.request(Role.IS, "11.2", device)
+    version = None
+    deadline = time.monotonic() + 30
+    while version != "9.9.9" and time.monotonic() < deadline:
+        resp = client.wait_for(wire.ServiceResponse, 20, request_id=read.request_id)
+        assert resp is not None
+        version = resp.body.get("firmware_version", resp.body.get("version"))
+        if version != "9.9.9":
+            read = client.request(Role.IS, "11.2", device)
+    assert version == "9.9.9", resp.body
