@@ -55,6 +55,9 @@ def serve(
     hold: float = typer.Option(
         2 * 86400.0, help="Seconds a response or alert is held for an absent user."
     ),
+    schedule_window: float = typer.Option(
+        3600.0, help="Schedule firings are spread over this many seconds after their time."
+    ),
 ) -> None:
     """Run the hub until interrupted, printing a status line every few seconds."""
     wan = WanProfile(
@@ -68,7 +71,7 @@ def serve(
         endpoint=endpoint,
         pools=pools,
         wan=wan,
-        engine=EngineConfig(hold_s=hold),
+        engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
     )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
