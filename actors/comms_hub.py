@@ -32,16 +32,13 @@ from actors.timers import TimerService
 from hub.codes import ResponseCode
 from hub.headends.base import FrameError, HeadEnd
 from hub.standard import DeviceAlert, DeviceCommand, DeviceResponse
+from meters_sim.field import NoAnswerError
 from meters_sim.wan import Outcome, Transit, WanProfile, transit
 
 log = logging.getLogger(__name__)
 
 MAX_QUEUE_PER_HUB = 256
 """Commands held per comms hub; the engine's own cap is lower, so this is a safety net."""
-
-
-class NoAnswerError(Exception):
-    """The devices behind a comms hub cannot answer (no power at the site)."""
 
 
 class DeviceHost(Protocol):

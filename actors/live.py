@@ -22,7 +22,6 @@ from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.headend_plugins import load_head_ends
-from actors.premises import FieldBuilder
 from actors.registers import Fleet, load_fleet
 from actors.security import UserKeyAuthenticator, hub_keypair, user_public_keys
 from actors.store import SqliteStore
@@ -30,6 +29,7 @@ from actors.timers import TimerService
 from hub.access import AccessContext
 from hub.catalogue import CATALOGUE
 from hub.engine import EngineConfig, HubEngine
+from meters_sim.field import FieldBuilder
 from meters_sim.wan import WanProfile
 
 _instances = itertools.count()
@@ -126,7 +126,9 @@ class LiveHub:
             name: HeadEndActor.start(codec, [], ctx, uplink) for name, codec in codecs.items()
         }
 
-        host_for: Callable[[str], DeviceHost] = FieldBuilder(fleet, s.seed, self._clock())
+        host_for: Callable[[str], DeviceHost] = FieldBuilder(
+            fleet.inventory, fleet.registration, fleet.payment_modes, s.seed, self._clock()
+        )
         self._pools = [
             CommsHubPoolActor.start(
                 host_for,

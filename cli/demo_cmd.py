@@ -23,7 +23,6 @@ from rich.table import Table
 
 from actors.client import HubClient
 from actors.live import HubSettings, LiveHub
-from actors.premises import SiteHost
 from actors.registers import Fleet, load_fleet
 from actors.security import create_keys, hub_keypair, user_keypair
 from hub import wire
@@ -40,6 +39,7 @@ from hub.standard import DeviceAlert, Value
 from hub.uktime import uk_date
 from hub.utrn import make_utrn
 from meters_sim.devices import sign_request
+from meters_sim.field import SiteHost
 from meters_sim.fleet import generate_fleet
 from meters_sim.fleet_files import write_fleet
 from meters_sim.wan import LatencyKind, WanProfile

@@ -1,4 +1,5 @@
-"""The simulated field of the live hub: builds each site's simulated devices from the fleet.
+"""The simulated field: builds each site's simulated devices from a fleet, for both drivers
+(the live hub's comms hub pools and the SimPy simulator).
 
 Decides: how a fleet site becomes a simulated ``Premises`` (its inventory device ids, payment
 mode, the suppliers' key ids that critical commands must be signed with, a per-site seed), and
@@ -12,10 +13,10 @@ from __future__ import annotations
 import zlib
 from datetime import UTC, date, datetime, timedelta
 
-from actors.comms_hub import NoAnswerError
-from actors.registers import Fleet
 from hub.firmware import FIRMWARE_SERVICES
+from hub.inventory import Inventory
 from hub.records import PaymentMode
+from hub.registration import RegistrationData
 from hub.roles import DeviceType
 from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.uktime import uk_date
@@ -29,6 +30,10 @@ from meters_sim.devices import (
 
 INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
+
+
+class NoAnswerError(Exception):
+    """The devices behind a comms hub cannot answer (no power at the site)."""
 
 
 class SiteHost:
@@ -125,34 +130,41 @@ class SiteHost:
 class FieldBuilder:
     """Builds a ``SiteHost`` for any comms hub of a fleet, on first use."""
 
-    def __init__(self, fleet: Fleet, seed: int, clock_now: float) -> None:
-        self._fleet = fleet
+    def __init__(
+        self,
+        inventory: Inventory,
+        registration: RegistrationData,
+        payment_modes: dict[str, PaymentMode],
+        seed: int,
+        clock_now: float,
+    ) -> None:
+        self._inventory = inventory
+        self._registration = registration
+        self._payment_modes = payment_modes
         self._seed = seed
-        self._site_of = {site.comms_hub: site.site_id for site in fleet.inventory.sites.values()}
+        self._site_of = {site.comms_hub: site.site_id for site in inventory.sites.values()}
         self._installed_at = (datetime.fromtimestamp(clock_now, UTC) - INSTALL_LOOKBACK).timestamp()
 
     def __call__(self, comms_hub: str) -> SiteHost:
-        fleet = self._fleet
+        reg = self._registration
         site_id = self._site_of[comms_hub]
-        devices = fleet.inventory.site_devices(site_id)
+        devices = self._inventory.site_devices(site_id)
         day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
         esme = next(
-            (d for d in devices if d.device_type is DeviceType.ESME and not _export(fleet, d.mpxn)),
+            (d for d in devices if d.device_type is DeviceType.ESME and not _export(reg, d.mpxn)),
             None,
         )
-        exports = [
-            d for d in devices if d.device_type is DeviceType.ESME and _export(fleet, d.mpxn)
-        ]
+        exports = [d for d in devices if d.device_type is DeviceType.ESME and _export(reg, d.mpxn)]
         ids = {d.device_type: d.device_id for d in devices if d not in exports}
         gsme = next((d for d in devices if d.device_type is DeviceType.GSME), None)
         meter = esme or gsme
         mode = (
-            fleet.payment_modes.get(meter.device_id, PaymentMode.CREDIT)
+            self._payment_modes.get(meter.device_id, PaymentMode.CREDIT)
             if meter
             else PaymentMode.CREDIT
         )
-        electricity_supplier = _supplier(fleet, esme.mpxn if esme else None, day)
-        gas_supplier = _supplier(fleet, gsme.mpxn if gsme else None, day)
+        electricity_supplier = _supplier(reg, esme.mpxn if esme else None, day)
+        gas_supplier = _supplier(reg, gsme.mpxn if gsme else None, day)
         premises = Premises(
             site_id,
             zlib.crc32(site_id.encode()) ^ self._seed,
@@ -174,7 +186,7 @@ class FieldBuilder:
                 self._installed_at,
                 layout=Layout.ELECTRICITY_ONLY,
                 payment_mode=PaymentMode.CREDIT,
-                supplier_key_id=_supplier(fleet, d.mpxn, day) or "UNREGISTERED",
+                supplier_key_id=_supplier(reg, d.mpxn, day) or "UNREGISTERED",
                 mpan=d.mpxn,
                 device_ids={DeviceType.ESME: d.device_id},
                 in_home_devices=False,
@@ -188,13 +200,13 @@ class FieldBuilder:
         return SiteHost(premises, head_ends, extra)
 
 
-def _export(fleet: Fleet, mpxn: str) -> bool:
-    mp = fleet.registration.meter_point(mpxn)
+def _export(reg: RegistrationData, mpxn: str) -> bool:
+    mp = reg.meter_point(mpxn)
     return mp is not None and mp.export
 
 
-def _supplier(fleet: Fleet, mpxn: str | None, day: date) -> str | None:
+def _supplier(reg: RegistrationData, mpxn: str | None, day: date) -> str | None:
     if not mpxn:
         return None
-    mp = fleet.registration.meter_point(mpxn)
+    mp = reg.meter_point(mpxn)
     return mp.supplier_on(day) if mp else None
