@@ -1,0 +1,277 @@
+"""The simulated-time driver: SimPy runs the same hub engine as the live hub, with simulated
+devices behind simulated comms hubs and a simulated WAN.
+
+Decides: how the engine's effects play out in simulated time: frames to users are delivered at
+once (users acknowledge after a configurable delay), commands wait their turn at their comms hub
+(one at a time, highest priority first), cross the WAN model of the site's region, are
+translated by the same head-end formats as live, and run on the same simulated devices; the
+engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
+``Decision`` so runs can be compared with each other and with the live hub.
+Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
+the store is the engine's own memory, so a run is reproducible from its seed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import simpy
+
+from hub import wire
+from hub.access import AccessContext
+from hub.catalogue import CATALOGUE
+from hub.codes import ResponseCode
+from hub.engine import Dispatch, Effects, EngineConfig, HubEngine
+from hub.headends.base import FrameError, HeadEnd
+from hub.inventory import Inventory
+from hub.parties import User
+from hub.records import PaymentMode
+from hub.registration import RegistrationData
+from hub.standard import DeviceAlert, DeviceCommand
+from meters_sim.field import FieldBuilder, NoAnswerError, SiteHost
+from meters_sim.wan import Outcome, WanProfile, transit
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """One thing the hub told a user, as seen by the user."""
+
+    at: float
+    """Simulated time it was sent."""
+    kind: str
+    """``answer`` (I99 or a refusal), ``response``, ``device_alert`` or ``hub_alert``."""
+    user_id: str
+    request_id: str | None
+    code: str
+    """The response code, or the alert code."""
+    service: str | None = None
+    device_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """How a simulation runs."""
+
+    start: float
+    """Simulated start time, epoch seconds UTC."""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    """The hub engine's configuration (the same type the live hub uses)."""
+    wan: Mapping[str, WanProfile] = field(default_factory=dict)
+    """WAN profile per region (North, Central, South); missing regions get the default."""
+    seed: int = 1
+    """Seed of the devices and the WAN model."""
+    tick_s: float = 1.0
+    """How often the engine's timers are looked at, simulated seconds."""
+    ack_delay_s: float = 0.0
+    """How long a user takes to acknowledge a delivery."""
+
+
+@dataclass(slots=True)
+class _Hub:
+    host: SiteHost
+    line: simpy.PriorityResource
+    region: str
+    online: bool = True
+
+
+class Simulation:
+    """A hub, its field and its users in simulated time."""
+
+    def __init__(
+        self,
+        users: Mapping[str, User],
+        registration: RegistrationData,
+        inventory: Inventory,
+        payment_modes: dict[str, PaymentMode],
+        head_ends: Mapping[str, HeadEnd],
+        config: SimConfig,
+    ) -> None:
+        self.config = config
+        self.env = simpy.Environment(initial_time=config.start)
+        access = AccessContext(dict(users), CATALOGUE, registration, inventory)
+        self.engine = HubEngine(access, config.engine)
+        self._inventory = inventory
+        self._field = FieldBuilder(
+            inventory, registration, payment_modes, config.seed, config.start
+        )
+        self._codecs = head_ends
+        self._rng = random.Random(config.seed)
+        self._hubs: dict[str, _Hub] = {}
+        self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
+        self._seen_deliveries: set[tuple[str, int]] = set()
+        self.log: list[Decision] = []
+        """Everything users were told, in order."""
+        self.counters: dict[str, int] = {"commands": 0, "uplinks": 0, "frames_to_users": 0}
+        self.env.process(self._ticker())
+
+    # ---- driving -------------------------------------------------------------------------------
+
+    def run(self, until: float) -> None:
+        """Run the simulation until simulated time ``until``."""
+        self.env.run(until=until)
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        """Do ``action`` at simulated time ``when``."""
+
+        def proc() -> Generator[simpy.Event, Any, None]:
+            yield self.env.timeout(max(0.0, when - self.env.now))
+            action()
+
+        self.env.process(proc())
+
+    def hello(self, user_id: str) -> None:
+        """The user connects and says Hello (held deliveries are pushed)."""
+        self.frame(user_id, wire.encode(wire.Hello()))
+
+    def frame(self, user_id: str, frame: bytes) -> None:
+        """A frame arrives from an authenticated user now."""
+        self._apply(self.engine.on_frame(user_id, frame, self.env.now))
+
+    def request(self, user_id: str, req: wire.ServiceRequest) -> None:
+        """A service request arrives from a user now."""
+        self.frame(user_id, wire.encode(req))
+
+    def inject(
+        self, comms_hub: str, action: Callable[[SiteHost, float], list[DeviceAlert]]
+    ) -> None:
+        """Apply an event (outage, voltage excursion, tamper) to a site's devices now."""
+        hub = self._hub(comms_hub)
+        self._uplink_alerts(hub, action(hub.host, self.env.now))
+
+    def set_online(self, comms_hub: str, online: bool) -> None:
+        """Take a comms hub off the WAN, or bring it back."""
+        self._hub(comms_hub).online = online
+
+    # ---- the engine's effects ---------------------------------------------------------------------
+
+    def _apply(self, effects: Effects) -> None:
+        for send in effects.send:
+            self._deliver(send.user_id, send.payload)
+        for d in effects.dispatch:
+            self.env.process(self._carry(d))
+
+    def _deliver(self, user_id: str, payload: bytes) -> None:
+        self.counters["frames_to_users"] += 1
+        msg = wire.decode_from_hub(payload)
+        now = self.env.now
+        if isinstance(msg, wire.Acknowledgement | wire.Refusal):
+            self.log.append(Decision(now, "answer", user_id, msg.request_id, msg.code.value))
+            return
+        if isinstance(msg, wire.Welcome):
+            return
+        key = (user_id, msg.delivery_id)
+        if key not in self._seen_deliveries:  # a user drops redeliveries, as the SDK does
+            self._seen_deliveries.add(key)
+            if isinstance(msg, wire.ServiceResponse):
+                self.log.append(
+                    Decision(
+                        now,
+                        "response",
+                        user_id,
+                        msg.request_id,
+                        msg.code.value,
+                        msg.service,
+                        msg.device_id,
+                    )
+                )
+            elif isinstance(msg, wire.DeviceAlertNotice):
+                self.log.append(
+                    Decision(
+                        now, "device_alert", user_id, None, msg.alert_code, None, msg.device_id
+                    )
+                )
+            else:
+                self.log.append(Decision(now, "hub_alert", user_id, None, msg.alert_code))
+        ack = wire.encode(wire.DeliveryAck(delivery_ids=(msg.delivery_id,)))
+        if self.config.ack_delay_s <= 0:
+            self._apply(self.engine.on_frame(user_id, ack, now))
+        else:
+            self.at(now + self.config.ack_delay_s, lambda: self.frame(user_id, ack))
+
+    def _hub(self, comms_hub: str) -> _Hub:
+        hub = self._hubs.get(comms_hub)
+        if hub is None:
+            site = self._site_of[comms_hub]
+            hub = self._hubs[comms_hub] = _Hub(
+                self._field(comms_hub), simpy.PriorityResource(self.env, capacity=1), site.region
+            )
+        return hub
+
+    def _carry(self, d: Dispatch) -> Generator[simpy.Event, Any, None]:
+        """One command: wait for its comms hub, cross the WAN, run on the device, come back."""
+        hub = self._hub(d.comms_hub)
+        with hub.line.request(priority=d.priority) as turn:
+            yield turn
+            profile = self.config.wan.get(hub.region, WanProfile())
+            trip = transit(profile, self._rng, reachable=hub.online)
+            if trip.delay_s > 0:
+                yield self.env.timeout(trip.delay_s)
+            now = self.env.now
+            cmd_id = d.command.command_id
+            if trip.outcome is Outcome.UNREACHABLE:
+                self._apply(
+                    self.engine.on_device_failure(
+                        cmd_id,
+                        ResponseCode.E20,
+                        f"comms hub {d.comms_hub} unreachable on the WAN",
+                        now,
+                    )
+                )
+                return
+            if trip.outcome is Outcome.NO_RESPONSE:
+                self._apply(
+                    self.engine.on_device_failure(
+                        cmd_id, ResponseCode.E21, f"no response after {trip.attempts} attempts", now
+                    )
+                )
+                return
+            codec = self._codecs[d.head_end]
+            self.counters["commands"] += 1
+            cmd = codec.decode_command(codec.encode_command(d.command))
+            try:
+                alerts = hub.host.advance(now)
+                response, raised = hub.host.execute(cmd, now)
+            except NoAnswerError as err:
+                self._apply(
+                    self.engine.on_device_failure(
+                        cmd_id, ResponseCode.E21, f"no response: {err}", now
+                    )
+                )
+                return
+            self._uplink(hub, d.head_end, response)
+            self._uplink_alerts(hub, alerts + raised)
+            if cmd.execute_at is not None and cmd.execute_at > now:
+                self.env.process(self._wake(hub, cmd))
+
+    def _wake(self, hub: _Hub, cmd: DeviceCommand) -> Generator[simpy.Event, Any, None]:
+        assert cmd.execute_at is not None
+        yield self.env.timeout(cmd.execute_at - self.env.now + 0.001)
+        self._uplink_alerts(hub, hub.host.advance(self.env.now))
+
+    def _uplink(self, hub: _Hub, head_end: str, msg: Any) -> None:
+        codec = self._codecs[head_end]
+        self.counters["uplinks"] += 1
+        now = self.env.now
+        try:
+            decoded = codec.decode_uplink(codec.encode_uplink(msg))
+        except FrameError as err:
+            self._apply(
+                self.engine.on_integrity_failure(hub.host.premises.site_id, head_end, str(err), now)
+            )
+            return
+        if isinstance(decoded, DeviceAlert):
+            self._apply(self.engine.on_device_alert(decoded, now))
+        else:
+            self._apply(self.engine.on_device_response(decoded, now))
+
+    def _uplink_alerts(self, hub: _Hub, alerts: list[DeviceAlert]) -> None:
+        for alert in alerts:
+            self._uplink(hub, hub.host.head_end_of(alert.device_id), alert)
+
+    def _ticker(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(self.config.tick_s)
+            self._apply(self.engine.tick(self.env.now))
