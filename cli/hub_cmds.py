@@ -25,6 +25,7 @@ from actors.security import create_keys, hub_keypair, user_keypair
 from actors.store import audit_query
 from hub import wire
 from hub.engine import EngineConfig
+from meters_sim.devices import sign_request
 from meters_sim.wan import LatencyKind, WanProfile
 
 console = Console()
@@ -128,14 +129,21 @@ def send(
         None, help="Execution time, seconds since the epoch (future dated)."
     ),
     wait: float = typer.Option(30.0, help="Seconds to wait for the response."),
+    sign: bool = typer.Option(
+        False, help="Sign a critical command with the user's key (the simulated devices' scheme)."
+    ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
 ) -> None:
     """Send one service request, print the acknowledgement and the response, acknowledge it."""
     params = _parse_params(param)
+    signature = b""
+    if sign and device is not None:
+        party = load_fleet(fleet).users[user].party_id
+        signature = sign_request(party, service, device)
     with _client(fleet, user, endpoint) as client:
         client.connect()
-        answer = client.request(role, service, device, params, execute_at)
+        answer = client.request(role, service, device, params, execute_at, signature)
         console.print(_show(answer))
         if isinstance(answer, wire.Refusal):
             raise typer.Exit(1)
