@@ -10,6 +10,7 @@ Must never: share its socket between threads; use one HubClient per thread.
 from __future__ import annotations
 
 import itertools
+import secrets
 import time
 from collections import OrderedDict, deque
 from typing import Any
@@ -65,6 +66,7 @@ class HubClient:
         self._dedup_window = dedup_window
         self._inbox: deque[Inbound] = deque()
         self._ids = itertools.count(1)
+        self._token = secrets.token_hex(6)
         self.welcome: wire.Welcome | None = None
         """The hub's last Welcome (None until the first handshake completes)."""
         self.duplicates = 0
@@ -89,8 +91,9 @@ class HubClient:
     # ---- sending ---------------------------------------------------------------------------
 
     def next_request_id(self, prefix: str = "r") -> str:
-        """A request id unique within this client object."""
-        return f"{prefix}-{next(self._ids)}"
+        """A fresh request id: a random token per client object and a counter, so ids do not
+        repeat across runs (the hub remembers ids for a day and refuses reuse with H4)."""
+        return f"{prefix}-{self._token}-{next(self._ids)}"
 
     def submit(
         self,

@@ -6,6 +6,7 @@ Must never: hold hub decisions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import threading
@@ -109,11 +110,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _show(msg: Any) -> str:
-    fields = (
-        dict(vars(msg).items())
-        if hasattr(msg, "__dict__")
-        else {k: getattr(msg, k) for k in msg.__dataclass_fields__}
-    )
+    fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
     return f"{type(msg).__name__} " + json.dumps(fields, default=str)
 
 
