@@ -13,6 +13,7 @@ from cli.demo_cmd import demo
 from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, keys, listen, send, serve
 from cli.report_cmd import report_app
+from cli.simulate_cmd import simulate
 
 app = typer.Typer(
     help="dcc-hub: smart-metering communications hub and fleet simulator.",
@@ -28,6 +29,7 @@ app.command("listen")(listen)
 app.command("audit")(audit)
 app.command("demo")(demo)
 app.add_typer(report_app, name="report")
+app.command("simulate")(simulate)
 
 
 def main() -> None:

@@ -30,6 +30,7 @@ from hub.inventory import Inventory
 from hub.parties import User
 from hub.records import PaymentMode
 from hub.registration import RegistrationData
+from hub.sla import SlaRecord
 from hub.standard import DeviceAlert, DeviceCommand
 from meters_sim.field import FieldBuilder, NoAnswerError, SiteHost
 from meters_sim.wan import Outcome, WanProfile, transit
@@ -104,7 +105,17 @@ class Simulation:
         self._seen_deliveries: set[tuple[str, int]] = set()
         self.log: list[Decision] = []
         """Everything users were told, in order."""
-        self.counters: dict[str, int] = {"commands": 0, "uplinks": 0, "frames_to_users": 0}
+        self.counters: dict[str, int] = {
+            "commands": 0,
+            "uplinks": 0,
+            "frames_to_users": 0,
+            "expired": 0,
+        }
+        self.sla: list[SlaRecord] = []
+        """Every response's timing, for SLA reports."""
+        self.cell_bytes: dict[tuple[str, int], int] = {}
+        """(cell, interval index) -> command bytes carried, for WAN utilisation."""
+        self.interval_s = 900.0
         self.env.process(self._ticker())
 
     # ---- driving -------------------------------------------------------------------------------
@@ -148,6 +159,8 @@ class Simulation:
     # ---- the engine's effects ---------------------------------------------------------------------
 
     def _apply(self, effects: Effects) -> None:
+        self.sla += effects.sla
+        self.counters["expired"] += effects.expired
         for send in effects.send:
             self._deliver(send.user_id, send.payload)
         for d in effects.dispatch:
@@ -230,7 +243,11 @@ class Simulation:
                 return
             codec = self._codecs[d.head_end]
             self.counters["commands"] += 1
-            cmd = codec.decode_command(codec.encode_command(d.command))
+            frame = codec.encode_command(d.command)
+            cell = self._site_of[d.comms_hub].cell
+            slot = (cell, int((now - self.config.start) // self.interval_s))
+            self.cell_bytes[slot] = self.cell_bytes.get(slot, 0) + len(frame)
+            cmd = codec.decode_command(frame)
             try:
                 alerts = hub.host.advance(now)
                 response, raised = hub.host.execute(cmd, now)

@@ -1,0 +1,240 @@
+"""Event-mode load: a scenario's service users and field events, scheduled on a ``Simulation``.
+
+Decides: which requests the simulated service users send and when (on-demand reads by hour of
+day, prepayment top-ups with valid UTRNs, daily scheduled reads created as 5.1 schedules,
+diarised tariff changes, firmware rollouts), and which field events happen (outage storms and
+their restorations), all drawn from the scenario's seed.
+Must never: decide anything the hub decides; it only plays the users and the field.
+Change-of-supplier churn needs register updates during a run and is not played in event mode.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import partial
+
+from hub import wire
+from hub.catalogue import CATALOGUE
+from hub.inventory import Device, DeviceStatus, Inventory
+from hub.parties import User, UserStatus
+from hub.records import PaymentMode
+from hub.registration import RegistrationData
+from hub.roles import DeviceType, Fuel, Role
+from hub.service_params import example_params
+from hub.standard import DeviceAlert, Value
+from hub.uktime import to_uk_local, uk_date
+from hub.utrn import make_utrn
+from meters_sim.devices import sign_request
+from meters_sim.field import SiteHost
+from meters_sim.scenario import HourProfile, Scenario
+from meters_sim.simulator import Simulation
+
+
+@dataclass(frozen=True, slots=True)
+class _Meter:
+    device: Device
+    user: User
+    role: Role
+
+
+def _meters(
+    users: dict[str, User], registration: RegistrationData, inventory: Inventory, day: object
+) -> list[_Meter]:
+    """Commissioned meters served by the hub, each with its registered supplier's user."""
+
+    assert isinstance(day, date)
+    by_party: dict[tuple[str, Role], User] = {}
+    for u in users.values():
+        if u.status is UserStatus.ACTIVE:
+            for role in u.roles & {Role.IS, Role.GS}:
+                by_party.setdefault((u.party_id, role), u)
+    out = []
+    for d in inventory.devices.values():
+        if (
+            d.device_type not in (DeviceType.ESME, DeviceType.GSME)
+            or d.status is not DeviceStatus.COMMISSIONED
+        ):
+            continue
+        mp = registration.meter_point(d.mpxn)
+        if mp is None or not mp.served_by_hub or mp.export:
+            continue
+        role = Role.IS if mp.fuel is Fuel.ELECTRICITY else Role.GS
+        supplier = mp.supplier_on(day)
+        user = by_party.get((supplier or "", role))
+        if user is not None:
+            out.append(_Meter(d, user, role))
+    return out
+
+
+def _arrivals(
+    rng: random.Random, rate_per_day: float, profile: HourProfile, start: float, end: float
+) -> list[float]:
+    """Poisson arrivals between start and end, shaped by UK hour of day."""
+    times = []
+    hour0 = int(start // 3600)
+    for h in range(hour0, int(end // 3600) + 1):
+        local_hour = to_uk_local(datetime.fromtimestamp(h * 3600, UTC)).hour
+        lam = rate_per_day * profile.share(local_hour)
+        t = float(h * 3600)
+        while lam > 0:
+            t += rng.expovariate(lam / 3600.0)
+            if t >= (h + 1) * 3600:
+                break
+            if start <= t < end:
+                times.append(t)
+    return times
+
+
+def schedule_load(
+    sim: Simulation,
+    scenario: Scenario,
+    users: dict[str, User],
+    registration: RegistrationData,
+    inventory: Inventory,
+    payment_modes: dict[str, PaymentMode],
+) -> dict[str, int]:
+    """Put the scenario's users and events on the simulation; returns what was planned."""
+    rng = random.Random(scenario.run.seed)
+    start = scenario.run.start.timestamp()
+    end = start + scenario.run.duration_s
+    meters = _meters(users, registration, inventory, uk_date(scenario.run.start))
+    planned = {
+        "on_demand": 0,
+        "top_ups": 0,
+        "schedules": 0,
+        "tariff_changes": 0,
+        "firmware": 0,
+        "outages": 0,
+    }
+    counter = [0]
+
+    def rid(prefix: str) -> str:
+        counter[0] += 1
+        return f"{prefix}-{counter[0]}"
+
+    for u in sorted({m.user.user_id for m in meters}):
+        sim.at(start, partial(sim.hello, u))
+    load = scenario.load
+    # on-demand reads
+    services = [(code, w) for code, w in load.on_demand.services.items() if code in CATALOGUE]
+    for t in _arrivals(
+        rng, load.on_demand.per_meter_per_day * len(meters), load.on_demand.hour_profile, start, end
+    ):
+        m = rng.choice(meters)
+        code = rng.choices([c for c, _ in services], [w for _, w in services])[0]
+        service = CATALOGUE[code]
+        if m.device.device_type not in service.device_types or m.role not in service.roles:
+            code = "4.1.1"
+        req = wire.ServiceRequest(
+            request_id=rid("od"),
+            role=m.role,
+            service=code,
+            device_id=m.device.device_id,
+            params=example_params(code, t),
+        )
+        sim.at(t, partial(sim.request, m.user.user_id, req))
+        planned["on_demand"] += 1
+    # prepayment top-ups
+    prepay = [m for m in meters if payment_modes.get(m.device.device_id) is PaymentMode.PREPAYMENT]
+    if prepay:
+        for t in _arrivals(
+            rng,
+            load.top_ups.per_prepayment_meter_per_day * len(prepay),
+            load.top_ups.hour_profile,
+            start,
+            end,
+        ):
+            m = rng.choice(prepay)
+            counter[0] += 1
+            utrn = make_utrn(m.device.device_id, 1000, counter[0] % 999_999, key=m.user.party_id)
+            req = wire.ServiceRequest(
+                request_id=rid("tu"),
+                role=m.role,
+                service="2.2",
+                device_id=m.device.device_id,
+                params={"utrn": utrn},
+            )
+            sim.at(t, partial(sim.request, m.user.user_id, req))
+            planned["top_ups"] += 1
+    # daily scheduled reads, created at the start as 5.1 schedules
+    reads = load.daily_reads
+    if reads.share > 0 and reads.service in CATALOGUE:
+        day = uk_date(scenario.run.start).isoformat()
+        for m in meters:
+            if (
+                rng.random() >= reads.share
+                or m.device.device_type not in CATALOGUE[reads.service].device_types
+            ):
+                continue
+            params: dict[str, Value] = {
+                "service": reads.service,
+                "device_id": m.device.device_id,
+                "recurrence": "daily",
+                "start_date": day,
+                "time_of_day": reads.window_start.strftime("%H:%M"),
+                "params": {"window_s": 86400},
+            }
+            req = wire.ServiceRequest(
+                request_id=rid("sc"), role=m.role, service="5.1", params=params
+            )
+            sim.at(start, partial(sim.request, m.user.user_id, req))
+            planned["schedules"] += 1
+    # diarised tariff changes: sent ahead, the device acts at the date
+    for change in load.tariff_changes:
+        at = change.at.timestamp()
+        send = max(start, at - change.notice_s)
+        for m in meters:
+            if rng.random() >= change.share or m.role is not Role.IS:
+                continue
+            dev = m.device.device_id
+            req = wire.ServiceRequest(
+                request_id=rid("tc"),
+                role=m.role,
+                service=change.service,
+                device_id=dev,
+                params=example_params(change.service, at),
+                execute_at=at,
+                signature=sign_request(m.user.party_id, change.service, dev),
+            )
+            sim.at(send + rng.random() * 60, partial(sim.request, m.user.user_id, req))
+            planned["tariff_changes"] += 1
+    # firmware rollouts
+    for rollout in load.firmware_rollouts:
+        at = rollout.at.timestamp()
+        for m in meters:
+            if m.device.device_type is not rollout.device_type or rng.random() >= rollout.share:
+                continue
+            req = wire.ServiceRequest(
+                request_id=rid("fw"),
+                role=m.role,
+                service=rollout.service,
+                device_id=m.device.device_id,
+                params={"version": "9.0.0", "image_size": rollout.image_bytes},
+            )
+            sim.at(
+                at + rng.random() * rollout.over_s,
+                partial(sim.request, m.user.user_id, req),
+            )
+            planned["firmware"] += 1
+    # outage storms
+    for storm in load.outages:
+        region = storm.region.value.capitalize()
+        sites = [s for s in inventory.sites.values() if s.region == region]
+        hit = [s for s in sites if rng.random() < storm.share]
+        t0 = storm.start.timestamp()
+        for site in hit:
+            back = t0 + storm.duration_s + rng.random() * storm.restore_over_s
+            sim.at(t0, partial(sim.inject, site.comms_hub, _power_off))
+            sim.at(back, partial(sim.inject, site.comms_hub, _power_on))
+            planned["outages"] += 1
+    return planned
+
+
+def _power_off(host: SiteHost, now: float) -> list[DeviceAlert]:
+    return host.premises.power_outage(now)
+
+
+def _power_on(host: SiteHost, now: float) -> list[DeviceAlert]:
+    return host.premises.power_restored(now)
