@@ -23,6 +23,8 @@ from meters_sim.queueing import fifo_departures
 from meters_sim.wan import LatencyKind, WanProfile
 
 DAY_S = 86_400.0
+BLOCK_BYTES = 48 * 1024
+"""Bulk messages cross the WAN in blocks of this size (as firmware images do)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,9 @@ class FlowClass:
     """Bytes carried over the WAN per message (command and response together)."""
     target_s: float
     """Target response time (SLA)."""
+    bulk: bool = False
+    """Bulk priority (firmware, diarised work): traffic management sends it only with the
+    capacity the other classes leave, in blocks of ``BLOCK_BYTES``."""
 
     def __post_init__(self) -> None:
         if len(self.hour_shares) != 24 or min(self.hour_shares) < 0 or sum(self.hour_shares) <= 0:
@@ -116,6 +121,20 @@ def _arrivals(
     return (hours + rng.random(hours.size)) * 3600.0
 
 
+def _fifo_by_cell(
+    times: npt.NDArray[np.float64],
+    cell: npt.NDArray[np.int64],
+    service: npt.NDArray[np.float64],
+    span: float,
+) -> npt.NDArray[np.float64]:
+    """Time in system on each cell's FIFO link, for messages sorted by (cell, time): cells are
+    laid end to end in time so one Lindley pass never carries a backlog across cells."""
+    if times.size == 0:
+        return np.zeros(0)
+    shifted = times + cell * (span * 4.0)
+    return fifo_departures(shifted, service).departures - shifted
+
+
 def simulate_region(
     links: RegionLinks,
     classes: Sequence[FlowClass],
@@ -138,13 +157,28 @@ def simulate_region(
     cell = rng.integers(0, max(1, links.cells), n, dtype=np.int64)
     order = np.lexsort((times, cell))
     times, klass, sizes, cell = times[order], klass[order], sizes[order], cell[order]
-    # lay cells end to end in time so one Lindley pass never carries a backlog across cells
     span = days * DAY_S
-    gap = span * 4.0
-    shifted = times + cell * gap
-    service = sizes / links.cell_bytes_per_s
-    queued = fifo_departures(shifted, service)
-    sojourn = queued.departures - shifted
+    cells = max(1, links.cells)
+    is_bulk = (
+        np.asarray([c.bulk for c in classes], dtype=bool)[klass] if n else np.zeros(0, dtype=bool)
+    )
+    high = ~is_bulk
+    # Priority, approximated: the other classes see the link as if bulk traffic were absent,
+    # plus the residual of one bulk block in service with the probability the link is busy
+    # with bulk; bulk traffic gets the capacity the other classes leave on its cell.
+    cap = links.cell_bytes_per_s
+    rho_high = np.bincount(cell[high], weights=sizes[high], minlength=cells) / (cap * span)
+    rho_bulk = np.bincount(cell[is_bulk], weights=sizes[is_bulk], minlength=cells) / (cap * span)
+    sojourn = np.empty(n)
+    sojourn[high] = _fifo_by_cell(times[high], cell[high], sizes[high] / cap, span)
+    hb = np.minimum(rho_bulk[cell[high]], 1.0)
+    sojourn[high] += np.where(
+        rng.random(int(high.sum())) < hb, rng.random(int(high.sum())) * BLOCK_BYTES / cap, 0.0
+    )
+    spare = np.maximum(1.0 - rho_high[cell[is_bulk]], 1e-3)
+    sojourn[is_bulk] = _fifo_by_cell(
+        times[is_bulk], cell[is_bulk], sizes[is_bulk] / (cap * spare), span
+    )
     response = sojourn + _latency(links.wan, n, rng) + _retries(links.wan, n, rng)
     results = []
     for k, cls in enumerate(classes):
@@ -167,7 +201,7 @@ def simulate_region(
     per_interval = np.bincount(slot, weights=sizes, minlength=bins)
     capacity = links.cell_bytes_per_s * interval_s
     mean_util = per_interval / (capacity * max(1, links.cells))
-    busiest = np.bincount(cell * bins + slot, weights=sizes, minlength=max(1, links.cells) * bins)
+    busiest = np.bincount(cell * bins + slot, weights=sizes, minlength=cells * bins)
     peak = float(busiest.max() / capacity) if busiest.size else 0.0
     return results, mean_util, peak, n
 

@@ -76,6 +76,7 @@ def flow_classes(scenario: Scenario) -> list[FlowClass]:
                 EVENING_PEAK.weights,
                 REQUEST_BYTES,
                 TARGET_S,
+                bulk=True,
             )
         )
     for rollout in load.firmware_rollouts:
@@ -85,7 +86,12 @@ def flow_classes(scenario: Scenario) -> list[FlowClass]:
         share = rollout.share * min(1.0, 86_400.0 / rollout.over_s)
         classes.append(
             FlowClass(
-                f"firmware {rollout.service}", share, profile, rollout.image_bytes, 24 * 3600.0
+                f"firmware {rollout.service} {rollout.device_type.value}",
+                share,
+                profile,
+                rollout.image_bytes,
+                24 * 3600.0,
+                bulk=True,
             )
         )
     return [c for c in classes if c.per_meter_per_day > 0]
