@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/headends.py
 	$(BIN)/python benchmarks/live_hub.py --clients 4 --seconds 8
 	$(BIN)/python benchmarks/scheduling.py --schedules 20000 --window 20 --rate 200
+	$(BIN)/python benchmarks/simulate.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
