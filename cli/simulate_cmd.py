@@ -24,6 +24,7 @@ from rich.table import Table
 
 from actors.headend_plugins import load_head_ends
 from actors.registers import load_fleet
+from cli.plots import plot_outputs
 from hub.sla import summarise
 from meters_sim.bulk import simulate_region
 from meters_sim.fleet import generate_fleet
@@ -268,6 +269,7 @@ def simulate(
     (directory / "summary.json").write_text(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
+    plot_outputs(directory, scenario.run.name)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")
     if breaches:
         for b in breaches:

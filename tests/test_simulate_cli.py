@@ -28,6 +28,8 @@ def test_quickstart_runs_in_event_mode_and_gives_identical_files_for_the_same_se
     assert second.exit_code == 0, second.output
     for name in ("summary.json", "services.csv", "outbox_depth.csv", "wan_utilisation.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    for plot in ("wan_utilisation.png", "outbox_depth.png"):
+        assert (tmp_path / "a" / plot).read_bytes().startswith(b"\x89PNG")
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["mode"] == "event"
     assert summary["answers"].get("I99", 0) > 0
