@@ -26,6 +26,7 @@ from actors.headend_plugins import load_head_ends
 from actors.registers import load_fleet
 from cli.plots import plot_outputs
 from hub.sla import summarise
+from hub.uktime import to_uk_local
 from meters_sim.bulk import simulate_region
 from meters_sim.fleet import generate_fleet
 from meters_sim.fleet_files import write_fleet
@@ -169,7 +170,8 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
 def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
     classes = flow_classes(scenario)
     links = region_links(scenario)
-    days = max(1.0, scenario.run.duration_s / 86_400.0)
+    days = scenario.run.duration_s / 86_400.0
+    start_hour = to_uk_local(scenario.run.start).hour
     rows: list[list[Any]] = []
     util_rows: list[list[Any]] = []
     peaks: dict[str, float] = {}
@@ -180,7 +182,7 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         for i, region in enumerate(links):
             extra = outage_classes(scenario, Region(region.region.lower()))
             results, util, peak, n = simulate_region(
-                region, classes + extra, scenario.run.seed * 1009 + i, days
+                region, classes + extra, scenario.run.seed * 1009 + i, days, 900.0, start_hour
             )
             messages += n
             peaks[region.region] = _r(peak)

@@ -109,16 +109,19 @@ def _retries(wan: WanProfile, n: int, rng: np.random.Generator) -> npt.NDArray[n
 
 
 def _arrivals(
-    cls: FlowClass, meters: int, days: float, rng: np.random.Generator
+    cls: FlowClass, meters: int, days: float, rng: np.random.Generator, start_hour: int = 0
 ) -> npt.NDArray[np.float64]:
-    total = rng.poisson(cls.per_meter_per_day * meters * days)
+    """Poisson arrivals per hour over ``days`` from a run starting at UK hour ``start_hour``,
+    in seconds from the start (the last hour is cut at the run's end)."""
+    span = days * DAY_S
+    hours = int(np.ceil(span / 3600.0))
     shares = np.asarray(cls.hour_shares, dtype=float)
     shares = shares / shares.sum()
-    per_hour = rng.multinomial(
-        total, np.tile(shares, int(np.ceil(days)))[: int(np.ceil(days * 24))] / np.ceil(days)
-    )
-    hours = np.repeat(np.arange(per_hour.size, dtype=np.float64), per_hour)
-    return (hours + rng.random(hours.size)) * 3600.0
+    local = (start_hour + np.arange(hours)) % 24
+    per_hour = rng.poisson(cls.per_meter_per_day * meters * shares[local])
+    when = np.repeat(np.arange(hours, dtype=np.float64), per_hour)
+    times = (when + rng.random(when.size)) * 3600.0
+    return times[times < span]
 
 
 def _fifo_by_cell(
@@ -141,13 +144,15 @@ def simulate_region(
     seed: int,
     days: float = 1.0,
     interval_s: float = 900.0,
+    start_hour: int = 0,
 ) -> tuple[list[ClassResult], npt.NDArray[np.float64], float, int]:
-    """One region's day: per-class results, mean utilisation per interval, the busiest cell
-    interval's utilisation, and the number of messages."""
+    """One region's run of ``days`` (fractions allowed) from UK hour ``start_hour``: per-class
+    results, mean utilisation per interval, the busiest cell interval's utilisation, and the
+    number of messages."""
     rng = np.random.default_rng(seed)
     times_parts, class_parts = [], []
     for k, cls in enumerate(classes):
-        t = _arrivals(cls, links.meters, days, rng)
+        t = _arrivals(cls, links.meters, days, rng, start_hour)
         times_parts.append(t)
         class_parts.append(np.full(t.size, k, dtype=np.uint8))
     times = np.concatenate(times_parts) if times_parts else np.zeros(0)
