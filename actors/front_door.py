@@ -125,6 +125,7 @@ class FrontDoor:
                     self._drain_router(router, effects, now)
                 if uplink in events:
                     self._drain_uplink(uplink, effects, now)
+                effects.extend(self.engine.release(now))
                 if now >= next_tick:
                     for key in self._refused_keys() if self._refused_keys else ():
                         effects.extend(self.engine.on_handshake_refused(key, now))

@@ -11,7 +11,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,7 +106,7 @@ class LiveHub:
         store = SqliteStore(s.store_path)
         self._store = store
         access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
-        engine = HubEngine(access, s.engine)
+        engine = HubEngine(access, replace(s.engine, batch_release=True))
         self.engine = engine
         restored = store.load(since=self._clock() - s.engine.idempotency_s)
         startup = engine.restore(

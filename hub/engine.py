@@ -114,6 +114,8 @@ class EngineConfig:
     """Seed of the schedules' randomised offsets (keep it across restarts)."""
     schedule_window_s: float = DEFAULT_OFFSET_WINDOW_S
     """Schedule firings are spread over this window after their nominal time."""
+    batch_release: bool = False
+    """Leave releasing queued commands to ``release`` (called once per driver batch)."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""
@@ -851,6 +853,11 @@ class HubEngine:
             self.traffic.offer(dispatch, priority, cell, size, now)
         else:
             self.traffic.restore(dispatch, priority, cell, size, now)
+        return Effects(dispatch=[] if self.config.batch_release else self._ready(now))
+
+    def release(self, now: float) -> Effects:
+        """Commands traffic management lets start now (drivers with ``batch_release`` call
+        this once after a batch of steps instead of once per command)."""
         return Effects(dispatch=self._ready(now))
 
     def _ready(self, now: float) -> list[Dispatch]:
@@ -1033,7 +1040,7 @@ class HubEngine:
             self.traffic.offer(dispatch, PriorityClass.BULK, cell, size, now)
         else:
             self.traffic.restore(dispatch, PriorityClass.BULK, cell, size, now)
-        return Effects(dispatch=self._ready(now))
+        return Effects(dispatch=[] if self.config.batch_release else self._ready(now))
 
     def _block_answered(self, seq: int, resp: DeviceResponse, now: float) -> Effects:
         transfer = self._transfers.get(seq)

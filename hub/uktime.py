@@ -8,6 +8,7 @@ Must never: read the clock or the system's zone files.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 BST_OFFSET = timedelta(hours=1)
 
@@ -19,6 +20,7 @@ def _last_sunday(year: int, month: int) -> date:
     return last - timedelta(days=(last.weekday() - 6) % 7)
 
 
+@lru_cache(maxsize=256)
 def bst_bounds(year: int) -> tuple[datetime, datetime]:
     """The UTC instants when British Summer Time starts and ends in ``year``."""
     start = datetime.combine(_last_sunday(year, 3), datetime.min.time(), UTC) + timedelta(hours=1)
