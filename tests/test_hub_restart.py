@@ -5,6 +5,7 @@ once through the SDK."""
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -17,8 +18,9 @@ from actors.client import HubClient
 from actors.security import hub_keypair, user_keypair
 from hub import wire
 from hub.codes import ResponseCode
+from hub.firmware import BLOCK_BYTES
 from hub.roles import Role
-from tests.live_support import free_port, make_fleet, supplier_meter
+from tests.live_support import free_port, make_fleet, supplier_meter, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -131,5 +133,49 @@ def test_schedules_and_held_requests_survive_sigkill_and_run_once(
         listed = client.wait_for(wire.ServiceResponse, 30, request_id=read_ack.request_id)
         assert listed is not None
         assert [s["schedule_id"] for s in listed.body["schedules"]] == [created.body["schedule_id"]]  # type: ignore[union-attr,index]
+    finally:
+        client.close()
+
+
+def test_a_firmware_transfer_interrupted_by_sigkill_resumes_and_completes_once(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    fleet_dir = tmp_path / "fleet"
+    fleet = make_fleet(fleet_dir, sites=40)
+    user, meter = supplier_meter(fleet)
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    data = tmp_path / "data"
+    processes.append(_serve(fleet_dir, data, endpoint))
+    client = HubClient(endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user))
+    try:
+        client.connect(timeout_s=60)
+        ack = client.request(
+            Role.IS,
+            "11.1",
+            meter.device_id,
+            {"version": "7.0.1", "image_size": 5 * BLOCK_BYTES},
+            timeout_s=30,
+        )
+        assert isinstance(ack, wire.Acknowledgement), ack
+
+        def progress() -> int:
+            db = sqlite3.connect(f"file:{data / 'hub.sqlite'}?mode=ro", uri=True)
+            try:
+                row = db.execute("SELECT MAX(next_block) FROM transfers").fetchone()
+            finally:
+                db.close()
+            return int(row[0] or 0)
+
+        wait_until(lambda: progress() >= 1, 60, "the first block acknowledged")
+        processes[0].send_signal(signal.SIGKILL)
+        processes[0].wait(timeout=30)
+        assert progress() < 5
+        processes.append(_serve(fleet_dir, data, endpoint))
+        resp = client.wait_for(wire.ServiceResponse, 120, request_id=ack.request_id)
+        assert resp is not None, "the interrupted transfer was lost"
+        assert resp.code is ResponseCode.I0, resp
+        assert resp.body["blocks"] == 5
+        client.ack([resp.delivery_id])
+        assert client.wait_for(wire.ServiceResponse, 5, request_id=ack.request_id) is None
     finally:
         client.close()

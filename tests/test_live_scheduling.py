@@ -233,3 +233,100 @@ def test_a_firmware_rollout_transfers_the_image_in_blocks_then_activates_it(
         if version != "9.9.9":
             read = client.request(Role.IS, "11.2", device)
     assert version == "9.9.9", resp.body
+
+
+def test_overload_is_answered_busy_with_a_retry_after_and_the_hub_keeps_serving(
+    fleet_dir: Path, fleet: Fleet, tmp_path: Path
+) -> None:
+    from hub.catalogue import PriorityClass
+    from hub.traffic import TrafficConfig
+
+    traffic = TrafficConfig(
+        capacity_per_s=5.0,
+        capacity_burst=5.0,
+        queue_bounds={
+            PriorityClass.ALERT: 10,
+            PriorityClass.URGENT: 10,
+            PriorityClass.ON_DEMAND: 20,
+            PriorityClass.BULK: 20,
+        },
+        hub_bound=60,
+    )
+    settings = HubSettings(
+        fleet_dir=fleet_dir,
+        data_dir=tmp_path / "busy",
+        endpoint="tcp://127.0.0.1:0",
+        pools=1,
+        tick_s=0.05,
+        engine=EngineConfig(traffic=traffic),
+    )
+    user, meter = supplier_meter(fleet)
+    with LiveHub(settings, fleet) as hub:
+        client = HubClient(
+            hub.endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user)
+        )
+        try:
+            client.connect()
+            ids = [client.next_request_id() for _ in range(120)]
+            for rid in ids:
+                client.submit(rid, Role.IS, "4.1.1", meter.device_id)
+            answers: dict[str, wire.Acknowledgement | wire.Refusal] = {}
+            deadline = time.monotonic() + 30
+            while len(answers) < len(ids) and time.monotonic() < deadline:
+                msg = client.receive(1.0)
+                if isinstance(msg, wire.Acknowledgement | wire.Refusal) and msg.request_id in ids:
+                    answers[msg.request_id] = msg
+            busy = [a for a in answers.values() if a.code is ResponseCode.H8]
+            accepted = [a for a in answers.values() if a.code is ResponseCode.I99]
+            assert len(answers) == len(ids)
+            assert busy, "overload must be answered busy"
+            assert all(b.retry_after_s is not None and b.retry_after_s >= 1.0 for b in busy)
+            assert accepted
+            assert hub.engine is not None
+            assert sum(hub.engine.traffic.depth(p) for p in PriorityClass) <= 60
+            # the accepted ones are still answered: the hub keeps working under overload
+            got = 0
+            while got < len(accepted):
+                resp = client.wait_for(wire.ServiceResponse, 30)
+                assert resp is not None, f"{got} of {len(accepted)} accepted requests answered"
+                client.ack([resp.delivery_id])
+                got += 1
+        finally:
+            client.close()
+
+
+def test_a_held_request_of_the_losing_supplier_stops_on_the_change_of_supplier_day(
+    hub: LiveHub, owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
+) -> None:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from tests.live_support import other_supplier, today
+
+    client, user, device = owner
+    meter = fleet.inventory.devices[device]
+    mp = fleet.registration.meter_points[meter.mpxn]
+    gaining = fleet.users[other_supplier(fleet, user)].party_id
+    execute_at = clock() + 3 * 86400
+    ack = client.request(Role.IS, "4.1.1", device, execute_at=execute_at)
+    assert isinstance(ack, wire.Acknowledgement), ack
+    # the register learns of a change of supplier that takes effect before the execution day
+    cos_day = today() + timedelta(days=1)
+    current = next(r for r in mp.registrations if r.covers(today()))
+    changed = replace(
+        mp,
+        registrations=(
+            *[r for r in mp.registrations if r.effective_from < current.effective_from],
+            replace(current, effective_to=cos_day),
+            type(current)(gaining, cos_day),
+        ),
+    )
+    fleet.registration.meter_points[meter.mpxn] = changed
+    try:
+        clock.offset += 3 * 86400 + 1
+        resp = client.wait_for(wire.ServiceResponse, 30, request_id=ack.request_id)
+        assert resp is not None
+        assert resp.code is ResponseCode.E4
+        assert "stopped at execution" in str(resp.body["reason"])
+    finally:
+        fleet.registration.meter_points[meter.mpxn] = mp
