@@ -61,6 +61,8 @@ class RegionLinks:
     cells: int
     cell_bytes_per_s: float
     wan: WanProfile
+    coverage: float = 1.0
+    """Share of the region the WAN reaches (drawn per cell here); the rest is never answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +187,9 @@ def simulate_region(
         times[is_bulk], cell[is_bulk], sizes[is_bulk] / (cap * spare), span
     )
     response = sojourn + _latency(links.wan, n, rng) + _retries(links.wan, n, rng)
+    if links.coverage < 1.0:  # sites the WAN does not reach: never answered (E20)
+        uncovered_cells = rng.random(cells) >= links.coverage
+        response[uncovered_cells[cell]] = np.inf
     results = []
     for k, cls in enumerate(classes):
         r = response[klass == k]

@@ -128,6 +128,7 @@ def region_links(scenario: Scenario) -> list[RegionLinks]:
                 w.cell_count(round(sites * share)),
                 w.cell_capacity_bytes_per_s,
                 w.profile(),
+                w.coverage,
             )
         )
     return out

@@ -5,7 +5,8 @@ day, prepayment top-ups with valid UTRNs, daily scheduled reads created as 5.1 s
 diarised tariff changes, firmware rollouts), and which field events happen (outage storms and
 their restorations), all drawn from the scenario's seed.
 Must never: decide anything the hub decides; it only plays the users and the field.
-Change-of-supplier churn needs register updates during a run and is not played in event mode.
+Change-of-supplier churn needs register updates during a run and is not played in event mode;
+sites outside WAN coverage are taken off the WAN for the whole run (their requests get E20).
 """
 
 from __future__ import annotations
@@ -114,6 +115,12 @@ def schedule_load(
         counter[0] += 1
         return f"{prefix}-{counter[0]}"
 
+    # WAN coverage: the share of each region's comms hubs the WAN does not reach answers E20
+    for region, wan in scenario.wan.items():
+        for site in sorted(inventory.sites.values(), key=lambda x: x.site_id):
+            if site.region == region.value.capitalize() and rng.random() >= wan.coverage:
+                sim.set_online(site.comms_hub, False)
+                planned["uncovered_sites"] = planned.get("uncovered_sites", 0) + 1
     for u in sorted({m.user.user_id for m in meters}):
         sim.at(start, partial(sim.hello, u))
     load = scenario.load
@@ -220,8 +227,8 @@ def schedule_load(
             planned["firmware"] += 1
     # outage storms
     for storm in load.outages:
-        region = storm.region.value.capitalize()
-        sites = [s for s in inventory.sites.values() if s.region == region]
+        region_name = storm.region.value.capitalize()
+        sites = [s for s in inventory.sites.values() if s.region == region_name]
         hit = [s for s in sites if rng.random() < storm.share]
         t0 = storm.start.timestamp()
         for site in hit:
