@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -174,6 +175,7 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
     start_hour = to_uk_local(scenario.run.start).hour
     rows: list[list[Any]] = []
     util_rows: list[list[Any]] = []
+    cell_rows: list[list[Any]] = []
     peaks: dict[str, float] = {}
     messages = 0
     within_weighted = 0.0
@@ -181,7 +183,7 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         task = progress.add_task(f"{scenario.run.name} (bulk mode, by region)", total=len(links))
         for i, region in enumerate(links):
             extra = outage_classes(scenario, Region(region.region.lower()))
-            results, util, peak, n = simulate_region(
+            results, util, peak, n, per_cell = simulate_region(
                 region, classes + extra, scenario.run.seed * 1009 + i, days, 900.0, start_hour
             )
             messages += n
@@ -200,6 +202,11 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
                 )
                 within_weighted += c.count * c.within_target
             util_rows += [[region.region, k * 900, _r(u)] for k, u in enumerate(util)]
+            busy_cells, busy_slots = np.nonzero(per_cell)
+            cell_rows += [
+                [f"{region.region[0]}-{c + 1:04d}", k * 900, _r(per_cell[c, k])]
+                for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
+            ]
             progress.update(task, advance=1)
     _write_csv(
         out / "flows.csv",
@@ -211,6 +218,7 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         ["region", "interval_start_s", "mean_cell_utilisation"],
         util_rows,
     )
+    _write_csv(out / "cell_utilisation.csv", ["cell", "interval_start_s", "utilisation"], cell_rows)
     within = within_weighted / messages if messages else 1.0
     breaches = []
     if within < scenario.sla.min_within_target:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +77,21 @@ class ClassResult:
     p95_s: float
     p99_s: float
     within_target: float
+
+
+class RegionRun(NamedTuple):
+    """One region's simulated run."""
+
+    results: list[ClassResult]
+    """Per flow class."""
+    utilisation: npt.NDArray[np.float64]
+    """Mean cell utilisation per interval."""
+    peak: float
+    """The busiest cell's utilisation in its busiest interval."""
+    messages: int
+    """Messages simulated."""
+    cell_utilisation: npt.NDArray[np.float64]
+    """Utilisation per cell (rows) and interval (columns)."""
 
 
 @dataclass(slots=True)
@@ -147,7 +163,7 @@ def simulate_region(
     days: float = 1.0,
     interval_s: float = 900.0,
     start_hour: int = 0,
-) -> tuple[list[ClassResult], npt.NDArray[np.float64], float, int]:
+) -> RegionRun:
     """One region's run of ``days`` (fractions allowed) from UK hour ``start_hour``: per-class
     results, mean utilisation per interval, the busiest cell interval's utilisation, and the
     number of messages."""
@@ -211,9 +227,9 @@ def simulate_region(
     per_interval = np.bincount(slot, weights=sizes, minlength=bins)
     capacity = links.cell_bytes_per_s * interval_s
     mean_util = per_interval / (capacity * max(1, links.cells))
-    busiest = np.bincount(cell * bins + slot, weights=sizes, minlength=cells * bins)
-    peak = float(busiest.max() / capacity) if busiest.size else 0.0
-    return results, mean_util, peak, n
+    per_cell = np.bincount(cell * bins + slot, weights=sizes, minlength=cells * bins) / capacity
+    peak = float(per_cell.max()) if per_cell.size else 0.0
+    return RegionRun(results, mean_util, peak, n, per_cell.reshape(cells, bins))
 
 
 def simulate_day(
@@ -226,7 +242,9 @@ def simulate_day(
     """Every region, one after another (memory holds one region at a time)."""
     out = BulkResult(interval_s=interval_s)
     for i, links in enumerate(regions):
-        results, util, peak, n = simulate_region(links, classes, seed * 1009 + i, days, interval_s)
+        results, util, peak, n, _ = simulate_region(
+            links, classes, seed * 1009 + i, days, interval_s
+        )
         out.classes.extend(results)
         out.utilisation[links.region] = util
         out.peak_cell_utilisation[links.region] = peak
