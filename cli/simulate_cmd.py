@@ -183,8 +183,20 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         task = progress.add_task(f"{scenario.run.name} (bulk mode, by region)", total=len(links))
         for i, region in enumerate(links):
             extra = outage_classes(scenario, Region(region.region.lower()))
+            start = scenario.run.start.timestamp()
+            down = [
+                (c.start.timestamp() - start, c.end.timestamp() - start, c.share)
+                for c in scenario.load.cell_outages
+                if c.region.value.capitalize() == region.region
+            ]
             results, util, peak, n, per_cell = simulate_region(
-                region, classes + extra, scenario.run.seed * 1009 + i, days, 900.0, start_hour
+                region,
+                classes + extra,
+                scenario.run.seed * 1009 + i,
+                days,
+                900.0,
+                start_hour,
+                down,
             )
             messages += n
             peaks[region.region] = _r(peak)

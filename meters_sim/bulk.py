@@ -163,10 +163,12 @@ def simulate_region(
     days: float = 1.0,
     interval_s: float = 900.0,
     start_hour: int = 0,
+    cell_outages: Sequence[tuple[float, float, float]] = (),
 ) -> RegionRun:
     """One region's run of ``days`` (fractions allowed) from UK hour ``start_hour``: per-class
-    results, mean utilisation per interval, the busiest cell interval's utilisation, and the
-    number of messages."""
+    results, mean utilisation per interval, the busiest cell interval's utilisation, the number
+    of messages and utilisation per cell. ``cell_outages`` are (start, end, share of cells) in
+    seconds from the start: messages to a failed cell meanwhile are never answered."""
     rng = np.random.default_rng(seed)
     times_parts, class_parts = [], []
     for k, cls in enumerate(classes):
@@ -206,6 +208,9 @@ def simulate_region(
     if links.coverage < 1.0:  # sites the WAN does not reach: never answered (E20)
         uncovered_cells = rng.random(cells) >= links.coverage
         response[uncovered_cells[cell]] = np.inf
+    for down_from, down_to, share in cell_outages:  # (start s, end s, share of cells)
+        down = rng.random(cells) < share
+        response[down[cell] & (times >= down_from) & (times < down_to)] = np.inf
     results = []
     for k, cls in enumerate(classes):
         r = response[klass == k]

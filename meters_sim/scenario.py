@@ -471,6 +471,25 @@ class OutageStorm:
 
 
 @dataclass(frozen=True, slots=True)
+class CellOutage:
+    """``[[load.cell_outages]]``: WAN cells of one region go down, then come back."""
+
+    start: datetime
+    """When the cells go down, UTC."""
+    region: Region
+    """Which WAN region."""
+    share: float
+    """Share of the region's cells that go down."""
+    duration_s: float
+    """How long they stay down."""
+
+    @property
+    def end(self) -> datetime:
+        """When the cells are back."""
+        return self.start + timedelta(seconds=self.duration_s)
+
+
+@dataclass(frozen=True, slots=True)
 class Load:
     """``[load]``: what the users and the devices send."""
 
@@ -497,6 +516,8 @@ class Load:
     """Firmware rollouts."""
     outages: tuple[OutageStorm, ...] = ()
     """Outage storms and their restorations."""
+    cell_outages: tuple[CellOutage, ...] = ()
+    """WAN cell outages: every comms hub of a cell is unreachable meanwhile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1340,6 +1361,23 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         if start is not None and region is not None and share is not None and duration:
             storms.append(OutageStorm(start, region, share, duration, restore))
 
+    cell_outages = []
+    for e in s.tables("cell_outages"):
+        start = e.instant("start", required=True)
+        _in_run(e, "start", start, run)
+        region_name = e.raw("region", required=True)
+        cell_region: Region | None = None
+        if region_name is not None:
+            if isinstance(region_name, str) and region_name in {r.value for r in Region}:
+                cell_region = Region(region_name)
+            else:
+                e.problem("region", f"must be 'north', 'central' or 'south', got {region_name!r}")
+        share = e.optional_number("share", POSITIVE_SHARE, required=True)
+        duration = e.optional_duration("duration", required=True)
+        e.finish()
+        if start is not None and cell_region is not None and share is not None and duration:
+            cell_outages.append(CellOutage(start, cell_region, share, duration))
+
     s.finish()
     return Load(
         on_demand,
@@ -1351,6 +1389,7 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         tuple(tariffs),
         tuple(rollouts),
         tuple(storms),
+        tuple(cell_outages),
     )
 
 

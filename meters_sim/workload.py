@@ -6,7 +6,8 @@ diarised tariff changes, firmware rollouts), and which field events happen (outa
 their restorations), all drawn from the scenario's seed.
 Must never: decide anything the hub decides; it only plays the users and the field.
 Change-of-supplier churn needs register updates during a run and is not played in event mode;
-sites outside WAN coverage are taken off the WAN for the whole run (their requests get E20).
+sites outside WAN coverage are taken off the WAN for the whole run, and the comms hubs of a
+failed cell for the outage (their requests get E20).
 """
 
 from __future__ import annotations
@@ -116,11 +117,29 @@ def schedule_load(
         return f"{prefix}-{counter[0]}"
 
     # WAN coverage: the share of each region's comms hubs the WAN does not reach answers E20
+    uncovered: set[str] = set()
     for region, wan in scenario.wan.items():
         for site in sorted(inventory.sites.values(), key=lambda x: x.site_id):
             if site.region == region.value.capitalize() and rng.random() >= wan.coverage:
                 sim.set_online(site.comms_hub, False)
-                planned["uncovered_sites"] = planned.get("uncovered_sites", 0) + 1
+                uncovered.add(site.comms_hub)
+    planned["uncovered_sites"] = len(uncovered)
+    # WAN cell outages: every comms hub of a failed cell is unreachable meanwhile
+    planned["cells_down"] = 0
+    for cell_outage in scenario.load.cell_outages:
+        name = cell_outage.region.value.capitalize()
+        cells = sorted({s.cell for s in inventory.sites.values() if s.region == name})
+        down = {c for c in cells if rng.random() < cell_outage.share}
+        planned["cells_down"] += len(down)
+        hubs = [
+            s.comms_hub
+            for s in inventory.sites.values()
+            if s.cell in down and s.comms_hub not in uncovered
+        ]
+        t0 = cell_outage.start.timestamp()
+        for hub in hubs:
+            sim.at(t0, partial(sim.set_online, hub, False))
+            sim.at(t0 + cell_outage.duration_s, partial(sim.set_online, hub, True))
     for u in sorted({m.user.user_id for m in meters}):
         sim.at(start, partial(sim.hello, u))
     load = scenario.load

@@ -75,3 +75,44 @@ def test_an_sla_threshold_breach_makes_the_exit_code_non_zero(tmp_path: Path) ->
     result = runner.invoke(app, ["simulate", str(strict), "--out", str(tmp_path / "o")])
     assert result.exit_code == 3, result.output
     assert "SLA breach" in result.output
+
+
+CELL_OUTAGE = """
+[scenario]
+name = "cell-outage"
+seed = 3
+start = 2025-03-03T09:00:00Z
+duration = "2h"
+[fleet]
+sites = 200
+[load.on_demand]
+per_meter_per_day = 60.0
+services = { "4.1.1" = 1.0 }
+[load.daily_reads]
+share = 0.0
+[[load.cell_outages]]
+start = 2025-03-03T09:30:00Z
+region = "south"
+share = 1.0
+duration = "30m"
+[sla]
+min_within_target = 0.0
+"""
+
+
+def test_a_cell_outage_makes_requests_to_its_comms_hubs_fail_in_both_models(tmp_path: Path) -> None:
+    path = tmp_path / "cell-outage.toml"
+    path.write_text(CELL_OUTAGE)
+    event = runner.invoke(app, ["simulate", str(path), "--mode", "event", "--out", str(tmp_path / "e")])
+    assert event.exit_code == 0, event.output
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["planned"]["cells_down"] >= 1
+    assert summary["responses"].get("E20", 0) > 0
+    assert summary["responses"].get("I0", 0) > summary["responses"]["E20"]
+    bulk = runner.invoke(app, ["simulate", str(path), "--mode", "bulk", "--out", str(tmp_path / "b")])
+    assert bulk.exit_code == 0, bulk.output
+    rows = (tmp_path / "b" / "flows.csv").read_text().splitlines()
+    south = next(r for r in rows if r.startswith("South,on demand"))
+    north = next(r for r in rows if r.startswith("North,on demand"))
+    assert float(south.split(",")[-1]) < 0.9  # a quarter of the run, every South cell down
+    assert float(north.split(",")[-1]) > 0.95
