@@ -5,7 +5,8 @@ day, prepayment top-ups with valid UTRNs, daily scheduled reads created as 5.1 s
 diarised tariff changes, firmware rollouts), and which field events happen (outage storms and
 their restorations), all drawn from the scenario's seed.
 Must never: decide anything the hub decides; it only plays the users and the field.
-Change-of-supplier churn needs register updates during a run and is not played in event mode;
+Change-of-supplier churn is played as register updates during the run (effective the next UK
+day, followed by the gaining supplier's first requests);
 sites outside WAN coverage are taken off the WAN for the whole run, and the comms hubs of a
 failed cell for the outage (their requests get E20).
 """
@@ -13,8 +14,8 @@ failed cell for the outage (their requests get E20).
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
 from hub import wire
@@ -22,15 +23,15 @@ from hub.catalogue import CATALOGUE
 from hub.inventory import Device, DeviceStatus, Inventory
 from hub.parties import User, UserStatus
 from hub.records import PaymentMode
-from hub.registration import RegistrationData
+from hub.registration import RegistrationData, SupplierRegistration
 from hub.roles import DeviceType, Fuel, Role
-from hub.service_params import example_params
+from hub.service_params import example_params, schema_for
 from hub.standard import DeviceAlert, Value
-from hub.uktime import to_uk_local, uk_date
+from hub.uktime import from_uk_local, to_uk_local, uk_date
 from hub.utrn import make_utrn
 from meters_sim.devices import sign_request
 from meters_sim.field import SiteHost
-from meters_sim.scenario import HourProfile, Scenario
+from meters_sim.scenario import FLAT, HourProfile, Scenario
 from meters_sim.simulator import Simulation
 
 
@@ -244,6 +245,38 @@ def schedule_load(
                 partial(sim.request, m.user.user_id, req),
             )
             planned["firmware"] += 1
+    # change-of-supplier churn: the register moves a meter point to another supplier from the
+    # next UK day; from then the gaining supplier sends its requests, and the losing one's
+    # schedules and held requests stop when the hub next checks them
+    planned["changes_of_supplier"] = 0
+    suppliers = sorted(
+        {u.party_id for u in users.values() if Role.IS in u.roles and u.status is UserStatus.ACTIVE}
+    )
+    gaining_users = {
+        u.party_id: u
+        for u in users.values()
+        if Role.IS in u.roles and u.status is UserStatus.ACTIVE
+    }
+    electric = [m for m in meters if m.role is Role.IS]
+    churn = load.change_of_supplier
+    if electric and len(suppliers) > 1 and churn.churn_per_day > 0:
+        for t in _arrivals(rng, churn.churn_per_day * len(electric), FLAT, start, end):
+            m = rng.choice(electric)
+            gaining = rng.choice([p for p in suppliers if p != m.user.party_id])
+            sim.at(
+                t,
+                partial(
+                    _change_supplier,
+                    sim,
+                    registration,
+                    m.device.mpxn,
+                    gaining,
+                    gaining_users[gaining],
+                    m.device.device_id,
+                    churn.messages_per_change,
+                ),
+            )
+            planned["changes_of_supplier"] += 1
     # outage storms
     for storm in load.outages:
         region_name = storm.region.value.capitalize()
@@ -256,6 +289,47 @@ def schedule_load(
             sim.at(back, partial(sim.inject, site.comms_hub, _power_on))
             planned["outages"] += 1
     return planned
+
+
+COS_REQUESTS = ("8.2", "4.1.1", "6.2.7", "11.2", "7.4", "4.18")
+"""What a gaining supplier sends first (non-critical, so the simulated user needs no new key)."""
+
+
+def _change_supplier(
+    sim: Simulation,
+    registration: RegistrationData,
+    mpxn: str,
+    gaining: str,
+    user: User,
+    device_id: str,
+    messages: int,
+) -> None:
+    """The register shows ``gaining`` as supplier from the next UK day; on that day the
+    gaining supplier's first requests follow."""
+    mp = registration.meter_points.get(mpxn)
+    now = sim.env.now
+    if mp is None or any(
+        r.effective_from > uk_date(datetime.fromtimestamp(now, UTC)) for r in mp.registrations
+    ):
+        return  # a change is already pending there
+    day = uk_date(datetime.fromtimestamp(now, UTC)) + timedelta(days=1)
+    current = [r for r in mp.registrations if r.effective_to is None or r.effective_to > day]
+    kept = tuple(r for r in mp.registrations if r not in current)
+    ended = tuple(replace(r, effective_to=day) for r in current if r.effective_from < day)
+    registration.meter_points[mpxn] = replace(
+        mp, registrations=(*kept, *ended, SupplierRegistration(gaining, day))
+    )
+    first = from_uk_local(datetime.combine(day, time(0, 5)))
+    for n, code in enumerate(COS_REQUESTS[: max(0, messages)]):
+        req = wire.ServiceRequest(
+            request_id=f"cos-{mpxn}-{n}-{int(now)}",
+            role=Role.IS,
+            service=code,
+            device_id=device_id,
+            params=example_params(code, first.timestamp()) if schema_for(code) else {},
+        )
+        sim.at(first.timestamp() + n, partial(sim.hello, user.user_id))
+        sim.at(first.timestamp() + n + 0.5, partial(sim.request, user.user_id, req))
 
 
 def _power_off(host: SiteHost, now: float) -> list[DeviceAlert]:
