@@ -355,26 +355,12 @@ class HubEngine:
         kind: str,
     ) -> Effects:
         self._count(code)
-        out = wire.encode(
-            wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
+        effects = self._final_refusal(user_id, request_id, code, reason, now)
+        received = AuditRecord(
+            now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason
         )
-        return Effects(
-            audit=[
-                AuditRecord(
-                    now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason
-                ),
-                AuditRecord(
-                    now,
-                    Direction.OUT,
-                    user_id,
-                    "refusal",
-                    request_id,
-                    code=code.value,
-                    reason=reason,
-                ),
-            ],
-            send=[Send(user_id, out)],
-        )
+        effects.audit.insert(0, received)
+        return effects
 
     def on_hello(self, user_id: str, max_in_flight: int | None, now: float) -> Effects:
         """The user is online: welcome it and push everything held for it."""
@@ -572,7 +558,7 @@ class HubEngine:
         return effects
 
     def _final_refusal(
-        self, user_id: str, request_id: str, code: ResponseCode, reason: str, now: float
+        self, user_id: str, request_id: str | None, code: ResponseCode, reason: str, now: float
     ) -> Effects:
         refusal = wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
         return Effects(

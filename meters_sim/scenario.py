@@ -1347,13 +1347,7 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
     for e in s.tables("outages"):
         start = e.instant("start", required=True)
         _in_run(e, "start", start, run)
-        region_name = e.raw("region", required=True)
-        region: Region | None = None
-        if region_name is not None:
-            if isinstance(region_name, str) and region_name in {r.value for r in Region}:
-                region = Region(region_name)
-            else:
-                e.problem("region", f"must be 'north', 'central' or 'south', got {region_name!r}")
+        region = _region(e)
         share = e.optional_number("share", POSITIVE_SHARE, required=True)
         duration = e.optional_duration("duration", required=True)
         restore = e.duration("restore_over", 3600.0, NON_NEGATIVE)
@@ -1365,13 +1359,7 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
     for e in s.tables("cell_outages"):
         start = e.instant("start", required=True)
         _in_run(e, "start", start, run)
-        region_name = e.raw("region", required=True)
-        cell_region: Region | None = None
-        if region_name is not None:
-            if isinstance(region_name, str) and region_name in {r.value for r in Region}:
-                cell_region = Region(region_name)
-            else:
-                e.problem("region", f"must be 'north', 'central' or 'south', got {region_name!r}")
+        cell_region = _region(e)
         share = e.optional_number("share", POSITIVE_SHARE, required=True)
         duration = e.optional_duration("duration", required=True)
         e.finish()
@@ -1391,6 +1379,17 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         tuple(storms),
         tuple(cell_outages),
     )
+
+
+def _region(e: _Section) -> Region | None:
+    """The required ``region`` key of an event table."""
+    name = e.raw("region", required=True)
+    if name is None:
+        return None
+    if isinstance(name, str) and name in {r.value for r in Region}:
+        return Region(name)
+    e.problem("region", f"must be 'north', 'central' or 'south', got {name!r}")
+    return None
 
 
 def _anomaly(s: _Section) -> AnomalySettings | None:
