@@ -6,7 +6,8 @@ diarised tariff changes, firmware rollouts), and which field events happen (outa
 their restorations), all drawn from the scenario's seed.
 Must never: decide anything the hub decides; it only plays the users and the field.
 Change-of-supplier churn is played as register updates during the run (effective the next UK
-day, followed by the gaining supplier's first requests);
+day, followed by the gaining supplier's first requests); daily and settlement reads are
+created as 5.1 schedules;
 sites outside WAN coverage are taken off the WAN for the whole run, and the comms hubs of a
 failed cell for the outage (their requests get E20).
 """
@@ -185,14 +186,17 @@ def schedule_load(
             )
             sim.at(t, partial(sim.request, m.user.user_id, req))
             planned["top_ups"] += 1
-    # daily scheduled reads, created at the start as 5.1 schedules
-    reads = load.daily_reads
-    if reads.share > 0 and reads.service in CATALOGUE:
-        day = uk_date(scenario.run.start).isoformat()
+    # daily scheduled reads and settlement profile reads, created at the start as 5.1 schedules
+    day = uk_date(scenario.run.start).isoformat()
+    for reads in (load.daily_reads, load.settlement):
+        if reads.share <= 0 or reads.service not in CATALOGUE:
+            continue
+        service = CATALOGUE[reads.service]
         for m in meters:
             if (
                 rng.random() >= reads.share
-                or m.device.device_type not in CATALOGUE[reads.service].device_types
+                or m.device.device_type not in service.device_types
+                or m.role not in service.roles
             ):
                 continue
             params: dict[str, Value] = {
