@@ -52,7 +52,9 @@ def test_bulk_firmware_does_not_starve_on_demand_reads_but_fifo_would() -> None:
 
 
 def test_per_cell_utilisation_averages_to_the_regions_mean() -> None:
-    run = simulate_region(_links(meters=30_000, cells=6), [FlowClass("reads", 1.0, FLAT, 800, 30.0)], seed=4)
+    run = simulate_region(
+        _links(meters=30_000, cells=6), [FlowClass("reads", 1.0, FLAT, 800, 30.0)], seed=4
+    )
     assert run.cell_utilisation.shape == (6, 96)
     assert np.allclose(run.cell_utilisation.mean(axis=0), run.utilisation)
     assert run.peak == pytest.approx(run.cell_utilisation.max())

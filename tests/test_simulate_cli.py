@@ -103,13 +103,17 @@ min_within_target = 0.0
 def test_a_cell_outage_makes_requests_to_its_comms_hubs_fail_in_both_models(tmp_path: Path) -> None:
     path = tmp_path / "cell-outage.toml"
     path.write_text(CELL_OUTAGE)
-    event = runner.invoke(app, ["simulate", str(path), "--mode", "event", "--out", str(tmp_path / "e")])
+    event = runner.invoke(
+        app, ["simulate", str(path), "--mode", "event", "--out", str(tmp_path / "e")]
+    )
     assert event.exit_code == 0, event.output
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
     assert summary["planned"]["cells_down"] >= 1
     assert summary["responses"].get("E20", 0) > 0
     assert summary["responses"].get("I0", 0) > summary["responses"]["E20"]
-    bulk = runner.invoke(app, ["simulate", str(path), "--mode", "bulk", "--out", str(tmp_path / "b")])
+    bulk = runner.invoke(
+        app, ["simulate", str(path), "--mode", "bulk", "--out", str(tmp_path / "b")]
+    )
     assert bulk.exit_code == 0, bulk.output
     rows = (tmp_path / "b" / "flows.csv").read_text().splitlines()
     south = next(r for r in rows if r.startswith("South,on demand"))
