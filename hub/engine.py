@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 from collections import OrderedDict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -428,7 +428,7 @@ class HubEngine:
             for notice in assessment.notices:
                 notes.extend(self._notify(notice, now))
             if assessment.hold:
-                held = self._hold(user_id, req, assessment.reason, now)
+                held = self._quarantine(user_id, req, assessment.reason, now)
                 held.extend(notes)
                 return held
         if code is ResponseCode.I99 and service is not None and _uses_device(service):
@@ -505,7 +505,9 @@ class HubEngine:
 
     # ---- anomaly detection and security monitoring -------------------------------------------
 
-    def _hold(self, user_id: str, req: wire.ServiceRequest, reason: str, now: float) -> Effects:
+    def _quarantine(
+        self, user_id: str, req: wire.ServiceRequest, reason: str, now: float
+    ) -> Effects:
         decision = self.quarantine.hold(
             user_id, req.request_id, req, now, service=req.service, reason=reason
         )
@@ -627,17 +629,43 @@ class HubEngine:
         self, user_id: str, alert_code: str, data: dict[str, Value], now: float
     ) -> Effects:
         """Deliver a hub alert to a user through the outbox."""
+        effects = Effects()
+        self._deliver(
+            effects,
+            user_id,
+            DeliveryKind.HUB_ALERT,
+            lambda did: wire.HubAlert(
+                delivery_id=did, alert_code=alert_code, raised_at=now, data=data
+            ),
+            now,
+        )
+        return effects
+
+    def _deliver(
+        self,
+        effects: Effects,
+        user_id: str,
+        kind: DeliveryKind,
+        message: Callable[[int], wire.DeliveryMessage],
+        now: float,
+        request_id: str | None = None,
+    ) -> None:
+        """Give a response or alert the next delivery id, hold it in the outbox for its user
+        (persisted with the step) and push it at once if the user is online."""
         delivery_id = self._next_delivery
         self._next_delivery += 1
-        payload = wire.encode(
-            wire.HubAlert(delivery_id=delivery_id, alert_code=alert_code, raised_at=now, data=data)
-        )
+        payload = wire.encode(message(delivery_id))
         d = Delivery(
-            delivery_id, user_id, DeliveryKind.HUB_ALERT, payload, now, now + self.config.hold_s
+            delivery_id,
+            user_id,
+            kind,
+            payload,
+            now,
+            now + self.config.hold_s,
+            request_id=request_id,
         )
-        effects = Effects(add_deliveries=[d])
+        effects.add_deliveries.append(d)
         self._pushes(self.outbox.add(d, now), effects, now)
-        return effects
 
     def _security(self, alerts: list[SecurityAlert], now: float, into: Effects) -> None:
         for alert in alerts:
@@ -1146,34 +1174,27 @@ class HubEngine:
     ) -> Effects:
         rec.state = RequestState.COMPLETED
         self._count(code, prefix="response:")
-        delivery_id = self._next_delivery
-        self._next_delivery += 1
-        payload = wire.encode(
-            wire.ServiceResponse(
-                delivery_id=delivery_id,
+        future = rec.execute_at is not None and rec.execute_at > rec.received_at
+        started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
+        target = self.access.catalogue[rec.service].target_response_s
+        sla = SlaRecord(rec.service, rec.user_id, started, now, target, code.value)
+        effects = Effects(complete_requests=[rec.seq], sla=[sla])
+        self._deliver(
+            effects,
+            rec.user_id,
+            DeliveryKind.RESPONSE,
+            lambda did: wire.ServiceResponse(
+                delivery_id=did,
                 request_id=rec.request_id,
                 service=rec.service,
                 device_id=rec.device_id,
                 code=code,
                 body=body,
                 responded_at=now,
-            )
-        )
-        d = Delivery(
-            delivery_id,
-            rec.user_id,
-            DeliveryKind.RESPONSE,
-            payload,
+            ),
             now,
-            now + self.config.hold_s,
-            request_id=rec.request_id,
+            rec.request_id,
         )
-        future = rec.execute_at is not None and rec.execute_at > rec.received_at
-        started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
-        target = self.access.catalogue[rec.service].target_response_s
-        sla = SlaRecord(rec.service, rec.user_id, started, now, target, code.value)
-        effects = Effects(complete_requests=[rec.seq], add_deliveries=[d], sla=[sla])
-        self._pushes(self.outbox.add(d, now), effects, now)
         return effects
 
     def on_device_alert(self, alert: DeviceAlert, now: float) -> Effects:
@@ -1217,29 +1238,22 @@ class HubEngine:
             ]
         )
         mpxn = mps[0].mpxn if mps else None
+        data = dict(alert.data)
         for user_id in users:
-            delivery_id = self._next_delivery
-            self._next_delivery += 1
-            payload = wire.encode(
-                wire.DeviceAlertNotice(
-                    delivery_id=delivery_id,
+            self._deliver(
+                effects,
+                user_id,
+                DeliveryKind.DEVICE_ALERT,
+                lambda did: wire.DeviceAlertNotice(
+                    delivery_id=did,
                     device_id=alert.device_id,
                     alert_code=alert.alert_code,
                     raised_at=alert.raised_at,
-                    data=dict(alert.data),
+                    data=data,
                     mpxn=mpxn,
-                )
-            )
-            d = Delivery(
-                delivery_id,
-                user_id,
-                DeliveryKind.DEVICE_ALERT,
-                payload,
+                ),
                 now,
-                now + self.config.hold_s,
             )
-            effects.add_deliveries.append(d)
-            self._pushes(self.outbox.add(d, now), effects, now)
         return effects
 
     def on_integrity_failure(
