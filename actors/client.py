@@ -45,7 +45,11 @@ class HubClient:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         max_in_flight: int | None = None,
         dedup_window: int = 1_000_000,
+        auto_hello: bool = True,
     ) -> None:
+        """Connect to ``endpoint``. With ``auto_hello`` (the default) the client says Hello
+        after every handshake and so becomes the user's delivery connection; a connection that
+        only sends requests can leave that to another (answers still come back to it)."""
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         sock = self._ctx.socket(zmq.DEALER)
@@ -62,6 +66,7 @@ class HubClient:
         self._poller.register(sock, zmq.POLLIN)
         self._poller.register(self._monitor, zmq.POLLIN)
         self._max_in_flight = max_in_flight
+        self._auto_hello = auto_hello
         self._seen: OrderedDict[int, None] = OrderedDict()
         self._dedup_window = dedup_window
         self._inbox: deque[Inbound] = deque()
@@ -172,7 +177,8 @@ class HubClient:
                 while self._monitor.poll(0):
                     recv_monitor_message(self._monitor)
                     self.handshakes += 1
-                    self.hello()
+                    if self._auto_hello:
+                        self.hello()
             if self._sock in events:
                 while True:
                     try:

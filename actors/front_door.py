@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 512
 """Frames taken from one socket per loop turn before applying the step."""
+MAX_DELIVERY_CONNECTIONS = 4
+"""Connections per user remembered for pushed deliveries."""
 HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
 """Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
 
@@ -72,7 +74,10 @@ class FrontDoor:
             "unroutable": 0,
             "bad_multipart": 0,
         }
-        self._identities: dict[str, bytes] = {}
+        # user -> connections that said Hello, most recent last; pushes go to the most recent
+        # one still connected (a short-lived second connection does not strand a listener)
+        self._deliver_to: dict[str, list[bytes]] = {}
+        self._direct: list[tuple[bytes, bytes]] = []  # answers to frames, to their senders
         self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
 
     def start(self, timeout: float = 10.0) -> None:
@@ -148,20 +153,18 @@ class FrontDoor:
             self.stats["frames_in"] += 1
             identity = parts[0].bytes
             user_id = str(parts[0].get("User-Id"))
-            self._identities[user_id] = identity
             if len(parts) != 2:
                 self.stats["bad_multipart"] += 1
-                effects.extend(
-                    self.engine.on_frame(user_id, b"", now)
-                    if len(parts) == 1
-                    else self._multipart(user_id, now)
-                )
-                continue
-            effects.extend(self.engine.on_frame(user_id, parts[1].bytes, now))
-
-    def _multipart(self, user_id: str, now: float) -> Effects:
-        # one message must be exactly one frame; anything else is malformed
-        return self.engine.on_frame(user_id, b"\xc1", now)
+                step = self.engine.on_frame(user_id, b"" if len(parts) == 1 else b"\xc1", now)
+            else:
+                step = self.engine.on_frame(user_id, parts[1].bytes, now)
+            if step.hello:
+                stack = [i for i in self._deliver_to.get(user_id, []) if i != identity]
+                self._deliver_to[user_id] = [*stack[-(MAX_DELIVERY_CONNECTIONS - 1) :], identity]
+            # answers go back to the connection the frame came from; pushes stay in the step
+            self._direct += [(identity, s.payload) for s in step.send if not s.push]
+            step.send = [s for s in step.send if s.push]
+            effects.extend(step)
 
     def _drain_uplink(self, uplink: zmq.Socket[bytes], effects: Effects, now: float) -> None:
         for _ in range(BATCH):
@@ -183,6 +186,25 @@ class FrontDoor:
                     self.engine.on_integrity_failure(msg.comms_hub, msg.head_end, msg.reason, now)
                 )
 
+    def _send(self, router: zmq.Socket[bytes], identity: bytes, payload: bytes) -> bool:
+        try:
+            router.send_multipart([identity, payload], zmq.NOBLOCK, copy=False)
+        except zmq.ZMQError as err:
+            if err.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                raise
+            self.stats["unroutable"] += 1
+            return False
+        self.stats["frames_out"] += 1
+        return True
+
+    def _push(self, router: zmq.Socket[bytes], user_id: str, payload: bytes) -> bool:
+        stack = self._deliver_to.get(user_id, [])
+        while stack:
+            if self._send(router, stack[-1], payload):
+                return True
+            stack.pop()  # that connection is gone (or full): fall back to the previous one
+        return False
+
     def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
         if effects.needs_persisting:
             self._store.apply(
@@ -191,19 +213,12 @@ class FrontDoor:
                 self.engine.next_delivery,
                 self.engine.scheduler.next_number if effects.save_schedules else None,
             )
+        direct, self._direct = self._direct, []
+        for identity, payload in direct:
+            self._send(router, identity, payload)  # an answer lost here is resubmitted (idempotent)
         for send in effects.send:
-            identity = self._identities.get(send.user_id)
-            if identity is None:
-                self.engine.on_unreachable(send.user_id)
-                continue
-            try:
-                router.send_multipart([identity, send.payload], zmq.NOBLOCK, copy=False)
-                self.stats["frames_out"] += 1
-            except zmq.ZMQError as err:
-                if err.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
-                    raise
-                # gone or too slow: deliveries stay held and are pushed again later
-                self.stats["unroutable"] += 1
+            if not self._push(router, send.user_id, send.payload):
+                # nobody to take it: deliveries stay held and are pushed again after Hello
                 self.engine.on_unreachable(send.user_id)
         for d in effects.dispatch:
             self._head_ends[d.head_end].tell(Encode(d))

@@ -92,8 +92,10 @@ def serve(
     console.print("hub stopped")
 
 
-def _client(fleet: Path, user: str, endpoint: str) -> HubClient:
-    return HubClient(endpoint, hub_keypair(fleet).public, user_keypair(fleet, user))
+def _client(fleet: Path, user: str, endpoint: str, auto_hello: bool = True) -> HubClient:
+    return HubClient(
+        endpoint, hub_keypair(fleet).public, user_keypair(fleet, user), auto_hello=auto_hello
+    )
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:

@@ -171,6 +171,9 @@ class Send:
 
     user_id: str
     payload: bytes
+    push: bool = False
+    """A held delivery, pushed to the user's delivery connection (the one that last said
+    Hello); otherwise a direct answer to the frame being handled, sent back where it came from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +202,8 @@ class Effects:
     delete_schedules: list[str] = field(default_factory=list)
     save_transfers: list[tuple[int, int]] = field(default_factory=list)
     """Firmware transfer progress: (request seq, next block)."""
+    hello: list[str] = field(default_factory=list)
+    """Users that said Hello in this step (their delivery connection is the frame's)."""
     expired: int = 0
 
     def extend(self, other: Effects) -> None:
@@ -214,6 +219,7 @@ class Effects:
         self.save_schedules += other.save_schedules
         self.delete_schedules += other.delete_schedules
         self.save_transfers += other.save_transfers
+        self.hello += other.hello
         self.expired += other.expired
 
     @property
@@ -379,6 +385,7 @@ class HubEngine:
                 AuditRecord(now, Direction.OUT, user_id, "welcome"),
             ],
             send=[Send(user_id, welcome)],
+            hello=[user_id],
         )
         self._pushes(pushes, effects, now)
         return effects
@@ -1354,7 +1361,7 @@ class HubEngine:
     def _pushes(self, pushes: list[Push], effects: Effects, now: float) -> None:
         for p in pushes:
             d = p.delivery
-            effects.send.append(Send(d.user_id, d.payload))
+            effects.send.append(Send(d.user_id, d.payload, push=True))
             effects.audit.append(
                 AuditRecord(
                     now,

@@ -251,3 +251,46 @@ def test_responses_survive_a_clean_restart_of_the_hub(
             h2.stop()
     finally:
         client.close()
+
+
+def test_a_second_connection_of_the_same_user_does_not_steal_its_listeners_deliveries(
+    hub: LiveHub, fleet_dir: Path, fleet: Fleet
+) -> None:
+    user, meter = supplier_meter(fleet)
+    server = hub_keypair(fleet_dir).public
+    keys = user_keypair(fleet_dir, user)
+    listener = HubClient(hub.endpoint, server, keys)
+    sender = HubClient(hub.endpoint, server, keys, auto_hello=False)
+    try:
+        listener.connect()
+        # the sender only sends requests (it never says Hello)
+        ack = sender.request(Role.IS, "4.1.1", meter.device_id, request_id="two-conn-1")
+        assert isinstance(ack, wire.Acknowledgement), "the answer goes back to the sender"
+        resp = listener.wait_for(wire.ServiceResponse, 20, request_id="two-conn-1")
+        assert resp is not None, "the response is pushed to the connection that said Hello"
+        listener.ack([resp.delivery_id])
+    finally:
+        sender.close()
+        listener.close()
+
+
+def test_when_a_later_connection_closes_deliveries_fall_back_to_the_earlier_listener(
+    hub: LiveHub, fleet_dir: Path, fleet: Fleet
+) -> None:
+    user, meter = supplier_meter(fleet)
+    server = hub_keypair(fleet_dir).public
+    keys = user_keypair(fleet_dir, user)
+    listener = HubClient(hub.endpoint, server, keys)
+    try:
+        listener.connect()
+        brief = HubClient(hub.endpoint, server, keys)  # says Hello too, then goes away
+        brief.connect()
+        brief.close()
+        ack = listener.request(Role.IS, "4.1.1", meter.device_id)
+        assert isinstance(ack, wire.Acknowledgement)
+        resp = listener.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id)
+        assert resp is not None, "the response must reach the listener still connected"
+        listener.ack([resp.delivery_id])
+    finally:
+        listener.close()
+        hub.stop()
