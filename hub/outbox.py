@@ -9,6 +9,7 @@ itself (it returns decisions); read the clock (``now`` is given).
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +20,8 @@ DEFAULT_RETRY_S = 60.0
 """How long a pushed delivery may stay unacknowledged before it is pushed again."""
 DEFAULT_MAX_IN_FLIGHT = 1000
 """Pushed-but-unacknowledged deliveries allowed per user."""
+COMPACT_SLACK = 10_000
+"""Stale timer entries tolerated before the timer heaps are rebuilt."""
 
 
 class DeliveryKind(StrEnum):
@@ -89,6 +92,10 @@ class Outbox:
         self.max_in_flight = max_in_flight
         self._users: dict[str, _UserQueue] = {}
         self._by_id: dict[int, Delivery] = {}
+        # timers as heaps with lazy deletion: a popped entry whose delivery has gone (or been
+        # pushed again since) is skipped, so tick costs what is due, not what is held
+        self._expiries: list[tuple[float, int]] = []
+        self._retries: list[tuple[float, int, int]] = []  # (due, delivery id, attempt)
         self.expired_count = 0
         """Deliveries that expired undelivered since start."""
 
@@ -115,17 +122,21 @@ class Outbox:
             q = self._users[user_id] = _UserQueue(max_in_flight=self.max_in_flight)
         return q
 
-    def restore(self, delivery: Delivery) -> None:
-        """Re-hold a delivery loaded from the store after a restart (not in flight)."""
-        delivery.sent_at = None
-        self._queue(delivery.user_id).pending[delivery.delivery_id] = delivery
-        self._by_id[delivery.delivery_id] = delivery
-
-    def add(self, delivery: Delivery, now: float) -> list[Push]:
-        """Hold a new delivery and push it at once if the user is online with room."""
+    def _hold(self, delivery: Delivery) -> _UserQueue:
         q = self._queue(delivery.user_id)
         q.pending[delivery.delivery_id] = delivery
         self._by_id[delivery.delivery_id] = delivery
+        heapq.heappush(self._expiries, (delivery.expires_at, delivery.delivery_id))
+        return q
+
+    def restore(self, delivery: Delivery) -> None:
+        """Re-hold a delivery loaded from the store after a restart (not in flight)."""
+        delivery.sent_at = None
+        self._hold(delivery)
+
+    def add(self, delivery: Delivery, now: float) -> list[Push]:
+        """Hold a new delivery and push it at once if the user is online with room."""
+        q = self._hold(delivery)
         return self._fill(q, now) if q.online else []
 
     def online(self, user_id: str, now: float, max_in_flight: int | None = None) -> list[Push]:
@@ -174,43 +185,69 @@ class Outbox:
         return done, (self._fill(q, now) if q.online else [])
 
     def tick(self, now: float) -> tuple[list[Push], list[Expired]]:
-        """Retry pushes left unacknowledged for ``retry_s``; expire what outlived its hold."""
+        """Retry pushes left unacknowledged for ``retry_s``; expire what outlived its hold.
+        Costs what is due (heaps), not what is held."""
         pushes: list[Push] = []
         expired: list[Expired] = []
-        for q in self._users.values():
-            for bucket in (q.pending, q.in_flight):
-                for did in [did for did, d in bucket.items() if d.expires_at <= now]:
-                    d = bucket.pop(did)
-                    del self._by_id[did]
-                    expired.append(Expired(d))
-            if not q.online:
+        freed: set[str] = set()
+        while self._expiries and self._expiries[0][0] <= now:
+            _, did = heapq.heappop(self._expiries)
+            d = self._by_id.pop(did, None)
+            if d is None:
+                continue  # acknowledged meanwhile
+            q = self._users[d.user_id]
+            if q.in_flight.pop(did, None) is not None:
+                freed.add(d.user_id)
+            q.pending.pop(did, None)
+            expired.append(Expired(d))
+        while self._retries and self._retries[0][0] <= now:
+            _, did, attempt = heapq.heappop(self._retries)
+            d = self._by_id.get(did)
+            if d is None or d.attempts != attempt or d.sent_at is None:
+                continue  # acknowledged, expired, pushed again or taken back meanwhile
+            q = self._users[d.user_id]
+            if not q.online or did not in q.in_flight:
                 continue
-            for d in q.in_flight.values():
-                if d.sent_at is not None and now - d.sent_at >= self.retry_s:
-                    d.sent_at = now
-                    d.attempts += 1
-                    pushes.append(Push(d))
-            pushes.extend(self._fill(q, now))
+            self._sent(d, now)
+            pushes.append(Push(d))
+        for user_id in freed:
+            q = self._users[user_id]
+            if q.online:
+                pushes.extend(self._fill(q, now))
         self.expired_count += len(expired)
+        self._compact()
         return pushes, expired
+
+    def _compact(self) -> None:
+        """Drop timer entries of deliveries already gone once they outnumber the live ones,
+        so memory follows what is held, not what has passed through."""
+        if len(self._expiries) > 2 * len(self._by_id) + COMPACT_SLACK:
+            self._expiries = [(d.expires_at, did) for did, d in self._by_id.items()]
+            heapq.heapify(self._expiries)
+        if len(self._retries) > 2 * len(self._by_id) + COMPACT_SLACK:
+            self._retries = [
+                (d.sent_at + self.retry_s, did, d.attempts)
+                for did, d in self._by_id.items()
+                if d.sent_at is not None
+            ]
+            heapq.heapify(self._retries)
+
+    def _sent(self, d: Delivery, now: float) -> None:
+        d.sent_at = now
+        d.attempts += 1
+        heapq.heappush(self._retries, (now + self.retry_s, d.delivery_id, d.attempts))
 
     def _fill(self, q: _UserQueue, now: float) -> list[Push]:
         pushes = []
         while q.pending and len(q.in_flight) < q.max_in_flight:
             did, d = q.pending.popitem(last=False)
-            d.sent_at = now
-            d.attempts += 1
+            self._sent(d, now)
             q.in_flight[did] = d
             pushes.append(Push(d))
         return pushes
 
     def next_due(self) -> float | None:
-        """The earliest time ``tick`` has something to do (a retry or an expiry), or None."""
-        times = []
-        for q in self._users.values():
-            for d in q.in_flight.values():
-                if q.online and d.sent_at is not None:
-                    times.append(d.sent_at + self.retry_s)
-                times.append(d.expires_at)
-            times.extend(d.expires_at for d in q.pending.values())
+        """The earliest time ``tick`` may have something to do (a retry or an expiry), or
+        None; it may be early (entries of deliveries already gone are dropped lazily)."""
+        times = [h[0][0] for h in (self._expiries, self._retries) if h]
         return min(times, default=None)
