@@ -275,6 +275,7 @@ class HubEngine:
         self._per_hub: dict[str, int] = {}
         # Device-pattern future-dated commands awaiting 8F66 / 8F67: command id -> seq, deadline
         self._outcomes: dict[str, tuple[int, float]] = {}
+        self._outcome_deadlines: list[tuple[float, str]] = []  # heap; answered ones skipped
         self._by_seq: dict[int, RequestRecord] = {}  # requests with a future execution time
         self._transfers: dict[int, Transfer] = {}  # firmware transfers in progress, by seq
         self._resume: dict[int, int] = {}  # seq -> next block, restored after a restart
@@ -323,7 +324,7 @@ class HubEngine:
                 deadline = rec.execute_at + self.config.outcome_timeout_s
                 if deadline > now and self._pattern(rec) is FutureDated.DEVICE:
                     self._by_seq[rec.seq] = rec
-                    self._outcomes[str(rec.seq)] = (rec.seq, deadline)
+                    self._await_outcome(rec.seq, deadline)
             if rec.state is RequestState.ACCEPTED:
                 effects.extend(self._execute(rec, now))
         for d in deliveries:
@@ -852,7 +853,7 @@ class HubEngine:
         if future:
             assert rec.execute_at is not None
             self._by_seq[rec.seq] = rec
-            self._outcomes[str(rec.seq)] = (rec.seq, rec.execute_at + self.config.outcome_timeout_s)
+            self._await_outcome(rec.seq, rec.execute_at + self.config.outcome_timeout_s)
         command = DeviceCommand(
             command_id=str(rec.seq),
             service=rec.service,
@@ -1102,6 +1103,10 @@ class HubEngine:
             return PriorityClass.BULK
         return service.priority
 
+    def _await_outcome(self, seq: int, deadline: float) -> None:
+        self._outcomes[str(seq)] = (seq, deadline)
+        heapq.heappush(self._outcome_deadlines, (deadline, str(seq)))
+
     def _pattern(self, rec: RequestRecord) -> FutureDated:
         """How this request's future dating is carried out: the hub holds DSP requests; the
         device acts on Device ones (a service allowing both uses the device)."""
@@ -1324,10 +1329,11 @@ class HubEngine:
             held = self._by_seq.pop(seq, None)
             if held is not None:
                 effects.extend(self._release(held, now))
-        for cmd, (seq, outcome_deadline) in list(self._outcomes.items()):
-            if outcome_deadline <= now:
-                del self._outcomes[cmd]
-                awaited = self._by_seq.pop(seq, None)
+        while self._outcome_deadlines and self._outcome_deadlines[0][0] <= now:
+            _, cmd = heapq.heappop(self._outcome_deadlines)
+            awaiting = self._outcomes.pop(cmd, None)
+            if awaiting is not None:  # (not already answered by its 8F66 / 8F67)
+                awaited = self._by_seq.pop(awaiting[0], None)
                 if awaited is not None:
                     reason = f"no 8F66 / 8F67 outcome within {self.config.outcome_timeout_s:.0f} s of the execution time"
                     effects.extend(
