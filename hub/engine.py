@@ -276,6 +276,7 @@ class HubEngine:
         # Device-pattern future-dated commands awaiting 8F66 / 8F67: command id -> seq, deadline
         self._outcomes: dict[str, tuple[int, float]] = {}
         self._outcome_deadlines: list[tuple[float, str]] = []  # heap; answered ones skipped
+        self._next_forget = 0.0
         self._by_seq: dict[int, RequestRecord] = {}  # requests with a future execution time
         self._transfers: dict[int, Transfer] = {}  # firmware transfers in progress, by seq
         self._resume: dict[int, int] = {}  # seq -> next block, restored after a restart
@@ -1354,8 +1355,10 @@ class HubEngine:
                     now,
                 )
             )
-        self.anomaly.forget_idle(now)
-        self.security.forget_idle(now)
+        if now >= self._next_forget:  # idle counters: a sweep a minute is plenty
+            self.anomaly.forget_idle(now)
+            self.security.forget_idle(now)
+            self._next_forget = now + 60.0
         horizon = now - self.config.idempotency_s
         while self._seen:
             key, rec = next(iter(self._seen.items()))
