@@ -392,7 +392,8 @@ def demo(
     console.print(f"deliveries still held (unacknowledged): {held}")
     console.print(
         f"data: fleet files in {fleet_dir}, keys in {fleet_dir / 'keys'}, store {settings.store_path}\n"
-        f"next: .venv/bin/dcc audit --data {data_dir} --limit 20    .venv/bin/dcc catalogue\n"
+        f"next: .venv/bin/dcc audit --data {data_dir} --limit 20    .venv/bin/dcc report sla --data {data_dir}\n"
+        f"      .venv/bin/dcc simulate scenarios/quickstart.toml (the same hub core in simulated time)\n"
         f"done in {time.perf_counter() - started:.1f} s"
     )
 

@@ -87,7 +87,9 @@ def serve(
             console.print(
                 f"frames in {hub.front_door.stats['frames_in']}, accepted {c.get('I99', 0)}, "
                 f"refused {sum(v for k, v in c.items() if k[:1] in 'EH')}, pending {hub.engine.pending}, "
-                f"held {len(hub.engine.outbox)}, refused handshakes {hub.handshakes_refused}"
+                f"held {len(hub.engine.outbox)}, refused handshakes {hub.handshakes_refused}, "
+                f"schedules {len(hub.engine.scheduler)}, quarantined {len(hub.engine.quarantine)}, "
+                f"security alerts {c.get('security_alert', 0)}"
             )
     console.print("hub stopped")
 
