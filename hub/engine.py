@@ -98,6 +98,9 @@ class EngineConfig:
     """The retry-after given with H8."""
     idempotency_s: float = 24 * 3600.0
     """How long a request id is remembered for idempotent resubmission."""
+    idempotency_max: int = 1_000_000
+    """Most request ids remembered in memory; beyond it the oldest are forgotten early (counted
+    as ``forgotten_early``) so memory stays bounded at any request rate."""
     response_timeout_s: float = 120.0
     """How long a dispatched command may go unanswered before the user gets E21."""
     quarantine_hold_s: float = DEFAULT_QUARANTINE_HOLD_S
@@ -1362,8 +1365,10 @@ class HubEngine:
         horizon = now - self.config.idempotency_s
         while self._seen:
             key, rec = next(iter(self._seen.items()))
-            if rec.received_at >= horizon:
+            if rec.received_at >= horizon and len(self._seen) <= self.config.idempotency_max:
                 break
+            if rec.received_at >= horizon:
+                self.counters["forgotten_early"] = self.counters.get("forgotten_early", 0) + 1
             del self._seen[key]
         return effects
 

@@ -632,3 +632,12 @@ def test_ppmid_firmware_goes_only_to_a_ppmid() -> None:
     refusal = _decoded(eff.send[0].payload)
     assert isinstance(refusal, wire.Refusal)
     assert refusal.code is ResponseCode.E11
+
+
+def test_remembered_request_ids_are_capped_so_memory_stays_bounded() -> None:
+    eng = _engine(idempotency_max=50)
+    for n in range(120):
+        eng.on_frame("u-supa", _req(f"r{n}", service="8.2"), T0 + n)
+    eng.tick(T0 + 200)
+    assert len(eng._seen) <= 50
+    assert eng.counters["forgotten_early"] >= 70
