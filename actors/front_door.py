@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 512
 """Frames taken from one socket per loop turn before applying the step."""
+PURGE_EVERY_S = 600.0
+"""How often answered requests past the idempotency window are deleted from the store."""
 MAX_DELIVERY_CONNECTIONS = 4
 """Connections per user remembered for pushed deliveries."""
 HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
@@ -120,6 +122,7 @@ class FrontDoor:
         poller.register(router, zmq.POLLIN)
         poller.register(uplink, zmq.POLLIN)
         next_tick = self._clock() + self._tick_s
+        next_purge = self._clock() + PURGE_EVERY_S
         try:
             self._apply(router, self._initial)  # work restored from the store
             while not self._stop.is_set():
@@ -137,6 +140,9 @@ class FrontDoor:
                     effects.extend(self.engine.tick(now))
                     next_tick = now + self._tick_s
                 self._apply(router, effects)
+                if now >= next_purge:  # answered requests older than the idempotency window
+                    self._store.purge_requests(now - self.engine.config.idempotency_s)
+                    next_purge = now + PURGE_EVERY_S
         except Exception:
             log.exception("front door loop failed")
             raise
