@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pykka
-import zmq
 
 from actors.messages import DeviceFailure, Transmit, UplinkFrame
 from actors.timers import TimerService
+from actors.uplinks import Uplinks, UplinkSender
 from hub.codes import ResponseCode
 from hub.headends.base import FrameError, HeadEnd
 from hub.standard import DeviceAlert, DeviceCommand, DeviceResponse
@@ -102,8 +102,7 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         host_for: Callable[[str], DeviceHost],
         codecs: Mapping[str, HeadEnd],
         head_ends: Mapping[str, Any],
-        context: zmq.Context[zmq.Socket[bytes]],
-        uplink_endpoint: str,
+        uplinks: Uplinks,
         timers: TimerService,
         wan: WanProfile,
         seed: int,
@@ -113,22 +112,18 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         self._host_for = host_for
         self._codecs = codecs
         self._head_ends = head_ends
-        self._ctx = context
-        self._uplink_endpoint = uplink_endpoint
+        self._uplinks = uplinks
         self._timers = timers
         self._wan = wan
         self._rng = random.Random(seed)
         self._clock = clock
         self._hubs: dict[str, _Hub] = {}
         self._order = itertools.count()
-        self._push: zmq.Socket[bytes] | None = None
+        self._push: UplinkSender | None = None
         self.executed = 0
 
     def on_start(self) -> None:
-        push = self._ctx.socket(zmq.PUSH)
-        push.linger = 1000
-        push.connect(self._uplink_endpoint)
-        self._push = push
+        self._push = self._uplinks.sender()
 
     def on_stop(self) -> None:
         if self._push is not None:
@@ -248,4 +243,4 @@ class CommsHubPoolActor(pykka.ThreadingActor):
 
     def _send(self, obj: object) -> None:
         assert self._push is not None
-        self._push.send_pyobj(obj)
+        self._push.post(obj)

@@ -21,6 +21,7 @@ import zmq
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
 from actors.security import KeyPair
 from actors.store import SqliteStore
+from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine import Effects, HubEngine
 from hub.standard import DeviceAlert
@@ -48,7 +49,7 @@ class FrontDoor:
         endpoint: str,
         keys: KeyPair,
         head_ends: Mapping[str, Any],
-        uplink_endpoint: str,
+        uplinks: Uplinks,
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         initial: Effects | None = None,
@@ -62,7 +63,7 @@ class FrontDoor:
         self._endpoint = endpoint
         self._keys = keys
         self._head_ends = head_ends
-        self.uplink_endpoint = uplink_endpoint
+        self._uplinks = uplinks
         self._clock = clock
         self._tick_s = tick_s
         self._stop = threading.Event()
@@ -112,7 +113,7 @@ class FrontDoor:
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
             uplink = self._ctx.socket(zmq.PULL)
             uplink.linger = 0
-            uplink.bind(self.uplink_endpoint)
+            uplink.bind(self._uplinks.endpoint)  # doorbells only; messages come by queue
         except BaseException as err:  # reported to start()
             self._error = err
             self._ready.set()
@@ -126,13 +127,14 @@ class FrontDoor:
         try:
             self._apply(router, self._initial)  # work restored from the store
             while not self._stop.is_set():
-                events = dict(poller.poll(100))
+                events = dict(poller.poll(0 if not self._uplinks.queue.empty() else 100))
                 now = self._clock()
                 effects = Effects()
                 if router in events:
                     self._drain_router(router, effects, now)
                 if uplink in events:
-                    self._drain_uplink(uplink, effects, now)
+                    self._ring_off(uplink)
+                self._drain_uplink(effects, now)
                 effects.extend(self.engine.release(now))
                 if now >= next_tick:
                     for key in self._refused_keys() if self._refused_keys else ():
@@ -172,12 +174,16 @@ class FrontDoor:
             step.send = [s for s in step.send if s.push]
             effects.extend(step)
 
-    def _drain_uplink(self, uplink: zmq.Socket[bytes], effects: Effects, now: float) -> None:
-        for _ in range(BATCH):
+    @staticmethod
+    def _ring_off(uplink: zmq.Socket[bytes]) -> None:
+        while True:
             try:
-                msg = uplink.recv_pyobj(zmq.NOBLOCK)
+                uplink.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
+
+    def _drain_uplink(self, effects: Effects, now: float) -> None:
+        for msg in self._uplinks.take(BATCH):
             if isinstance(msg, Decoded):
                 if isinstance(msg.uplink, DeviceAlert):
                     effects.extend(self.engine.on_device_alert(msg.uplink, now))

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import pykka
-import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure, Transmit, UplinkFrame
+from actors.uplinks import Uplinks, UplinkSender
 from hub.codes import ResponseCode
 from hub.headends.base import FrameError, HeadEnd, HeadEndError, IntegrityError
 
@@ -32,23 +32,18 @@ class HeadEndActor(pykka.ThreadingActor):
         self,
         head_end: HeadEnd,
         pools: Sequence[Any],
-        context: zmq.Context[zmq.Socket[bytes]],
-        uplink_endpoint: str,
+        uplinks: Uplinks,
     ) -> None:
         super().__init__()
         self.head_end = head_end
         self._pools = list(pools)
-        self._ctx = context
-        self._uplink_endpoint = uplink_endpoint
-        self._push: zmq.Socket[bytes] | None = None
+        self._uplinks = uplinks
+        self._push: UplinkSender | None = None
         self.encoded = 0
         self.decoded = 0
 
     def on_start(self) -> None:
-        push = self._ctx.socket(zmq.PUSH)
-        push.linger = 1000
-        push.connect(self._uplink_endpoint)
-        self._push = push
+        self._push = self._uplinks.sender()
 
     def on_stop(self) -> None:
         if self._push is not None:
@@ -113,4 +108,4 @@ class HeadEndActor(pykka.ThreadingActor):
 
     def _send(self, obj: object) -> None:
         assert self._push is not None
-        self._push.send_pyobj(obj)
+        self._push.post(obj)

@@ -26,6 +26,7 @@ from actors.registers import Fleet, load_fleet
 from actors.security import UserKeyAuthenticator, hub_keypair, user_public_keys
 from actors.store import SqliteStore
 from actors.timers import TimerService
+from actors.uplinks import Uplinks
 from hub.access import AccessContext
 from hub.catalogue import CATALOGUE
 from hub.engine import EngineConfig, HubEngine
@@ -120,10 +121,10 @@ class LiveHub:
             restored.transfers,
         )
         self._timers = TimerService()
-        uplink = f"inproc://dcc-uplink-{next(_instances)}"
+        uplink = Uplinks(ctx, f"inproc://dcc-uplink-{next(_instances)}")
         codecs = load_head_ends()
         self._head_ends = {
-            name: HeadEndActor.start(codec, [], ctx, uplink) for name, codec in codecs.items()
+            name: HeadEndActor.start(codec, [], uplink) for name, codec in codecs.items()
         }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
@@ -134,7 +135,6 @@ class LiveHub:
                 host_for,
                 codecs,
                 self._head_ends,
-                ctx,
                 uplink,
                 self._timers,
                 s.wan,
