@@ -17,7 +17,7 @@ import heapq
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from hub import wire
@@ -113,6 +113,8 @@ class EngineConfig:
     """Traffic management: hub rate, user shares near capacity, cell budgets, queue bounds.
     The live default assumes a cellular cell carries about 1 MB/s of hub traffic and the WAN
     side can start 10,000 commands a second (both configurable)."""
+    sweep_per_tick: int = 2_000
+    """Schedules and held requests checked per tick in the daily change-of-supplier sweep."""
     schedule_seed: int = 1
     """Seed of the schedules' randomised offsets (keep it across restarts)."""
     schedule_window_s: float = DEFAULT_OFFSET_WINDOW_S
@@ -280,6 +282,8 @@ class HubEngine:
         self._outcomes: dict[str, tuple[int, float]] = {}
         self._outcome_deadlines: list[tuple[float, str]] = []  # heap; answered ones skipped
         self._next_forget = 0.0
+        self._swept_day: date | None = None  # the UK day the change-of-supplier sweep covers
+        self._sweep: list[str | int] = []  # schedule ids and held request seqs still to check
         self._by_seq: dict[int, RequestRecord] = {}  # requests with a future execution time
         self._transfers: dict[int, Transfer] = {}  # firmware transfers in progress, by seq
         self._resume: dict[int, int] = {}  # seq -> next block, restored after a restart
@@ -1107,6 +1111,69 @@ class HubEngine:
             return PriorityClass.BULK
         return service.priority
 
+    def _cos_sweep(self, now: float) -> Effects:
+        """On each new UK day, check every schedule and held future-dated request against the
+        registers, a slice per tick: a change of supplier effective today stops the losing
+        supplier's ones there and then, and tells it (schedules with a SCHEDULE_STOPPED hub
+        alert, held requests with an E4 response)."""
+        day = uk_date(_dt(now))
+        if day != self._swept_day:
+            self._swept_day = day
+            self._sweep = [*self.scheduler.ids(), *sorted(self._by_seq)]
+        effects = Effects()
+        batch, self._sweep = (
+            self._sweep[: self.config.sweep_per_tick],
+            self._sweep[self.config.sweep_per_tick :],
+        )
+        for item in batch:
+            if isinstance(item, str):
+                schedule = self.scheduler.get(item)
+                if schedule is None:
+                    continue
+                spec = schedule.spec
+                decision = self.access.decide(
+                    AccessRequest(
+                        schedule.owner, schedule.role, spec.service, spec.device_id, _dt(now)
+                    )
+                )
+                if decision.code is not ResponseCode.E4:
+                    continue
+                for stopped in self.scheduler.stop_for_device(
+                    spec.device_id, schedule.owner, decision.reason
+                ):
+                    sid = stopped.schedule.schedule_id
+                    effects.delete_schedules.append(sid)
+                    effects.extend(
+                        self.hub_alert(
+                            schedule.owner,
+                            "SCHEDULE_STOPPED",
+                            {"schedule_id": sid, "reason": decision.reason},
+                            now,
+                        )
+                    )
+                continue
+            rec = self._by_seq.get(item)
+            if (
+                rec is None
+                or rec.state is not RequestState.ACCEPTED
+                or rec.execute_at is None
+                or item in self._pending
+            ):
+                continue  # only requests the hub itself is holding
+            decision = self.access.decide(
+                AccessRequest(
+                    rec.user_id, Role(rec.role), rec.service, rec.device_id, _dt(rec.execute_at)
+                )
+            )
+            if decision.code is ResponseCode.E4:
+                del self._by_seq[item]  # its heap entry is skipped when it comes due
+                effects.extend(
+                    self._respond(
+                        rec, decision.code, {"reason": f"stopped: {decision.reason}"}, now
+                    )
+                )
+        return effects
+
     def _await_outcome(self, seq: int, deadline: float) -> None:
         self._outcomes[str(seq)] = (seq, deadline)
         heapq.heappush(self._outcome_deadlines, (deadline, str(seq)))
@@ -1343,6 +1410,7 @@ class HubEngine:
                     effects.extend(
                         self._respond(awaited, ResponseCode.E30, {"reason": reason}, now)
                     )
+        effects.extend(self._cos_sweep(now))
         for firing in self.scheduler.due(now):
             effects.extend(self._fire(firing, now))
         effects.dispatch += self._ready(now)

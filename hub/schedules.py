@@ -820,6 +820,10 @@ class Scheduler:
         """The live schedule with this id, whoever owns it."""
         return self._by_id.get(schedule_id)
 
+    def ids(self) -> list[str]:
+        """Every live schedule's id, oldest first."""
+        return sorted(self._by_id, key=_id_key)
+
     # ---- 5.1, 5.2, 5.3 --------------------------------------------------------------------
 
     def create(self, owner: str, role: Role, spec: ScheduleSpec, now: Instant) -> Schedule:

@@ -528,7 +528,8 @@ def test_only_the_owner_may_delete_a_schedule() -> None:
 
 
 def test_change_of_supplier_stops_the_losing_suppliers_schedule_and_tells_it() -> None:
-    eng = _engine(schedule_window_s=600.0)
+    # the firing's own check (the daily sweep, tested below, is switched off here)
+    eng = _engine(schedule_window_s=600.0, sweep_per_tick=0)
     created = _create(eng, "c1")
     first = created.body["first_firing_at"]  # type: ignore[union-attr]
     assert isinstance(first, float)
@@ -641,3 +642,36 @@ def test_remembered_request_ids_are_capped_so_memory_stays_bounded() -> None:
     eng.tick(T0 + 200)
     assert len(eng._seen) <= 50
     assert eng.counters["forgotten_early"] >= 70
+
+
+def test_on_the_change_of_supplier_day_the_losing_suppliers_schedules_and_held_requests_stop() -> (
+    None
+):
+    eng = _engine(schedule_window_s=600.0)
+    created = _create(eng, "c1")
+    assert isinstance(created, wire.ServiceResponse)
+    held = eng.on_frame("u-supa", _req("h1", execute_at=T0 + 5 * 86400), T0)
+    assert isinstance(_decoded(held.send[0].payload), wire.Acknowledgement)
+    mp = eng.access.registration.meter_points[MPAN]
+    cos = uk_date(datetime.fromtimestamp(T0, UTC)) + timedelta(days=2)
+    eng.access.registration.meter_points[MPAN] = replace(
+        mp,
+        registrations=(
+            replace(mp.registrations[0], effective_to=cos),
+            replace(mp.registrations[1], effective_from=cos),
+        ),
+    )
+    first = eng.tick(T0 + 1)
+    # the held request executes after the change: it is stopped as soon as the register shows it
+    stopped = [_decoded(d.payload) for d in first.add_deliveries]
+    assert [(m.request_id, m.code) for m in stopped if isinstance(m, wire.ServiceResponse)] == [
+        ("h1", ResponseCode.E4)
+    ]
+    assert first.delete_schedules == []  # the schedule is still the losing supplier's today
+    on_the_day = datetime.combine(cos, datetime.min.time(), UTC).timestamp() + 3600
+    eff = eng.tick(on_the_day)
+    assert eff.delete_schedules == [created.body["schedule_id"]]
+    told = [_decoded(d.payload) for d in eff.add_deliveries]
+    assert any(isinstance(m, wire.HubAlert) and m.alert_code == "SCHEDULE_STOPPED" for m in told)
+    assert len(eng.scheduler) == 0
+    assert eng.tick(T0 + 5 * 86400 + 1).dispatch == []  # nothing left to release
