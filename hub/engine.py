@@ -894,7 +894,9 @@ class HubEngine:
         """Commands traffic management lets start now; their response clock starts here."""
         ready = self.traffic.ready(now)
         for d in ready:
-            self._dispatched_at[_seq_of(d.command.command_id) or 0] = now
+            seq = _seq_of(d.command.command_id)
+            assert seq is not None, d.command.command_id  # the engine made the id
+            self._dispatched_at[seq] = now
         return ready
 
     # ---- DCC schedules (5.1, 5.2, 5.3) and their firings ---------------------------------------

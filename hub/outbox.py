@@ -111,11 +111,6 @@ class Outbox:
         q = self._users.get(user_id)
         return 0 if q is None else len(q.pending) + len(q.in_flight)
 
-    def is_online(self, user_id: str) -> bool:
-        """True while the user is taken to be connected."""
-        q = self._users.get(user_id)
-        return q is not None and q.online
-
     def _queue(self, user_id: str) -> _UserQueue:
         q = self._users.get(user_id)
         if q is None:
@@ -245,9 +240,3 @@ class Outbox:
             q.in_flight[did] = d
             pushes.append(Push(d))
         return pushes
-
-    def next_due(self) -> float | None:
-        """The earliest time ``tick`` may have something to do (a retry or an expiry), or
-        None; it may be early (entries of deliveries already gone are dropped lazily)."""
-        times = [h[0][0] for h in (self._expiries, self._retries) if h]
-        return min(times, default=None)

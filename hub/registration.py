@@ -8,7 +8,7 @@ Must never: change registration; the hub reads the registers, it never runs them
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -198,27 +198,3 @@ class RegistrationSource(Protocol):
     def load(self) -> RegistrationData:
         """Read the registers and return an indexed snapshot."""
         ...
-
-
-def merge(*parts: RegistrationData) -> RegistrationData:
-    """One snapshot from several providers (electricity and gas registers)."""
-    mps: list[MeterPoint] = []
-    aps: list[AgentAppointment] = []
-    cons: list[Consent] = []
-    for p in parts:
-        mps.extend(p.meter_points.values())
-        for a in p.appointments.values():
-            aps.extend(a)
-        for c in p.consents.values():
-            cons.extend(c)
-    return RegistrationData.build(mps, aps, cons)
-
-
-def by_supplier(data: RegistrationData, day: date) -> Mapping[str, int]:
-    """Count of meter points per registered supplier on ``day`` (for charging and reports)."""
-    counts: dict[str, int] = {}
-    for mp in data.meter_points.values():
-        s = mp.supplier_on(day)
-        if s is not None:
-            counts[s] = counts.get(s, 0) + 1
-    return counts

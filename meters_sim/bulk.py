@@ -14,7 +14,7 @@ Must never: loop over messages in Python, or hold more than one region's message
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -92,19 +92,6 @@ class RegionRun(NamedTuple):
     """Messages simulated."""
     cell_utilisation: npt.NDArray[np.float64]
     """Utilisation per cell (rows) and interval (columns)."""
-
-
-@dataclass(slots=True)
-class BulkResult:
-    """A simulated day's figures."""
-
-    classes: list[ClassResult] = field(default_factory=list)
-    utilisation: dict[str, npt.NDArray[np.float64]] = field(default_factory=dict)
-    """Region -> mean cell utilisation per interval (0..1, can exceed 1 only in backlog)."""
-    peak_cell_utilisation: dict[str, float] = field(default_factory=dict)
-    """Region -> the busiest cell's utilisation in its busiest interval."""
-    interval_s: float = 900.0
-    messages: int = 0
 
 
 def _latency(wan: WanProfile, n: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:
@@ -235,23 +222,3 @@ def simulate_region(
     per_cell = np.bincount(cell * bins + slot, weights=sizes, minlength=cells * bins) / capacity
     peak = float(per_cell.max()) if per_cell.size else 0.0
     return RegionRun(results, mean_util, peak, n, per_cell.reshape(cells, bins))
-
-
-def simulate_day(
-    regions: Sequence[RegionLinks],
-    classes: Sequence[FlowClass],
-    seed: int,
-    days: float = 1.0,
-    interval_s: float = 900.0,
-) -> BulkResult:
-    """Every region, one after another (memory holds one region at a time)."""
-    out = BulkResult(interval_s=interval_s)
-    for i, links in enumerate(regions):
-        results, util, peak, n, _ = simulate_region(
-            links, classes, seed * 1009 + i, days, interval_s
-        )
-        out.classes.extend(results)
-        out.utilisation[links.region] = util
-        out.peak_cell_utilisation[links.region] = peak
-        out.messages += n
-    return out

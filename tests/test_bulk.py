@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from meters_sim.bulk import FlowClass, RegionLinks, simulate_day, simulate_region
+from meters_sim.bulk import FlowClass, RegionLinks, simulate_region
 from meters_sim.wan import LatencyKind, WanProfile
 
 FLAT = (1.0,) * 24
@@ -25,10 +25,11 @@ def test_message_counts_follow_the_per_meter_rates() -> None:
 
 def test_the_same_seed_gives_the_same_day() -> None:
     classes = [FlowClass("reads", 1.0, FLAT, 400, 30.0), FlowClass("alerts", 1.5, FLAT, 200, 30.0)]
-    a = simulate_day([_links()], classes, seed=3)
-    b = simulate_day([_links()], classes, seed=3)
-    assert a.classes == b.classes
-    assert np.array_equal(a.utilisation["North"], b.utilisation["North"])
+    a = simulate_region(_links(), classes, seed=3)
+    b = simulate_region(_links(), classes, seed=3)
+    assert a.results == b.results
+    assert np.array_equal(a.cell_utilisation, b.cell_utilisation)
+    assert simulate_region(_links(), classes, seed=4).results != a.results
 
 
 def test_mean_utilisation_is_the_bytes_carried_over_the_capacity() -> None:
