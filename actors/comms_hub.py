@@ -29,11 +29,11 @@ import pykka
 from actors.messages import DeviceFailure, Transmit, UplinkFrame
 from actors.timers import TimerService
 from actors.uplinks import Uplinks, UplinkSender
-from hub.codes import ResponseCode
 from hub.headends.base import FrameError, HeadEnd
-from hub.standard import DeviceAlert, DeviceCommand, DeviceResponse
-from meters_sim.field import NoAnswerError
-from meters_sim.wan import Outcome, Transit, WanProfile, transit
+from hub.reference.codes import ResponseCode
+from hub.reference.standard import DeviceAlert, DeviceCommand, DeviceResponse
+from simfield.site import NoAnswerError
+from simfield.wan import Outcome, Transit, WanProfile, transit
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from typing import Any
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
-from actors.security import KeyPair
 from actors.store import SqliteStore
 from actors.uplinks import Uplinks
 from hub import wire
-from hub.engine import Effects, HubEngine
-from hub.standard import DeviceAlert
+from hub.engine.core import Effects, HubEngine
+from hub.reference.standard import DeviceAlert
+from sdk.keys import KeyPair
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ import pykka
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure, Transmit, UplinkFrame
 from actors.uplinks import Uplinks, UplinkSender
-from hub.codes import ResponseCode
 from hub.headends.base import FrameError, HeadEnd, HeadEndError, IntegrityError
+from hub.reference.codes import ResponseCode
 
 
 def pool_index(comms_hub: str, pools: int) -> int:

@@ -21,17 +21,18 @@ import zmq
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import FrontDoor
 from actors.head_end import HeadEndActor, pool_index
-from actors.headend_plugins import load_head_ends
-from actors.registers import Fleet, load_fleet
-from actors.security import UserKeyAuthenticator, hub_keypair, user_public_keys
+from actors.security import UserKeyAuthenticator, user_public_keys
 from actors.store import SqliteStore
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
-from hub.access import AccessContext
-from hub.catalogue import CATALOGUE
-from hub.engine import EngineConfig, HubEngine
-from meters_sim.field import FieldBuilder
-from meters_sim.wan import WanProfile
+from hub.engine.core import EngineConfig, HubEngine
+from hub.policies.access import AccessContext
+from hub.reference.catalogue import CATALOGUE
+from sdk.keys import hub_keypair
+from simfield.fleet_dir import Fleet, load_fleet
+from simfield.headend_plugins import load_head_ends
+from simfield.site import FieldBuilder
+from simfield.wan import WanProfile
 
 _instances = itertools.count()
 

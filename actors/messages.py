@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.codes import ResponseCode
-from hub.engine import Dispatch
-from hub.standard import Uplink
+from hub.engine.core import Dispatch
+from hub.reference.codes import ResponseCode
+from hub.reference.standard import Uplink
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import msgpack
 
-from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
-from hub.outbox import Delivery, DeliveryKind
-from hub.schedules import Schedule
-from hub.sla import SlaRecord
+from hub.engine.core import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine.outbox import Delivery, DeliveryKind
+from hub.flows.schedules import Schedule
+from hub.policies.sla import SlaRecord
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (

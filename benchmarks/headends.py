@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import partial
 
 from hub.headends import CosemHeadEnd, HeadEnd, TextHeadEnd, TlvHeadEnd
-from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
+from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
 
 READ_RESPONSE = DeviceResponse(
     command_id="sup-7f3a9c21-000042",

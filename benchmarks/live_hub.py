@@ -34,15 +34,15 @@ import zmq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.client import HubClient
-from actors.registers import load_fleet
-from actors.security import create_keys, hub_keypair, user_keypair
 from hub import wire
-from hub.inventory import DeviceStatus
-from hub.roles import DeviceType, Role
-from hub.uktime import uk_date
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
+from hub.reference.roles import DeviceType, Role
+from hub.reference.uktime import uk_date
+from hub.registers.inventory import DeviceStatus
+from sdk.client import HubClient
+from sdk.keys import create_keys, hub_keypair, user_keypair
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import load_fleet
+from simfield.fleet_files import write_fleet
 
 WINDOW = 64
 

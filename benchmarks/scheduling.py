@@ -34,10 +34,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import live_hub  # noqa: E402
 
 from actors.store import SqliteStore  # noqa: E402
-from hub.engine import Effects  # noqa: E402
-from hub.roles import Role  # noqa: E402
-from hub.schedules import Scheduler, parse_create  # noqa: E402
-from hub.uktime import to_uk_local, uk_date  # noqa: E402
+from hub.engine.core import Effects  # noqa: E402
+from hub.flows.schedules import Scheduler, parse_create  # noqa: E402
+from hub.reference.roles import Role  # noqa: E402
+from hub.reference.uktime import to_uk_local, uk_date  # noqa: E402
 
 
 def _seed_schedules(store_path: Path, by_user: dict[str, list[str]], count: int) -> float:

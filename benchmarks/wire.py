@@ -15,8 +15,8 @@ from collections.abc import Callable
 import msgpack  # type: ignore[import-untyped]
 
 from hub import wire
-from hub.codes import ResponseCode
-from hub.roles import Role
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
 
 REQUEST = wire.ServiceRequest(
     request_id="sup-7f3a9c21-000042",

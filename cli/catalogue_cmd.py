@@ -1,7 +1,7 @@
 """``dcc catalogue``: the service catalogue as a table or as JSON.
 
 Decides: how the catalogue is shown.
-Must never: change what a service is; that is ``hub.catalogue``'s.
+Must never: change what a service is; that is ``hub.reference.catalogue``'s.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.catalogue import CATALOGUE, FutureDated, Service
-from hub.non_device import executable
+from hub.flows.non_device import executable
+from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 
 
 def _yn(flag: bool) -> str:

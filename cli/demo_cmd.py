@@ -21,28 +21,28 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.client import HubClient
 from actors.live import HubSettings, LiveHub
-from actors.registers import Fleet, load_fleet
-from actors.security import create_keys, hub_keypair, user_keypair
 from hub import wire
-from hub.access import AccessContext, AccessRequest
-from hub.catalogue import CATALOGUE
-from hub.codes import ResponseCode
-from hub.inventory import Device, DeviceStatus
-from hub.non_device import ANSWERED
-from hub.parties import User, UserStatus
-from hub.records import PaymentMode
-from hub.roles import DeviceType, Role
-from hub.service_params import example_params
-from hub.standard import DeviceAlert, Value
-from hub.uktime import uk_date
-from hub.utrn import make_utrn
-from meters_sim.devices import sign_request
-from meters_sim.field import SiteHost
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
-from meters_sim.wan import LatencyKind, WanProfile
+from hub.flows.non_device import ANSWERED
+from hub.policies.access import AccessContext, AccessRequest
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.codes import ResponseCode
+from hub.reference.parties import User, UserStatus
+from hub.reference.roles import DeviceType, Role
+from hub.reference.service_params import example_params
+from hub.reference.standard import DeviceAlert, Value
+from hub.reference.uktime import uk_date
+from hub.reference.utrn import make_utrn
+from hub.registers.inventory import Device, DeviceStatus
+from hub.registers.records import PaymentMode
+from sdk.client import HubClient
+from sdk.keys import create_keys, hub_keypair, user_keypair
+from simfield.devices import sign_request
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import Fleet, load_fleet
+from simfield.fleet_files import write_fleet
+from simfield.site import SiteHost
+from simfield.wan import LatencyKind, WanProfile
 
 console = Console()
 

@@ -1,8 +1,8 @@
 """``dcc fleet``: generate a synthetic fleet directory.
 
 Decides: how the fleet commands' options and output look at a terminal.
-Must never: hold fleet logic; generation is ``meters_sim.fleet``'s and writing is
-``meters_sim.fleet_files``'s.
+Must never: hold fleet logic; generation is ``simfield.fleet``'s and writing is
+``simfield.fleet_files``'s.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
+from simfield.fleet import generate_fleet
+from simfield.fleet_files import write_fleet
 
 fleet_app = typer.Typer(
     help="Synthetic fleets: generate the files of a fleet directory.", no_args_is_help=True

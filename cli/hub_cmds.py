@@ -19,15 +19,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.client import HubClient
 from actors.live import HubSettings, LiveHub
-from actors.registers import load_fleet
-from actors.security import create_keys, hub_keypair, user_keypair
 from actors.store import audit_query
 from hub import wire
-from hub.engine import EngineConfig
-from meters_sim.devices import sign_request
-from meters_sim.wan import LatencyKind, WanProfile
+from hub.engine.core import EngineConfig
+from sdk.client import HubClient
+from sdk.keys import create_keys, hub_keypair, user_keypair
+from simfield.devices import sign_request
+from simfield.fleet_dir import load_fleet
+from simfield.wan import LatencyKind, WanProfile
 
 console = Console()
 

@@ -2,7 +2,7 @@
 
 Decides: how SLA figures are shown (table or JSON) and the exit code (non-zero when a
 service is below the service level minimum, for pipelines).
-Must never: compute SLA rules itself; ``hub.sla`` does.
+Must never: compute SLA rules itself; ``hub.policies.sla`` does.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from rich.table import Table
 
 from actors.store import sla_records
 from cli.hub_cmds import DATA, parse_instant
-from hub.catalogue import CATALOGUE
-from hub.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
+from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
+from hub.reference.catalogue import CATALOGUE
 
 report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=True)
 

@@ -23,19 +23,19 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from actors.headend_plugins import load_head_ends
-from actors.registers import load_fleet
 from cli.plots import plot_outputs
-from hub.sla import summarise
-from hub.uktime import to_uk_local
+from hub.policies.sla import summarise
+from hub.reference.uktime import to_uk_local
 from meters_sim.bulk import simulate_region
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
 from meters_sim.flows import flow_classes, outage_classes, region_links
 from meters_sim.scenario import Region, Scenario, ScenarioError
 from meters_sim.scenario_files import read_scenario
 from meters_sim.simulator import SimConfig, Simulation
 from meters_sim.workload import schedule_load
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import load_fleet
+from simfield.fleet_files import write_fleet
+from simfield.headend_plugins import load_head_ends
 
 console = Console()
 

@@ -29,9 +29,9 @@ from typing import Any, ClassVar, TypeAlias, TypeVar, cast
 
 import msgpack
 
-from hub.codes import MEANINGS, ResponseCode
-from hub.roles import Role
-from hub.standard import Instant, Value
+from hub.reference.codes import MEANINGS, ResponseCode
+from hub.reference.roles import Role
+from hub.reference.standard import Instant, Value
 
 PROTOCOL_VERSION = 1
 """The protocol version this module speaks; every body carries it as ``v``."""

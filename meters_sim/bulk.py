@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from meters_sim.queueing import fifo_departures
-from meters_sim.wan import LatencyKind, WanProfile
+from simfield.wan import LatencyKind, WanProfile
 
 DAY_S = 86_400.0
 BLOCK_BYTES = 48 * 1024

@@ -23,23 +23,23 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from hub.anomaly import (
+from hub.engine.core import EngineConfig
+from hub.engine.outbox import DEFAULT_HOLD_S, DEFAULT_RETRY_S
+from hub.flows.firmware import MAX_IMAGE_BYTES
+from hub.flows.schedules import DEFAULT_OFFSET_WINDOW_S, MAX_OFFSET_WINDOW_S
+from hub.policies.anomaly import (
     DEFAULT_CRITICAL_THRESHOLDS,
     DEFAULT_PERIOD_S,
     DEFAULT_THRESHOLDS,
     AnomalyConfig,
     Thresholds,
 )
-from hub.catalogue import CATALOGUE, FutureDated
-from hub.engine import EngineConfig
-from hub.firmware import MAX_IMAGE_BYTES
-from hub.outbox import DEFAULT_HOLD_S, DEFAULT_RETRY_S
-from hub.roles import DeviceType
-from hub.schedules import DEFAULT_OFFSET_WINDOW_S, MAX_OFFSET_WINDOW_S
-from hub.sla import SERVICE_LEVEL_MINIMUM, SlaSummary
-from hub.uktime import from_uk_local, uk_date
-from meters_sim.fleet import REGIONS, FleetMix
-from meters_sim.wan import LatencyKind, WanProfile
+from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SlaSummary
+from hub.reference.catalogue import CATALOGUE, FutureDated
+from hub.reference.roles import DeviceType
+from hub.reference.uktime import from_uk_local, uk_date
+from simfield.fleet import REGIONS, FleetMix
+from simfield.wan import LatencyKind, WanProfile
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -104,7 +104,7 @@ def _line(file: str, problem: ScenarioProblem) -> str:
 
 
 class Region(StrEnum):
-    """A WAN region of the fleet (``meters_sim.fleet.REGIONS``)."""
+    """A WAN region of the fleet (``simfield.fleet.REGIONS``)."""
 
     NORTH = "north"
     CENTRAL = "central"
@@ -112,7 +112,7 @@ class Region(StrEnum):
 
     @property
     def position(self) -> int:
-        """Position in ``meters_sim.fleet.REGIONS`` (the fleet's ``site_region`` value)."""
+        """Position in ``simfield.fleet.REGIONS`` (the fleet's ``site_region`` value)."""
         return [r.lower() for r in REGIONS].index(self.value)
 
     @property
@@ -602,7 +602,7 @@ class SlaThresholds:
     ) -> list[str]:
         """Every threshold the run's figures break, in words (empty: the run passes).
 
-        ``summaries`` are the per-service summaries of ``hub.sla.summarise``.
+        ``summaries`` are the per-service summaries of ``hub.policies.sla.summarise``.
         """
         out: list[str] = []
         rows = list(summaries)

@@ -21,19 +21,19 @@ from typing import Any
 import simpy
 
 from hub import wire
-from hub.access import AccessContext
-from hub.catalogue import CATALOGUE
-from hub.codes import ResponseCode
-from hub.engine import Dispatch, Effects, EngineConfig, HubEngine
+from hub.engine.core import Dispatch, Effects, EngineConfig, HubEngine
 from hub.headends.base import FrameError, HeadEnd
-from hub.inventory import Inventory
-from hub.parties import User
-from hub.records import PaymentMode
-from hub.registration import RegistrationData
-from hub.sla import SlaRecord
-from hub.standard import DeviceAlert, DeviceCommand
-from meters_sim.field import FieldBuilder, NoAnswerError, SiteHost
-from meters_sim.wan import Outcome, WanProfile, transit
+from hub.policies.access import AccessContext
+from hub.policies.sla import SlaRecord
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.codes import ResponseCode
+from hub.reference.parties import User
+from hub.reference.standard import DeviceAlert, DeviceCommand
+from hub.registers.inventory import Inventory
+from hub.registers.records import PaymentMode
+from hub.registers.registration import RegistrationData
+from simfield.site import FieldBuilder, NoAnswerError, SiteHost
+from simfield.wan import Outcome, WanProfile, transit
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,20 +20,20 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
 from hub import wire
-from hub.catalogue import CATALOGUE
-from hub.inventory import Device, DeviceStatus, Inventory
-from hub.parties import User, UserStatus
-from hub.records import PaymentMode
-from hub.registration import RegistrationData, SupplierRegistration
-from hub.roles import DeviceType, Fuel, Role
-from hub.service_params import example_params, schema_for
-from hub.standard import DeviceAlert, Value
-from hub.uktime import from_uk_local, to_uk_local, uk_date
-from hub.utrn import make_utrn
-from meters_sim.devices import sign_request
-from meters_sim.field import SiteHost
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.parties import User, UserStatus
+from hub.reference.roles import DeviceType, Fuel, Role
+from hub.reference.service_params import example_params, schema_for
+from hub.reference.standard import DeviceAlert, Value
+from hub.reference.uktime import from_uk_local, to_uk_local, uk_date
+from hub.reference.utrn import make_utrn
+from hub.registers.inventory import Device, DeviceStatus, Inventory
+from hub.registers.records import PaymentMode
+from hub.registers.registration import RegistrationData, SupplierRegistration
 from meters_sim.scenario import FLAT, HourProfile, Scenario
 from meters_sim.simulator import Simulation
+from simfield.devices import sign_request
+from simfield.site import SiteHost
 
 
 @dataclass(frozen=True, slots=True)

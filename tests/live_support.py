@@ -9,12 +9,12 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from actors.registers import Fleet, load_fleet
-from actors.security import create_keys
-from hub.inventory import Device, DeviceStatus
-from hub.roles import DeviceType, Role
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
+from hub.reference.roles import DeviceType, Role
+from hub.registers.inventory import Device, DeviceStatus
+from sdk.keys import create_keys
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import Fleet, load_fleet
+from simfield.fleet_files import write_fleet
 
 
 def today() -> date:

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.access import Relation
-from hub.catalogue import CATALOGUE
-from hub.codes import ResponseCode
-from hub.inventory import DeviceStatus
-from hub.parties import User
-from hub.registration import Consent
-from hub.roles import DeviceType, Role
+from hub.policies.access import Relation
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.codes import ResponseCode
+from hub.reference.parties import User
+from hub.reference.roles import DeviceType, Role
+from hub.registers.inventory import DeviceStatus
+from hub.registers.registration import Consent
 from tests.world import (
     CHF,
     COS_DAY,

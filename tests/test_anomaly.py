@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.anomaly import (
+from hub.policies.anomaly import (
     DEFAULT_CRITICAL_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     AnomalyConfig,
@@ -20,7 +20,7 @@ from hub.anomaly import (
     ThresholdSource,
     Verdict,
 )
-from hub.catalogue import CATALOGUE
+from hub.reference.catalogue import CATALOGUE
 
 T0 = 1_700_000_400.0  # an epoch instant on a bucket boundary (a multiple of 600 s)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from meters_sim.bulk import FlowClass, RegionLinks, simulate_region
-from meters_sim.wan import LatencyKind, WanProfile
+from simfield.wan import LatencyKind, WanProfile
 
 FLAT = (1.0,) * 24
 WAN = WanProfile(LatencyKind.FIXED, 2.0)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.catalogue import CATALOGUE, FutureDated, PriorityClass
-from hub.roles import Role
+from hub.reference.catalogue import CATALOGUE, FutureDated, PriorityClass
+from hub.reference.roles import Role
 
 FACTS = Path(__file__).resolve().parents[2] / "shared" / "domain" / "service-catalogue.md"
 

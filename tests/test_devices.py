@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from hub.catalogue import CATALOGUE, FutureDated
-from hub.records import PaymentMode
-from hub.roles import DeviceType
-from hub.service_params import example_params
-from hub.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
-from hub.utrn import make_utrn
-from meters_sim.devices import (
+from hub.reference.catalogue import CATALOGUE, FutureDated
+from hub.reference.roles import DeviceType
+from hub.reference.service_params import example_params
+from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
+from hub.reference.utrn import make_utrn
+from hub.registers.records import PaymentMode
+from simfield.devices import (
     SLOT_S,
     DeviceUnreachableError,
     Layout,

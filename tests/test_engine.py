@@ -8,15 +8,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hub import wire
-from hub.catalogue import CATALOGUE, PriorityClass
-from hub.codes import ResponseCode
-from hub.engine import Direction, EngineConfig, HubEngine, RequestState
-from hub.firmware import BLOCK_BYTES
-from hub.roles import Role
-from hub.service_params import example_params
-from hub.standard import CommandStatus, DeviceAlert, DeviceResponse
-from hub.traffic import TrafficConfig
-from hub.uktime import uk_date
+from hub.engine.core import Direction, EngineConfig, HubEngine, RequestState
+from hub.flows.firmware import BLOCK_BYTES
+from hub.policies.traffic import TrafficConfig
+from hub.reference.catalogue import CATALOGUE, PriorityClass
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
+from hub.reference.service_params import example_params
+from hub.reference.standard import CommandStatus, DeviceAlert, DeviceResponse
+from hub.reference.uktime import uk_date
 from tests.world import CHF, COS_DAY, ESME, MPAN, World, at
 
 T0 = at(COS_DAY - timedelta(days=10)).timestamp()

@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from actors.registers import FileRegisters, Fleet, load_fleet
 from cli.fleet_cmd import fleet_app
-from hub import records
-from hub.access import AccessContext, AccessRequest
-from hub.catalogue import CATALOGUE
-from hub.codes import ResponseCode
-from hub.inventory import Device, DeviceStatus, Inventory, InventoryError
-from hub.mpxn import mpan_problem
-from hub.records import PaymentMode
-from hub.registration import MeterPoint
-from hub.roles import DeviceType, Fuel, Role
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
+from hub.policies.access import AccessContext, AccessRequest
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.codes import ResponseCode
+from hub.reference.mpxn import mpan_problem
+from hub.reference.roles import DeviceType, Fuel, Role
+from hub.registers import records
+from hub.registers.inventory import Device, DeviceStatus, Inventory, InventoryError
+from hub.registers.records import PaymentMode
+from hub.registers.registration import MeterPoint
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import FileRegisters, Fleet, load_fleet
+from simfield.fleet_files import write_fleet
 
 SITES = 3000
 SEED = 11

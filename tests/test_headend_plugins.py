@@ -6,7 +6,6 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
-from actors.headend_plugins import HEAD_END_GROUP, HeadEndPluginError, load_head_ends
 from hub.headends import (
     CosemHeadEnd,
     HeadEnd,
@@ -14,7 +13,8 @@ from hub.headends import (
     TlvHeadEnd,
     UnknownHeadEndError,
 )
-from hub.standard import CommandStatus, DeviceResponse
+from hub.reference.standard import CommandStatus, DeviceResponse
+from simfield.headend_plugins import HEAD_END_GROUP, HeadEndPluginError, load_head_ends
 
 
 def declared(name: str, value: str) -> EntryPoint:

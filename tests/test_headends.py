@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.catalogue import CATALOGUE
 from hub.headends import (
     INT64_MAX,
     INT64_MIN,
@@ -33,7 +32,8 @@ from hub.headends import (
     text,
     tlv,
 )
-from hub.standard import (
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.standard import (
     CommandStatus,
     DeviceAlert,
     DeviceCommand,

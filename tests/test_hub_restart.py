@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from actors.client import HubClient
-from actors.security import hub_keypair, user_keypair
 from hub import wire
-from hub.codes import ResponseCode
-from hub.firmware import BLOCK_BYTES
-from hub.roles import Role
+from hub.flows.firmware import BLOCK_BYTES
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
+from sdk.client import HubClient
+from sdk.keys import hub_keypair, user_keypair
 from tests.live_support import free_port, make_fleet, supplier_meter, wait_until
 
 pytestmark = pytest.mark.timeout(180)

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from hub.inventory import TRANSITIONS, Device, DeviceStatus, InventoryError
-from hub.roles import DeviceType
+from hub.reference.roles import DeviceType
+from hub.registers.inventory import TRANSITIONS, Device, DeviceStatus, InventoryError
 from tests.world import ESME, inventory
 
 

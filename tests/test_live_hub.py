@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 import zmq
 
-from actors.client import HubClient
 from actors.live import HubSettings, LiveHub
-from actors.registers import Fleet
-from actors.security import KeyPair, hub_keypair, user_keypair
 from actors.store import audit_query
 from hub import wire
-from hub.codes import ResponseCode
-from hub.roles import Role
-from meters_sim.wan import LatencyKind, WanProfile
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
+from sdk.client import HubClient
+from sdk.keys import KeyPair, hub_keypair, user_keypair
+from simfield.fleet_dir import Fleet
+from simfield.wan import LatencyKind, WanProfile
 from tests.live_support import (
     make_fleet,
     network_user,
@@ -39,7 +39,7 @@ def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def fleet(fleet_dir: Path) -> Fleet:
-    from actors.registers import load_fleet
+    from simfield.fleet_dir import load_fleet
 
     return load_fleet(fleet_dir)
 
@@ -192,7 +192,10 @@ def test_a_user_offline_while_its_responses_arrive_gets_them_all_after_reconnect
         ids.append(ack.request_id)
     first.close()  # gone before reading any response
     assert hub.engine is not None
-    wait_until(lambda: hub.engine is not None and hub.engine.pending == 0, what="all five answered")
+    wait_until(
+        lambda: hub.engine is not None and hub.engine.pending == 0,
+        what="all five answered",
+    )
     second = HubClient(hub.endpoint, server, keys)
     try:
         second.connect()

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from actors.client import HubClient
 from actors.live import HubSettings, LiveHub
-from actors.registers import Fleet, load_fleet
-from actors.security import hub_keypair, user_keypair
 from cli.app import app
 from hub import wire
-from hub.codes import ResponseCode
-from hub.engine import EngineConfig
-from hub.roles import Role
-from hub.uktime import uk_date
-from meters_sim.devices import sign_request
+from hub.engine.core import EngineConfig
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
+from hub.reference.uktime import uk_date
+from sdk.client import HubClient
+from sdk.keys import hub_keypair, user_keypair
+from simfield.devices import sign_request
+from simfield.fleet_dir import Fleet, load_fleet
 from tests.live_support import make_fleet, supplier_meter
 
 pytestmark = pytest.mark.timeout(120)
@@ -135,7 +135,7 @@ def test_a_device_pattern_tariff_change_is_scheduled_then_actioned_with_8f66(
     owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
 ) -> None:
     client, user, device = owner
-    from hub.service_params import example_params
+    from hub.reference.service_params import example_params
 
     party = fleet.users[user].party_id
     at = clock() + 2.0
@@ -238,8 +238,8 @@ def test_a_firmware_rollout_transfers_the_image_in_blocks_then_activates_it(
 def test_overload_is_answered_busy_with_a_retry_after_and_the_hub_keeps_serving(
     fleet_dir: Path, fleet: Fleet, tmp_path: Path
 ) -> None:
-    from hub.catalogue import PriorityClass
-    from hub.traffic import TrafficConfig
+    from hub.policies.traffic import TrafficConfig
+    from hub.reference.catalogue import PriorityClass
 
     traffic = TrafficConfig(
         capacity_per_s=5.0,

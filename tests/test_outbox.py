@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.outbox import COMPACT_SLACK, Delivery, DeliveryKind, Outbox
+from hub.engine.outbox import COMPACT_SLACK, Delivery, DeliveryKind, Outbox
 
 
 def _d(i: int, user: str = "u1", created: float = 0.0, hold: float = 100.0) -> Delivery:

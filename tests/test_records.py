@@ -8,19 +8,19 @@ from datetime import date
 
 import pytest
 
-from hub import records
-from hub.inventory import Device, DeviceStatus, Product, Site
-from hub.mpxn import make_mpan
-from hub.parties import User, UserStatus
-from hub.records import PaymentMode, RecordError
-from hub.registration import (
+from hub.reference.mpxn import make_mpan
+from hub.reference.parties import User, UserStatus
+from hub.reference.roles import DeviceType, Fuel, Role
+from hub.registers import records
+from hub.registers.inventory import Device, DeviceStatus, Product, Site
+from hub.registers.records import PaymentMode, RecordError
+from hub.registers.registration import (
     AgentAppointment,
     Consent,
     MeterPoint,
     Settlement,
     SupplierRegistration,
 )
-from hub.roles import DeviceType, Fuel, Role
 
 MPAN = make_mpan("12", 1)
 MPAN_2 = make_mpan("12", 2)

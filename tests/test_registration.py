@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.mpxn import make_mpan, mpan_check_digit, mpan_problem, mprn_problem
-from hub.registration import MeterPoint, SupplierRegistration
-from hub.roles import Fuel
+from hub.reference.mpxn import make_mpan, mpan_check_digit, mpan_problem, mprn_problem
+from hub.reference.roles import Fuel
+from hub.registers.registration import MeterPoint, SupplierRegistration
 
 
 def test_a_known_mpan_passes_its_check_digit() -> None:

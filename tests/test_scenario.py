@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from hub.anomaly import DEFAULT_THRESHOLDS
-from hub.outbox import DEFAULT_HOLD_S
-from hub.roles import DeviceType
-from hub.sla import SERVICE_LEVEL_MINIMUM, SlaSummary
-from meters_sim.fleet import FleetMix
+from hub.engine.outbox import DEFAULT_HOLD_S
+from hub.policies.anomaly import DEFAULT_THRESHOLDS
+from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SlaSummary
+from hub.reference.roles import DeviceType
 from meters_sim.scenario import (
     EVENING_PEAK,
     WORKING_DAY,
@@ -27,7 +26,8 @@ from meters_sim.scenario import (
     region_of_cell,
 )
 from meters_sim.scenario_files import read_scenario, scenario_paths
-from meters_sim.wan import LatencyKind, WanProfile
+from simfield.fleet import FleetMix
+from simfield.wan import LatencyKind, WanProfile
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 BUNDLED = (

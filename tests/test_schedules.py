@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.roles import Role
-from hub.schedules import (
+from hub.flows.schedules import (
     DEFAULT_OFFSET_WINDOW_S,
     DeleteOutcome,
     Schedule,
@@ -29,9 +28,10 @@ from hub.schedules import (
     validate_delete,
     validate_read,
 )
-from hub.service_params import validate_params
-from hub.standard import Instant, Value
-from hub.uktime import from_uk_local, to_uk_local
+from hub.reference.roles import Role
+from hub.reference.service_params import validate_params
+from hub.reference.standard import Instant, Value
+from hub.reference.uktime import from_uk_local, to_uk_local
 
 DEVICE = "00DB1200000000A1"
 OTHER_DEVICE = "00DB1200000000B2"

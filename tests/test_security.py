@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.codes import ResponseCode
-from hub.security import (
+from hub.policies.security import (
     ALL_SUBJECTS,
     DEFAULT_RULES,
     AlertKind,
@@ -14,6 +13,7 @@ from hub.security import (
     SecurityConfig,
     SecurityMonitor,
 )
+from hub.reference.codes import ResponseCode
 
 T0 = 1_700_000_400.0  # an epoch instant on a bucket boundary (a multiple of 600 s)
 

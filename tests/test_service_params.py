@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.catalogue import CATALOGUE
-from hub.service_params import (
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.service_params import (
     DAY_S,
     EXAMPLE_NOW,
     SCHEMAS,
@@ -16,7 +16,7 @@ from hub.service_params import (
     schema_for,
     validate_params,
 )
-from hub.utrn import (
+from hub.reference.utrn import (
     MAX_AMOUNT_PENCE,
     MAX_COUNTER,
     UtrnVerdict,

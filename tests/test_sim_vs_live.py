@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from actors.client import HubClient
-from actors.headend_plugins import load_head_ends
 from actors.live import HubSettings, LiveHub
-from actors.registers import Fleet
-from actors.security import hub_keypair, user_keypair
 from hub import wire
-from hub.roles import Role
-from hub.standard import DeviceAlert
-from meters_sim.field import SiteHost
+from hub.reference.roles import Role
+from hub.reference.standard import DeviceAlert
 from meters_sim.simulator import SimConfig, Simulation
+from sdk.client import HubClient
+from sdk.keys import hub_keypair, user_keypair
+from simfield.fleet_dir import Fleet
+from simfield.headend_plugins import load_head_ends
+from simfield.site import SiteHost
 from tests.live_support import make_fleet, network_user, other_supplier, supplier_meter, wait_until
 
 pytestmark = pytest.mark.timeout(120)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub.sla import SlaRecord, summarise
+from hub.policies.sla import SlaRecord, summarise
 
 
 def _r(

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hub.catalogue import PriorityClass
-from hub.traffic import (
+from hub.policies.traffic import (
     Admitted,
     Busy,
     BusyReason,
@@ -20,6 +19,7 @@ from hub.traffic import (
     TrafficManager,
     UserAllocation,
 )
+from hub.reference.catalogue import PriorityClass
 
 ALERT = PriorityClass.ALERT
 URGENT = PriorityClass.URGENT

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from hub.uktime import bst_bounds, from_uk_local, uk_date, uk_offset
+from hub.reference.uktime import bst_bounds, from_uk_local, uk_date, uk_offset
 
 
 @pytest.mark.parametrize(

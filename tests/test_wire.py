@@ -13,9 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hub import wire
-from hub.codes import MEANINGS, ResponseCode
-from hub.roles import Role
-from hub.standard import Value
+from hub.reference.codes import MEANINGS, ResponseCode
+from hub.reference.roles import Role
+from hub.reference.standard import Value
 
 # --- strategies ---------------------------------------------------------------------------------
 

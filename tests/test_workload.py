@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from actors.headend_plugins import load_head_ends
-from actors.registers import load_fleet
-from meters_sim.fleet import generate_fleet
-from meters_sim.fleet_files import write_fleet
 from meters_sim.scenario import Region, load_scenario
 from meters_sim.simulator import SimConfig, Simulation
 from meters_sim.workload import schedule_load
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import load_fleet
+from simfield.fleet_files import write_fleet
+from simfield.headend_plugins import load_head_ends
 
 pytestmark = pytest.mark.timeout(300)
 

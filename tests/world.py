@@ -6,19 +6,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
-from hub.access import AccessContext, AccessDecision, AccessRequest
-from hub.catalogue import CATALOGUE
-from hub.inventory import Device, DeviceStatus, Inventory, Product, Site
-from hub.mpxn import make_mpan
-from hub.parties import User, UserStatus
-from hub.registration import (
+from hub.policies.access import AccessContext, AccessDecision, AccessRequest
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.mpxn import make_mpan
+from hub.reference.parties import User, UserStatus
+from hub.reference.roles import DeviceType, Fuel, Role
+from hub.registers.inventory import Device, DeviceStatus, Inventory, Product, Site
+from hub.registers.registration import (
     AgentAppointment,
     Consent,
     MeterPoint,
     RegistrationData,
     SupplierRegistration,
 )
-from hub.roles import DeviceType, Fuel, Role
 
 COS_DAY = date(2026, 6, 1)  # SUPB takes over the electricity meter point from SUPA
 COT_DAY = date(2026, 4, 1)  # a new tenant moves in

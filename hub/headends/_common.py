@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 
 from hub.headends.base import MAX_DEPTH, MAX_FRAME_BYTES, EncodeError, FrameError
-from hub.standard import CommandStatus, Value
+from hub.reference.standard import CommandStatus, Value
 
 
 def received(head_end: str, frame: object) -> bytes:

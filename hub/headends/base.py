@@ -4,7 +4,7 @@ Decides: the ``HeadEnd`` protocol (a name and four pure translations between sta
 and a vendor's frames), the limits every head-end enforces on both sides (frame size, nesting
 depth, integer range), whose fault a failure is (``FrameError`` and ``IntegrityError``: the
 frame's sender; ``EncodeError``: the caller), and the lookup of head-ends by name.
-Must never: know any vendor format, load plugins (``actors.headend_plugins`` does), or touch
+Must never: know any vendor format, load plugins (``simfield.headend_plugins`` does), or touch
 files, sockets or clocks.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Final, Protocol, runtime_checkable
 
-from hub.standard import DeviceCommand, Uplink
+from hub.reference.standard import DeviceCommand, Uplink
 
 MAX_FRAME_BYTES: Final = 4 * 1024 * 1024
 """Largest frame any head-end writes or reads, bytes.

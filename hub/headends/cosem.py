@@ -63,7 +63,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final, NoReturn
 
-from hub.catalogue import CATALOGUE, PriorityClass
 from hub.headends import _common as check
 from hub.headends.base import (
     INT64_MAX,
@@ -73,7 +72,8 @@ from hub.headends.base import (
     FrameError,
     IntegrityError,
 )
-from hub.standard import (
+from hub.reference.catalogue import CATALOGUE, PriorityClass
+from hub.reference.standard import (
     CommandStatus,
     DeviceAlert,
     DeviceCommand,

@@ -48,7 +48,7 @@ from hub.headends.base import (
     FrameError,
     IntegrityError,
 )
-from hub.standard import (
+from hub.reference.standard import (
     CommandStatus,
     DeviceAlert,
     DeviceCommand,

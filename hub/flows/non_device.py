@@ -1,0 +1,78 @@
+"""Non-device services the hub answers from its own data, without a device.
+
+Decides: the body of the answer to 8.2 Read Inventory (the target device and the other
+devices at its site, with technical details and statuses, never readings) and 12.1 Request
+WAN Matrix (the WAN region and cell serving the target's comms hub).
+Must never: touch a device, or return transaction data (readings) of any kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hub.flows.firmware import FIRMWARE_SERVICES
+from hub.reference.catalogue import Service
+from hub.reference.service_params import schema_for
+from hub.reference.standard import Value
+from hub.registers.inventory import Device, Inventory
+
+
+def _device_view(d: Device) -> dict[str, Value]:
+    return {
+        "device_id": d.device_id,
+        "device_type": d.device_type.value,
+        "status": d.status.value,
+        "manufacturer": d.manufacturer,
+        "model": d.model,
+        "firmware": d.firmware,
+        "head_end": d.head_end,
+        "mpxn": d.mpxn or None,
+        "early_smart": d.early_smart,
+    }
+
+
+def read_inventory(inventory: Inventory, device: Device) -> dict[str, Value]:
+    """8.2: the device, its site and every device at the site."""
+    site = inventory.sites[device.site_id]
+    return {
+        "device": _device_view(device),
+        "site": {
+            "site_id": site.site_id,
+            "comms_hub": site.comms_hub,
+            "lead_supplier": site.lead_supplier,
+        },
+        "site_devices": [_device_view(d) for d in inventory.site_devices(site.site_id)],
+    }
+
+
+def wan_matrix(inventory: Inventory, device: Device) -> dict[str, Value]:
+    """12.1: the WAN coverage that serves the device's comms hub."""
+    site = inventory.sites[device.site_id]
+    return {"comms_hub": site.comms_hub, "region": site.region, "cell": site.cell, "covered": True}
+
+
+HANDLERS: dict[str, Callable[[Inventory, Device], dict[str, Value]]] = {
+    "8.2": read_inventory,
+    "12.1": wan_matrix,
+}
+"""Answer functions by service code (keys equal ``ANSWERED``)."""
+SCHEDULE_SERVICES: frozenset[str] = frozenset({"5.1", "5.2", "5.3"})
+"""Create, read and delete DCC schedules: answered by the engine with ``hub.flows.schedules``."""
+
+ANSWERED: frozenset[str] = frozenset(HANDLERS)
+"""Non-device services this release answers; the others are refused with H9."""
+
+
+def executable(service: Service) -> bool:
+    """Whether this hub release carries the service out: device services with a parameter
+    schema (the simulated devices implement every one, as their tests show), and the non-device
+    services the hub answers. Anything else is refused with H9, never faked."""
+    if not service.in_scope:
+        return False
+    if service.non_device:
+        return (
+            service.code in ANSWERED
+            or service.code in SCHEDULE_SERVICES
+            or service.code in FIRMWARE_SERVICES
+        )
+    return schema_for(service.code) is not None

@@ -1,0 +1,214 @@
+"""The simulated field: builds each site's simulated devices from a fleet, for both drivers
+(the live hub's comms hub pools and the SimPy simulator).
+
+Decides: how a fleet site becomes a simulated ``Premises`` (its inventory device ids, payment
+mode, the suppliers' key ids that critical commands must be signed with, a per-site seed), and
+how device exceptions become device answers (a device not at the site is rejected; a site
+without power does not answer, so the hub sees no response).
+Must never: decide anything for the hub; it stands in for the real devices behind a comms hub.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import UTC, date, datetime, timedelta
+
+from hub.flows.firmware import FIRMWARE_SERVICES
+from hub.reference.roles import DeviceType
+from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
+from hub.reference.uktime import uk_date
+from hub.registers.inventory import Inventory
+from hub.registers.records import PaymentMode
+from hub.registers.registration import RegistrationData
+from simfield.devices import (
+    DeviceUnreachableError,
+    Layout,
+    Premises,
+    SignatureCheck,
+    UnknownDeviceError,
+)
+
+INSTALL_LOOKBACK = timedelta(minutes=30)
+"""How far before the first command a simulated site's history starts."""
+
+
+class NoAnswerError(Exception):
+    """The devices behind a comms hub cannot answer (no power at the site)."""
+
+
+class SiteHost:
+    """One site's simulated devices, as the comms hub pool sees them: the premises, plus a
+    separate simulated meter for an export MPAN's ESME where the fleet has one."""
+
+    __slots__ = ("_head_ends", "_images", "_route", "extra", "premises")
+
+    def __init__(
+        self, premises: Premises, head_ends: dict[str, str], extra: tuple[Premises, ...] = ()
+    ) -> None:
+        self.premises = premises
+        self.extra = extra
+        self._head_ends = head_ends
+        self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
+        self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
+
+    def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
+        """Run a command on the device it names."""
+        if cmd.service in FIRMWARE_SERVICES:
+            return self._image_block(cmd, now)
+        try:
+            return self._route.get(cmd.device_id, self.premises).execute(cmd, now)
+        except DeviceUnreachableError as err:
+            raise NoAnswerError(str(err)) from err
+        except UnknownDeviceError as err:
+            return DeviceResponse(
+                cmd.command_id, cmd.device_id, cmd.service, CommandStatus.REJECTED, reason=str(err)
+            ), []
+
+    def _image_block(
+        self, cmd: DeviceCommand, now: float
+    ) -> tuple[DeviceResponse, list[DeviceAlert]]:
+        """A block of a firmware image: blocks must arrive in order; the last one completes
+        the image on the device (8F8A); a gap fails it (8F89)."""
+        p = cmd.params
+        version, block, blocks, size, data = (
+            p.get("version"),
+            p.get("block"),
+            p.get("blocks"),
+            p.get("image_size"),
+            p.get("data"),
+        )
+        premises = self._route.get(cmd.device_id, self.premises)
+
+        def answer(status: CommandStatus, reason: str = "", **body: Value) -> DeviceResponse:
+            return DeviceResponse(
+                cmd.command_id, cmd.device_id, cmd.service, status, dict(body), reason
+            )
+
+        if not (
+            isinstance(version, str)
+            and isinstance(block, int)
+            and isinstance(blocks, int)
+            and isinstance(size, int)
+            and isinstance(data, bytes)
+        ):
+            return answer(CommandStatus.REJECTED, "malformed image block"), []
+        if cmd.device_id not in {d.device_id for d in premises.devices}:
+            return answer(
+                CommandStatus.REJECTED, f"no device {cmd.device_id} at site {premises.site_id}"
+            ), []
+        images = self._images if self._images is not None else {}
+        # a device keeps a partial image in its own memory, so a transfer the hub resumes after
+        # its own restart (when this simulated field was rebuilt) continues where it stopped
+        expected = images.get(cmd.device_id, (version, block))
+        if block == 0:
+            expected = (version, 0)
+        if expected != (version, block):
+            images.pop(cmd.device_id, None)
+            alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=False)
+            return answer(
+                CommandStatus.REJECTED, f"block {block} out of order (expected {expected[1]})"
+            ), alerts
+        if block + 1 < blocks:
+            images[cmd.device_id] = (version, block + 1)
+            self._images = images
+            return answer(CommandStatus.SUCCESS, block=block, received=len(data)), []
+        images.pop(cmd.device_id, None)
+        self._images = images or None
+        alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=True)
+        return answer(CommandStatus.SUCCESS, block=block, received=len(data), complete=True), alerts
+
+    def advance(self, now: float) -> list[DeviceAlert]:
+        """Let the site's time pass to ``now``."""
+        alerts = self.premises.advance(now)
+        for p in self.extra:
+            alerts += [a for a in p.advance(now) if a.device_id in self._route]
+        return alerts
+
+    def head_end_of(self, device_id: str) -> str:
+        """The head-end type of a device at the site (the CHF's for anything unknown)."""
+        return self._head_ends.get(device_id) or self._head_ends[""]
+
+
+class FieldBuilder:
+    """Builds a ``SiteHost`` for any comms hub of a fleet, on first use."""
+
+    def __init__(
+        self,
+        inventory: Inventory,
+        registration: RegistrationData,
+        payment_modes: dict[str, PaymentMode],
+        seed: int,
+        clock_now: float,
+    ) -> None:
+        self._inventory = inventory
+        self._registration = registration
+        self._payment_modes = payment_modes
+        self._seed = seed
+        self._site_of = {site.comms_hub: site.site_id for site in inventory.sites.values()}
+        self._installed_at = (datetime.fromtimestamp(clock_now, UTC) - INSTALL_LOOKBACK).timestamp()
+
+    def __call__(self, comms_hub: str) -> SiteHost:
+        reg = self._registration
+        site_id = self._site_of[comms_hub]
+        devices = self._inventory.site_devices(site_id)
+        day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
+        esme = next(
+            (d for d in devices if d.device_type is DeviceType.ESME and not _export(reg, d.mpxn)),
+            None,
+        )
+        exports = [d for d in devices if d.device_type is DeviceType.ESME and _export(reg, d.mpxn)]
+        ids = {d.device_type: d.device_id for d in devices if d not in exports}
+        gsme = next((d for d in devices if d.device_type is DeviceType.GSME), None)
+        meter = esme or gsme
+        mode = (
+            self._payment_modes.get(meter.device_id, PaymentMode.CREDIT)
+            if meter
+            else PaymentMode.CREDIT
+        )
+        electricity_supplier = _supplier(reg, esme.mpxn if esme else None, day)
+        gas_supplier = _supplier(reg, gsme.mpxn if gsme else None, day)
+        premises = Premises(
+            site_id,
+            zlib.crc32(site_id.encode()) ^ self._seed,
+            self._installed_at,
+            layout=Layout.DUAL_FUEL if gsme else Layout.ELECTRICITY_ONLY,
+            payment_mode=mode,
+            supplier_key_id=electricity_supplier or gas_supplier or "UNREGISTERED",
+            gas_supplier_key_id=gas_supplier,
+            mpan=esme.mpxn if esme else None,
+            mprn=gsme.mpxn if gsme else None,
+            device_ids=ids,
+            in_home_devices=DeviceType.IHD in ids or DeviceType.PPMID in ids,
+            signature_check=SignatureCheck.STRICT,
+        )
+        extra = tuple(
+            Premises(
+                site_id,
+                zlib.crc32(d.device_id.encode()) ^ self._seed,
+                self._installed_at,
+                layout=Layout.ELECTRICITY_ONLY,
+                payment_mode=PaymentMode.CREDIT,
+                supplier_key_id=_supplier(reg, d.mpxn, day) or "UNREGISTERED",
+                mpan=d.mpxn,
+                device_ids={DeviceType.ESME: d.device_id},
+                in_home_devices=False,
+                signature_check=SignatureCheck.STRICT,
+            )
+            for d in exports
+        )
+        head_ends = {d.device_id: d.head_end for d in devices}
+        chf = ids.get(DeviceType.CHF)
+        head_ends[""] = head_ends.get(chf, "") if chf else next(iter(head_ends.values()), "tlv")
+        return SiteHost(premises, head_ends, extra)
+
+
+def _export(reg: RegistrationData, mpxn: str) -> bool:
+    mp = reg.meter_point(mpxn)
+    return mp is not None and mp.export
+
+
+def _supplier(reg: RegistrationData, mpxn: str | None, day: date) -> str | None:
+    if not mpxn:
+        return None
+    mp = reg.meter_point(mpxn)
+    return mp.supplier_on(day) if mp else None
