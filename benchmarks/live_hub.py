@@ -21,28 +21,23 @@ import multiprocessing as mp
 import os
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgpack
 import numpy as np
 import zmq
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _support import keyed_fleet, start_hub, stop_hub
 
 from hub import wire
-from hub.reference.roles import DeviceType, Role
-from hub.reference.uktime import uk_date
-from hub.registers.inventory import DeviceStatus
+from hub.reference.roles import Role
 from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, user_keypair
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
+from sdk.keys import hub_keypair, user_keypair
 
 WINDOW = 64
 
@@ -174,26 +169,10 @@ def _hub_client(
 
 
 def _fleet(tmp: Path, sites: int) -> tuple[Path, dict[str, list[str]]]:
-    fleet_dir = tmp / "fleet"
-    write_fleet(generate_fleet(sites, 11, datetime.now(UTC).date()), fleet_dir)
-    fleet = load_fleet(fleet_dir)
-    create_keys(fleet_dir, sorted(fleet.users))
-    day = uk_date(datetime.now(UTC))
+    fleet_dir, meters = keyed_fleet(tmp, sites)
     by_user: dict[str, list[str]] = {}
-    party_user = {
-        u.party_id: u.user_id
-        for u in fleet.users.values()
-        if Role.IS in u.roles and u.status.value == "active"
-    }
-    for d in fleet.inventory.devices.values():
-        if d.device_type is not DeviceType.ESME or d.status is not DeviceStatus.COMMISSIONED:
-            continue
-        mp_ = fleet.registration.meter_point(d.mpxn)
-        if mp_ is None or not mp_.served_by_hub or mp_.export:
-            continue
-        sup = mp_.supplier_on(day)
-        if sup in party_user and not mp_.is_future_supplier(sup, day):
-            by_user.setdefault(party_user[sup], []).append(d.device_id)
+    for m in meters:
+        by_user.setdefault(m.user, []).append(m.device_id)
     return fleet_dir, by_user
 
 
@@ -260,24 +239,7 @@ def main() -> None:
         # 2. the hub, peak
         fleet_dir, by_user = _fleet(tmp, args.sites)
         hub_endpoint = "tcp://127.0.0.1:5592"
-        hub_proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "cli",
-                "serve",
-                "--fleet",
-                str(fleet_dir),
-                "--data",
-                str(tmp / "data"),
-                "--endpoint",
-                hub_endpoint,
-                "--pools",
-                "2",
-            ],
-            stdout=subprocess.DEVNULL,
-            cwd=Path(__file__).resolve().parents[1],
-        )
+        hub_proc = start_hub(fleet_dir, tmp / "data", hub_endpoint, "--pools", "2")
         peak, peak_lat, refused = _run_hub_clients(
             hub_endpoint, fleet_dir, by_user, args.clients, args.seconds, 0.0
         )
@@ -308,12 +270,7 @@ def main() -> None:
         }
         print(json.dumps(result, indent=2))
     finally:
-        if hub_proc is not None:
-            hub_proc.terminate()
-            try:
-                hub_proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                hub_proc.kill()
+        stop_hub(hub_proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
