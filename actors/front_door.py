@@ -19,6 +19,7 @@ from typing import Any
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
+from actors.security import RefusedHandshake
 from actors.store import SqliteStore
 from actors.uplinks import Uplinks
 from hub import wire
@@ -53,7 +54,7 @@ class FrontDoor:
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         initial: Effects | None = None,
-        refused_keys: Callable[[], list[str]] | None = None,
+        refused_keys: Callable[[], list[RefusedHandshake]] | None = None,
     ) -> None:
         self._ctx = context
         self._initial = initial or Effects()
@@ -137,8 +138,8 @@ class FrontDoor:
                 self._drain_uplink(effects, now)
                 effects.extend(self.engine.release(now))
                 if now >= next_tick:
-                    for key in self._refused_keys() if self._refused_keys else ():
-                        effects.extend(self.engine.on_handshake_refused(key, now))
+                    for refused in self._refused_keys() if self._refused_keys else ():
+                        effects.extend(self.engine.on_handshake_refused(refused.fingerprint, now))
                     effects.extend(self.engine.tick(now))
                     next_tick = now + self._tick_s
                 self._apply(router, effects)

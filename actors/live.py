@@ -21,7 +21,7 @@ import zmq
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import FrontDoor
 from actors.head_end import HeadEndActor, pool_index
-from actors.security import UserKeyAuthenticator, user_public_keys
+from actors.security import UserKeyAuthenticator
 from actors.store import SqliteStore
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
@@ -102,7 +102,7 @@ class LiveHub:
         fleet = self.fleet
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         self._ctx = ctx
-        auth = UserKeyAuthenticator(ctx, user_public_keys(s.fleet_dir), fleet.users)
+        auth = UserKeyAuthenticator(ctx, s.fleet_dir, fleet.users)
         auth.start()
         self._auth = auth
         store = SqliteStore(s.store_path)
