@@ -43,7 +43,7 @@ from hub.reference.standard import (
 )
 
 HEAD_ENDS: list[HeadEnd] = [TlvHeadEnd(), CosemHeadEnd(), TextHeadEnd()]
-MODULES: dict[str, ModuleType] = {"tlv": tlv, "cosem": cosem, "text": text}
+MODULES: dict[str, ModuleType] = {"tlv": tlv, "cosem": cosem.headend, "text": text}
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FEW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

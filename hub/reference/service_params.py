@@ -12,6 +12,10 @@ Units are in the names: money in pence (``_pence``, ``_pence_per_kwh``, ``_pence
 energy in kWh, power in W, voltage in V, durations in seconds (``_s``), instants as float
 seconds since the Unix epoch, UTC. Time ranges are ``start`` (inclusive) to ``end``
 (exclusive). Times of day are UK local ``"HH:MM"`` on a half-hour boundary.
+
+This module is mostly schema data: the ``SCHEMAS`` table is about 440 of its lines, and the
+parameter builders and shared parameters above it exist to write that table. It stays one
+module so that a service's schema, and the checks it names, read in one place.
 """
 
 from __future__ import annotations
