@@ -30,6 +30,7 @@ from enum import StrEnum
 from hub.reference.catalogue import CATALOGUE
 from hub.reference.mpxn import mpan_problem, mprn_problem
 from hub.reference.standard import Instant, Value
+from hub.reference.text import show
 from hub.reference.utrn import make_utrn, utrn_problem
 
 DAY_S = 86_400.0
@@ -164,10 +165,6 @@ def _number(value: Value) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _show(value: Value) -> str:
-    return repr(value) if isinstance(value, bytes | str) else str(value)
-
-
 def _type_problem(param: Param, value: Value) -> str | None:
     kind = param.kind
     ok = {
@@ -207,16 +204,16 @@ def _value_problems(param: Param, value: Value, label: str) -> list[str]:
         low = MIN_INSTANT if param.kind is Kind.INSTANT else param.minimum
         high = MAX_INSTANT if param.kind is Kind.INSTANT else param.maximum
         if low is not None and number < low:
-            problems.append(f"{label} is {_show(value)}, below the minimum {low:g}")
+            problems.append(f"{label} is {show(value)}, below the minimum {low:g}")
         if high is not None and number > high:
-            problems.append(f"{label} is {_show(value)}, above the maximum {high:g}")
+            problems.append(f"{label} is {show(value)}, above the maximum {high:g}")
     if isinstance(value, str | bytes | list):
         if len(value) < param.min_len:
             problems.append(f"{label} has length {len(value)}, shorter than {param.min_len}")
         if param.max_len is not None and len(value) > param.max_len:
             problems.append(f"{label} has length {len(value)}, longer than {param.max_len}")
     if param.kind is Kind.CHOICE and value not in param.choices:
-        problems.append(f"{label} is {value!r}, not one of {', '.join(param.choices)}")
+        problems.append(f"{label} is {show(value)}, not one of {', '.join(param.choices)}")
     if param.kind is Kind.TEXT and isinstance(value, str) and param.fmt is not Format.NONE:
         fmt_problem = _FORMAT_CHECKS[param.fmt](value)
         if fmt_problem is not None:
@@ -938,7 +935,7 @@ def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]
     if schema is None:
         service = CATALOGUE.get(service_code)
         if service is None:
-            return [f"unknown service {service_code!r}"]
+            return [f"unknown service {show(service_code)}"]
         return [f"service {service_code} has no device parameters (non-device or out of scope)"]
     if not isinstance(params, Mapping):
         return [f"parameters must be a map, got {type(params).__name__}"]
@@ -947,7 +944,9 @@ def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]
     for name in params:
         if not isinstance(name, str) or name not in by_name:
             accepted = ", ".join(sorted(by_name)) or "none"
-            problems.append(f"unknown parameter {name!r} for {service_code} (accepted: {accepted})")
+            problems.append(
+                f"unknown parameter {show(name)} for {service_code} (accepted: {accepted})"
+            )
     for param in schema.params:
         if param.name not in params:
             if param.required:

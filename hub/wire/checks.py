@@ -13,6 +13,7 @@ import math
 import re
 from typing import Any
 
+from hub.reference.text import show
 from hub.wire.limits import MAX_INSTANT, MAX_VALUE_DEPTH
 
 _INT_MIN = -(2**63)
@@ -28,21 +29,6 @@ MPXN_PATTERN = re.compile(r"[0-9]{6,13}")
 
 class InvalidMessageError(ValueError):
     """A message was built with a bad field: the fault of the program that built it."""
-
-
-def show(value: object) -> str:
-    """A short, ASCII-only picture of an offending value for a reason text. Never walks a
-    container or prints a huge number: a hostile value must not make the reason expensive."""
-    if isinstance(value, str | bytes):
-        text = ascii(value[:40])
-        return text + "..." if len(value) > 40 else text
-    if isinstance(value, list | dict | tuple):
-        return f"a {type(value).__name__} of {len(value)} items"
-    if isinstance(value, int) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    if value is None or isinstance(value, int | float):
-        return ascii(value)
-    return f"a {type(value).__name__}"
 
 
 def check_text(value: object, name: str, max_chars: int) -> None:

@@ -17,7 +17,8 @@ import msgpack
 
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
-from hub.wire.checks import REQUEST_ID_PATTERN, InvalidMessageError, show
+from hub.reference.text import show
+from hub.wire.checks import REQUEST_ID_PATTERN, InvalidMessageError
 from hub.wire.limits import (
     MAX_ARRAY_ITEMS,
     MAX_CONTAINERS,

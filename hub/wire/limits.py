@@ -7,6 +7,8 @@ messages do) or hold anything but constants.
 
 from __future__ import annotations
 
+from hub.reference import text
+
 PROTOCOL_VERSION = 1
 """The protocol version this module speaks; every body carries it as ``v``."""
 MAX_FRAME_BYTES = 1 << 20
@@ -21,8 +23,8 @@ MAX_ACK_IDS = 1000
 """Most delivery ids one DeliveryAck may carry."""
 MAX_IN_FLIGHT = 10_000
 """Largest ``max_in_flight`` a Hello may ask for."""
-MAX_REASON_CHARS = 1024
-"""Longest reason text."""
+MAX_REASON_CHARS = text.MAX_REASON_CHARS
+"""Longest reason text (``hub.reference.text`` bounds every reason the hub builds)."""
 MAX_DELIVERY_ID = 2**63 - 1
 """Largest delivery id (and pending count): a signed 64-bit integer."""
 MAX_INSTANT = 253_402_300_799.0

@@ -19,6 +19,7 @@ from typing import ClassVar, TypeAlias
 from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.roles import Role
 from hub.reference.standard import Instant, Value
+from hub.reference.text import show
 from hub.wire.checks import (
     MPXN_PATTERN,
     InvalidMessageError,
@@ -31,7 +32,6 @@ from hub.wire.checks import (
     check_request_id,
     check_service,
     check_text,
-    show,
 )
 from hub.wire.limits import (
     MAX_ACK_IDS,
