@@ -19,10 +19,10 @@ from typing import Any
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
-from actors.store import SqliteStore
 from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine.core import Effects, HubEngine
+from hub.ports.store import Store
 from hub.reference.standard import DeviceAlert
 from sdk.keys import KeyPair
 
@@ -45,7 +45,7 @@ class FrontDoor:
         self,
         context: zmq.Context[zmq.Socket[bytes]],
         engine: HubEngine,
-        store: SqliteStore,
+        store: Store,
         endpoint: str,
         keys: KeyPair,
         head_ends: Mapping[str, Any],
