@@ -20,10 +20,10 @@ import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
 from actors.security import RefusedHandshake
-from actors.store import SqliteStore
 from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine.core import Effects, HubEngine
+from hub.ports.store import Store
 from hub.reference.standard import DeviceAlert
 from sdk.keys import KeyPair
 
@@ -46,7 +46,7 @@ class FrontDoor:
         self,
         context: zmq.Context[zmq.Socket[bytes]],
         engine: HubEngine,
-        store: SqliteStore,
+        store: Store,
         endpoint: str,
         keys: KeyPair,
         head_ends: Mapping[str, Any],

@@ -22,11 +22,12 @@ from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.security import UserKeyAuthenticator
-from actors.store import SqliteStore
+from actors.store import open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
 from hub.engine.core import EngineConfig, HubEngine
 from hub.policies.access import AccessContext
+from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
 from sdk.keys import hub_keypair
 from simfield.fleet_dir import Fleet, load_fleet
@@ -61,7 +62,7 @@ class HubSettings:
     @property
     def store_path(self) -> Path:
         """The SQLite file."""
-        return self.data_dir / "hub.sqlite"
+        return store_file(self.data_dir)
 
 
 class LiveHub:
@@ -78,7 +79,7 @@ class LiveHub:
         self._clock = clock
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._auth: UserKeyAuthenticator | None = None
-        self._store: SqliteStore | None = None
+        self._store: Store | None = None
         self._timers: TimerService | None = None
         self._head_ends: dict[str, Any] = {}
         self._pools: list[Any] = []
@@ -105,7 +106,7 @@ class LiveHub:
         auth = UserKeyAuthenticator(ctx, s.fleet_dir, fleet.users)
         auth.start()
         self._auth = auth
-        store = SqliteStore(s.store_path)
+        store = open_store(s.data_dir)
         self._store = store
         access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
         engine = HubEngine(access, replace(s.engine, batch_release=True))

@@ -1,16 +1,15 @@
 """The embedded default store: one SQLite file (WAL) for requests, deliveries and audit.
 
-Decides: the schema, and how one step's effects become one transaction (group commit: the
-front door applies a whole batch of decisions at once, then sends).
-Must never: decide anything about a request; it records what the engine decided. It is used
-from one thread only (the front door's), so it keeps a single connection.
+Decides: the schema, how one step's effects become one transaction (group commit: the
+front door applies a whole batch of decisions at once, then sends), the file's name under a
+data directory, and how reports open it read-only. It implements ``hub.ports.Store``.
+Must never: decide anything about a request; it records what the engine decided. A writable
+store is used from one thread only (the front door's), so it keeps a single connection.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
@@ -19,6 +18,13 @@ from hub.engine.core import AuditRecord, Direction, Effects, RequestRecord, Requ
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
+from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+
+STORE_FILE = "hub.sqlite"
+"""The store's file name inside a data directory."""
+_UNIQUE_FAILURES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+_OPEN = tuple(sorted(s.value for s in OPEN_STATES))
+_OPEN_IN = "(" + ",".join("?" * len(_OPEN)) + ")"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -81,30 +87,32 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Restored:
-    """What a restart needs from the store."""
-
-    requests: list[RequestRecord]
-    deliveries: list[Delivery]
-    next_seq: int
-    next_delivery: int
-    schedules: list[Schedule]
-    next_schedule: int
-    transfers: dict[int, int]
-    """Firmware transfer progress: request seq -> next block."""
+def store_file(data_dir: Path) -> Path:
+    """Where the store of a data directory lives."""
+    return data_dir / STORE_FILE
 
 
-class SqliteStore:
-    """Requests, deliveries and audit in one SQLite file."""
+def open_store(data_dir: Path, read_only: bool = False) -> Store:
+    """The store of a data directory: writable (created if absent) for the hub, or read-only
+    for reports (``FileNotFoundError`` when the hub never ran there)."""
+    return SqliteStore(store_file(data_dir), read_only=read_only)
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+
+class SqliteStore(Store):
+    """Requests, deliveries and audit in one SQLite file (the default ``Store``)."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        if read_only:
+            if not path.exists():
+                raise FileNotFoundError(f"no hub store at {path}")
+            self._db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
         self._next_seq = 1
         self._next_delivery = 1
 
@@ -117,8 +125,8 @@ class SqliteStore:
         rows = self._db.execute(
             "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
             "execute_at, received_at, state, reply, comms_hub, head_end, signature, scheduled FROM requests "
-            "WHERE received_at >= ? OR state = ? ORDER BY seq",
-            (since, RequestState.ACCEPTED.value),
+            f"WHERE received_at >= ? OR state IN {_OPEN_IN} ORDER BY seq",
+            (since, *_OPEN),
         ).fetchall()
         requests = [
             RequestRecord(
@@ -282,52 +290,34 @@ class SqliteStore:
                     "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                     [("next_seq", next_seq), ("next_delivery", next_delivery)],
                 )
-                self._next_seq, self._next_delivery = next_seq, next_delivery
             db.execute("COMMIT")
+        except sqlite3.IntegrityError as err:
+            db.execute("ROLLBACK")
+            if err.sqlite_errorname in _UNIQUE_FAILURES:
+                raise StoreConflictError(str(err)) from err
+            raise
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._next_seq, self._next_delivery = next_seq, next_delivery
 
     def purge_requests(self, before: float) -> int:
         """Forget answered and refused requests older than the idempotency window."""
         cur = self._db.execute(
-            "DELETE FROM requests WHERE received_at < ? AND state != ?",
-            (before, RequestState.ACCEPTED.value),
+            f"DELETE FROM requests WHERE received_at < ? AND state NOT IN {_OPEN_IN}",
+            (before, *_OPEN),
         )
         return cur.rowcount
 
-
-def sla_records(
-    path: Path, since: float | None = None, until: float | None = None
-) -> list[SlaRecord]:
-    """SLA records of responses made in a time range (read-only)."""
-    if not path.exists():
-        raise FileNotFoundError(f"no hub store at {path}")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        rows = db.execute(
-            "SELECT service, user_id, started_at, responded_at, target_s, code FROM sla "
-            "WHERE responded_at >= ? AND responded_at < ?",
-            (since if since is not None else 0.0, until if until is not None else float("inf")),
-        ).fetchall()
-    finally:
-        db.close()
-    return [SlaRecord(*r) for r in rows]
-
-
-def audit_query(
-    path: Path,
-    user_id: str | None = None,
-    device_id: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    limit: int = 100,
-) -> Iterator[AuditRecord]:
-    """Audit records filtered by user, device and time, oldest first (read-only)."""
-    if not path.exists():
-        raise FileNotFoundError(f"no hub store at {path}")
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
+    def audit_records(
+        self,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Audit records filtered by user, device and time, oldest first."""
         clauses: list[str] = []
         args: list[object] = []
         for column, value in (("user_id", user_id), ("device_id", device_id)):
@@ -341,12 +331,31 @@ def audit_query(
             clauses.append("at < ?")
             args.append(until)
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-        rows = db.execute(
+        rows = self._db.execute(
             "SELECT at, direction, user_id, kind, request_id, service, device_id, code, reason, delivery_id "
             f"FROM audit{where} ORDER BY id LIMIT ?",
             (*args, limit),
         ).fetchall()
-    finally:
-        db.close()
-    for r in rows:
-        yield AuditRecord(r[0], Direction(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        return [
+            AuditRecord(r[0], Direction(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+            for r in rows
+        ]
+
+    def sla_records(
+        self, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[SlaRecord]:
+        """SLA records of responses made in a time range, of one service or all."""
+        where = "responded_at >= ? AND responded_at < ?"
+        args: list[object] = [
+            since if since is not None else 0.0,
+            until if until is not None else float("inf"),
+        ]
+        if service is not None:
+            where += " AND service = ?"
+            args.append(service)
+        rows = self._db.execute(
+            "SELECT service, user_id, started_at, responded_at, target_s, code FROM sla "
+            f"WHERE {where} ORDER BY rowid",
+            args,
+        ).fetchall()
+        return [SlaRecord(*r) for r in rows]

@@ -17,11 +17,11 @@ import argparse
 import json
 import math
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,14 +33,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import live_hub  # noqa: E402
 
-from actors.store import SqliteStore  # noqa: E402
+from actors.store import open_store  # noqa: E402
 from hub.engine.core import Effects  # noqa: E402
 from hub.flows.schedules import Scheduler, parse_create  # noqa: E402
 from hub.reference.roles import Role  # noqa: E402
 from hub.reference.uktime import to_uk_local, uk_date  # noqa: E402
 
 
-def _seed_schedules(store_path: Path, by_user: dict[str, list[str]], count: int) -> float:
+def _seed_schedules(data_dir: Path, by_user: dict[str, list[str]], count: int) -> float:
     """Write ``count`` schedules due at the next whole minute at least 60 s away; return that
     minute's instant."""
     now = time.time()
@@ -62,9 +62,8 @@ def _seed_schedules(store_path: Path, by_user: dict[str, list[str]], count: int)
             }
         )
         made.append(scheduler.create(user, Role.IS, spec, now))
-    store = SqliteStore(store_path)
-    store.apply(Effects(save_schedules=made), 1, 1, scheduler.next_number)
-    store.close()
+    with closing(open_store(data_dir)) as store:
+        store.apply(Effects(save_schedules=made), 1, 1, scheduler.next_number)
     return float(minute)
 
 
@@ -88,7 +87,7 @@ def main() -> None:
     try:
         fleet_dir, by_user = live_hub._fleet(tmp, args.sites)
         data = tmp / "data"
-        due = _seed_schedules(data / "hub.sqlite", by_user, args.schedules)
+        due = _seed_schedules(data, by_user, args.schedules)
         endpoint = "tcp://127.0.0.1:5594"
         hub = subprocess.Popen(
             [
@@ -122,12 +121,12 @@ def main() -> None:
             endpoint, fleet_dir, by_user, args.clients, args.window + 5, per_client
         )
         time.sleep(5)
-        db = sqlite3.connect(f"file:{data / 'hub.sqlite'}?mode=ro", uri=True)
-        rows = db.execute(
-            "SELECT MIN(responded_at), MAX(responded_at), COUNT(*), SUM(code = 'I0') FROM sla WHERE service = '4.8.1'"
-        ).fetchone()
-        db.close()
-        first, last, fired, ok = rows
+        with closing(open_store(data, read_only=True)) as store:
+            firings = store.sla_records(service="4.8.1")
+        fired = len(firings)
+        first = min((r.responded_at for r in firings), default=None)
+        last = max((r.responded_at for r in firings), default=None)
+        ok = sum(r.code == "I0" for r in firings) if firings else None
         q50, q99 = _latency(quiet)
         b50, b99 = _latency(burst)
         span = (last - first) if fired and last > first else float("nan")

@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 import time
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.live import HubSettings, LiveHub
-from actors.store import audit_query
+from actors.store import open_store
 from hub import wire
 from hub.engine.core import EngineConfig
 from sdk.client import HubClient
@@ -204,11 +205,10 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Query the audit trail by user, device and time."""
-    path = data / "hub.sqlite"
+    start, end = parse_instant(since), parse_instant(until)
     try:
-        records = list(
-            audit_query(path, user, device, parse_instant(since), parse_instant(until), limit)
-        )
+        with closing(open_store(data, read_only=True)) as store:
+            records = store.audit_records(user, device, start, end, limit)
     except FileNotFoundError as err:
         console.print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None

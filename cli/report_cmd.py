@@ -8,13 +8,14 @@ Must never: compute SLA rules itself; ``hub.policies.sla`` does.
 from __future__ import annotations
 
 import json
+from contextlib import closing
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.store import sla_records
+from actors.store import open_store
 from cli.hub_cmds import DATA, parse_instant
 from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
 from hub.reference.catalogue import CATALOGUE
@@ -31,8 +32,10 @@ def sla(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Per service (and user): responses, p50/p95/p99 response time, share within target."""
+    start, end = parse_instant(since), parse_instant(until)
     try:
-        records = sla_records(data / "hub.sqlite", parse_instant(since), parse_instant(until))
+        with closing(open_store(data, read_only=True)) as store:
+            records = store.sla_records(start, end)
     except FileNotFoundError as err:
         Console().print(f"[red]{err}[/red]")
         raise typer.Exit(1) from None

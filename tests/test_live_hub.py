@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 import zmq
 
 from actors.live import HubSettings, LiveHub
-from actors.store import audit_query
+from actors.store import open_store
 from hub import wire
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
@@ -81,10 +82,9 @@ def connect(hub: LiveHub, fleet_dir: Path) -> Iterator[object]:
 
 
 def _audited(hub: LiveHub, user_id: str, code: ResponseCode) -> bool:
-    return any(
-        r.code == code.value and r.kind == "refusal"
-        for r in audit_query(hub.settings.store_path, user_id=user_id, limit=10_000)
-    )
+    with closing(open_store(hub.settings.data_dir, read_only=True)) as store:
+        records = store.audit_records(user_id=user_id, limit=10_000)
+    return any(r.code == code.value and r.kind == "refusal" for r in records)
 
 
 def test_an_authorised_read_gets_i99_then_i0_with_the_meters_registers(

@@ -1,0 +1,107 @@
+"""The store port: what the drivers need from durable storage, as a typed protocol.
+
+Decides: the contract every store backend keeps (embedded SQLite, in-memory, a server
+database later): what a restart loads, that one batch of engine ``Effects`` is applied
+atomically (all of it or none of it), which requests a purge forgets, and what the read side
+used by the reports returns (filters, order, limits). ``tests/test_store_contract.py`` holds
+every implementation to it.
+Must never: open a file or a connection, or import a database driver (``hub`` stays pure);
+the implementations live with their drivers (``actors.store``) or are pure Python
+(``hub.ports.memory_store``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from hub.engine.core import AuditRecord, Effects, RequestRecord, RequestState
+from hub.engine.outbox import Delivery
+from hub.flows.schedules import Schedule
+from hub.policies.sla import SlaRecord
+
+OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
+"""Request states the hub still owes an answer for: always loaded on a restart, never purged."""
+
+
+class StoreConflictError(Exception):
+    """A batch broke a uniqueness rule (a request seq or (user, request id) pair, or a delivery
+    id, stored twice); nothing of the batch was applied."""
+
+
+@dataclass(frozen=True, slots=True)
+class Restored:
+    """What a restart needs from the store."""
+
+    requests: list[RequestRecord]
+    """Requests received since the idempotency cut-off, and every request in ``OPEN_STATES``
+    whenever received; by seq."""
+    deliveries: list[Delivery]
+    """Every held delivery, by delivery id (not in flight: no attempts, no send time)."""
+    next_seq: int
+    """The next request seq: the last one persisted, and never below any stored request's."""
+    next_delivery: int
+    """The next delivery id: the last one persisted, and never below any held delivery's."""
+    schedules: list[Schedule]
+    """Every live schedule, in no particular order."""
+    next_schedule: int
+    """The next schedule number: the last one persisted, never below any stored schedule's, so
+    the id of a deleted schedule is never reused."""
+    transfers: dict[int, int]
+    """Firmware transfer progress: request seq -> next block."""
+
+
+class Store(Protocol):
+    """Durable memory of the hub: written by the driver that owns the engine, read by reports.
+
+    One writer at a time (the driver's engine thread or process); readers may be other
+    processes where the backend allows it.
+    """
+
+    def load(self, since: float) -> Restored:
+        """What a restart needs: requests received at or after ``since`` or still unanswered,
+        every held delivery and schedule, transfer progress and the next ids."""
+        ...
+
+    def apply(
+        self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None = None
+    ) -> None:
+        """Write one batch of decisions atomically, before anything of it is sent.
+
+        In this order: requests saved (``StoreConflictError`` if a seq or (user, request id) is
+        already stored), requests completed, deliveries added (``StoreConflictError`` on a held id)
+        and removed, audit and SLA records appended, schedules saved (replacing one of the same
+        id) and deleted, transfer progress saved (replacing), then the next ids
+        (``next_schedule`` only when given). Removing or completing what is not stored is no
+        error. On any error nothing of the batch is applied.
+        """
+        ...
+
+    def purge_requests(self, before: float) -> int:
+        """Forget requests received before ``before`` that are answered or refused (past the
+        idempotency window); return how many were forgotten."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; nothing else is called on it afterwards."""
+        ...
+
+    def audit_records(
+        self,
+        user_id: str | None = None,
+        device_id: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[AuditRecord]:
+        """Audit records of this user and this device (None: any), at or after ``since`` and
+        before ``until`` (None: unbounded), in the order they were recorded, the first
+        ``limit`` of them (a negative limit: all)."""
+        ...
+
+    def sla_records(
+        self, since: float | None = None, until: float | None = None, service: str | None = None
+    ) -> list[SlaRecord]:
+        """SLA records of responses made at or after ``since`` (None: from 0) and before
+        ``until`` (None: unbounded), of this service (None: any), in the order recorded."""
+        ...
