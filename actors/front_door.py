@@ -23,6 +23,7 @@ from actors.security import RefusedHandshake
 from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine.core import Effects, HubEngine
+from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
 from hub.ports.store import Store
 from hub.reference.standard import DeviceAlert
 from sdk.keys import KeyPair
@@ -33,7 +34,7 @@ BATCH = 512
 """Frames taken from one socket per loop turn before applying the step."""
 PURGE_EVERY_S = 600.0
 """How often answered requests past the idempotency window are deleted from the store."""
-MAX_DELIVERY_CONNECTIONS = 4
+MAX_DELIVERY_CONNECTIONS = MAX_CONNECTIONS_PER_USER
 """Connections per user remembered for pushed deliveries."""
 HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
 """Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
@@ -78,9 +79,9 @@ class FrontDoor:
             "unroutable": 0,
             "bad_multipart": 0,
         }
-        # user -> connections that said Hello, most recent last; pushes go to the most recent
-        # one still connected (a short-lived second connection does not strand a listener)
-        self._deliver_to: dict[str, list[bytes]] = {}
+        # ROUTER identities that said Hello, per user; pushes go to the most recent one still
+        # connected (a short-lived second connection does not strand a listener)
+        self._routes = DeliveryRoutes[bytes](MAX_DELIVERY_CONNECTIONS)
         self._direct: list[tuple[bytes, bytes]] = []  # answers to frames, to their senders
         self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
 
@@ -168,8 +169,7 @@ class FrontDoor:
             else:
                 step = self.engine.on_frame(user_id, parts[1].bytes, now)
             if step.hello:
-                stack = [i for i in self._deliver_to.get(user_id, []) if i != identity]
-                self._deliver_to[user_id] = [*stack[-(MAX_DELIVERY_CONNECTIONS - 1) :], identity]
+                self._routes.hello(user_id, identity)
             # answers go back to the connection the frame came from; pushes stay in the step
             self._direct += [(identity, s.payload) for s in step.send if not s.push]
             step.send = [s for s in step.send if s.push]
@@ -211,12 +211,8 @@ class FrontDoor:
         return True
 
     def _push(self, router: zmq.Socket[bytes], user_id: str, payload: bytes) -> bool:
-        stack = self._deliver_to.get(user_id, [])
-        while stack:
-            if self._send(router, stack[-1], payload):
-                return True
-            stack.pop()  # that connection is gone (or full): fall back to the previous one
-        return False
+        # a connection that is gone (or full) is forgotten and the previous one tried
+        return self._routes.push(user_id, lambda identity: self._send(router, identity, payload))
 
     def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
         if effects.needs_persisting:

@@ -1,9 +1,13 @@
 """The simulated-time driver: SimPy runs the same hub engine as the live hub, with simulated
 devices behind simulated comms hubs and a simulated WAN.
 
-Decides: how the engine's effects play out in simulated time: frames to users are delivered at
-once (users acknowledge after a configurable delay), commands wait their turn at their comms hub
-(one at a time, highest priority first), cross the WAN model of the site's region, are
+Decides: how the engine's effects play out in simulated time: users connect and say Hello as
+they do live; answers go back to the connection the frame came from, pushed deliveries to the
+user's latest connection that said Hello (falling back to earlier ones, held for the next Hello
+when none is left) by the same routing policy as the live front door; frames reach a
+connection at once; a user's default connection acknowledges after a configurable delay, other
+connections keep what they get in an inbox until asked; commands wait their turn at their
+comms hub (one at a time, highest priority first), cross the WAN model of the site's region, are
 translated by the same head-end formats as live, and run on the same simulated devices; the
 engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
@@ -13,9 +17,12 @@ the store is the engine's own memory, so a run is reproducible from its seed.
 
 from __future__ import annotations
 
+import itertools
 import random
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import simpy
@@ -24,6 +31,7 @@ from hub import wire
 from hub.engine.core import Dispatch, Effects, EngineConfig, HubEngine
 from hub.headends.base import FrameError, HeadEnd
 from hub.policies.access import AccessContext
+from hub.policies.connections import DeliveryRoutes
 from hub.policies.sla import SlaRecord
 from hub.reference.catalogue import CATALOGUE
 from hub.reference.codes import ResponseCode
@@ -70,6 +78,41 @@ class SimConfig:
     """How long a user takes to acknowledge a delivery."""
 
 
+FromHub = (
+    wire.Acknowledgement
+    | wire.Refusal
+    | wire.Welcome
+    | wire.ServiceResponse
+    | wire.DeviceAlertNotice
+    | wire.HubAlert
+)
+"""Anything the hub sends to a user."""
+
+
+@dataclass(eq=False, slots=True)
+class Connection:
+    """One simulated connection of a user to the hub (compared by identity, like a socket)."""
+
+    user_id: str
+    """The user it authenticated as."""
+    auto_ack: bool
+    """Acknowledge every delivery on arrival (after the simulation's ``ack_delay_s``) and
+    keep nothing; otherwise keep everything in ``inbox`` and acknowledge only when told."""
+    number: int
+    """A serial number, for reading logs."""
+    inbox: deque[FromHub] = field(default_factory=deque)
+    """What reached this connection and was not yet taken (connections without auto-ack):
+    answers, Welcomes and first deliveries; redeliveries are acknowledged again and dropped,
+    as the SDK does."""
+    open: bool = True
+    """False once disconnected: nothing reaches it or comes from it any more."""
+    duplicates: int = 0
+    """Redeliveries of deliveries already in the inbox, dropped (connections without
+    auto-ack)."""
+    seen: set[int] = field(default_factory=set)
+    """Delivery ids already put in the inbox."""
+
+
 @dataclass(slots=True)
 class _Hub:
     host: SiteHost
@@ -103,6 +146,9 @@ class Simulation:
         self._hubs: dict[str, _Hub] = {}
         self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
         self._seen_deliveries: set[tuple[str, int]] = set()
+        self._routes = DeliveryRoutes[Connection]()
+        self._default: dict[str, Connection] = {}
+        self._numbers = itertools.count(1)
         self.log: list[Decision] = []
         """Everything users were told, in order."""
         self.counters: dict[str, int] = {
@@ -133,17 +179,52 @@ class Simulation:
 
         self.env.process(proc())
 
-    def hello(self, user_id: str) -> None:
-        """The user connects and says Hello (held deliveries are pushed)."""
-        self.frame(user_id, wire.encode(wire.Hello()))
+    def connect(self, user_id: str, auto_ack: bool = False) -> Connection:
+        """Open a new connection for the user (it says nothing until told to; a Hello from it
+        makes it the user's first choice for pushed deliveries)."""
+        return Connection(user_id, auto_ack, next(self._numbers))
 
-    def frame(self, user_id: str, frame: bytes) -> None:
-        """A frame arrives from an authenticated user now."""
-        self._apply(self.engine.on_frame(user_id, frame, self.env.now))
+    def disconnect(self, conn: Connection) -> None:
+        """Close a connection: pushes fall back to the user's earlier connections, or are held
+        for the next Hello when none is left."""
+        conn.open = False
+        self._routes.gone(conn.user_id, conn)
+        if self._default.get(conn.user_id) is conn:
+            del self._default[conn.user_id]
 
-    def request(self, user_id: str, req: wire.ServiceRequest) -> None:
-        """A service request arrives from a user now."""
-        self.frame(user_id, wire.encode(req))
+    def hello(self, user_id: str, conn: Connection | None = None) -> None:
+        """The user says Hello on ``conn`` (default: its auto-acknowledging default
+        connection, opened on first use); held deliveries are pushed."""
+        self.frame(user_id, wire.encode(wire.Hello()), conn)
+
+    def frame(self, user_id: str, frame: bytes, conn: Connection | None = None) -> None:
+        """A frame arrives now from an authenticated user on ``conn`` (default: the user's
+        default connection); its answer goes back there. Nothing comes from a closed one."""
+        source = conn if conn is not None else self._default_connection(user_id)
+        if not source.open:
+            return
+        effects = self.engine.on_frame(user_id, frame, self.env.now)
+        if effects.hello:
+            self._routes.hello(user_id, source)
+        self._apply(effects, source)
+
+    def request(
+        self, user_id: str, req: wire.ServiceRequest, conn: Connection | None = None
+    ) -> None:
+        """A service request arrives from a user now (on ``conn``, as for ``frame``)."""
+        self.frame(user_id, wire.encode(req), conn)
+
+    def ack(self, conn: Connection, delivery_ids: list[int]) -> None:
+        """The connection acknowledges deliveries now."""
+        for i in range(0, len(delivery_ids), wire.MAX_ACK_IDS):
+            ids = tuple(delivery_ids[i : i + wire.MAX_ACK_IDS])
+            self.frame(conn.user_id, wire.encode(wire.DeliveryAck(delivery_ids=ids)), conn)
+
+    def _default_connection(self, user_id: str) -> Connection:
+        conn = self._default.get(user_id)
+        if conn is None:
+            conn = self._default[user_id] = self.connect(user_id, auto_ack=True)
+        return conn
 
     def inject(
         self, comms_hub: str, action: Callable[[SiteHost, float], list[DeviceAlert]]
@@ -158,23 +239,39 @@ class Simulation:
 
     # ---- the engine's effects ---------------------------------------------------------------------
 
-    def _apply(self, effects: Effects) -> None:
+    def _apply(self, effects: Effects, source: Connection | None = None) -> None:
+        """Play out one engine step; ``source`` is the connection whose frame it answers."""
         self.sla += effects.sla
         self.counters["expired"] += effects.expired
         for send in effects.send:
-            self._deliver(send.user_id, send.payload)
+            if send.push:
+                if not self._routes.push(
+                    send.user_id, partial(self._deliver, payload=send.payload)
+                ):
+                    # nobody to take it: deliveries stay held and are pushed again after Hello
+                    self.engine.on_unreachable(send.user_id)
+            elif source is not None:
+                self._deliver(source, send.payload)  # an answer lost here is resubmitted
         for d in effects.dispatch:
             self.env.process(self._carry(d))
 
-    def _deliver(self, user_id: str, payload: bytes) -> None:
+    def _deliver(self, conn: Connection, payload: bytes) -> bool:
+        """One frame reaches a connection (False: it is closed, the frame is lost)."""
+        if not conn.open:
+            return False
         self.counters["frames_to_users"] += 1
         msg = wire.decode_from_hub(payload)
         now = self.env.now
+        user_id = conn.user_id
         if isinstance(msg, wire.Acknowledgement | wire.Refusal):
             self.log.append(Decision(now, "answer", user_id, msg.request_id, msg.code.value))
-            return
+            if not conn.auto_ack:
+                conn.inbox.append(msg)
+            return True
         if isinstance(msg, wire.Welcome):
-            return
+            if not conn.auto_ack:
+                conn.inbox.append(msg)
+            return True
         key = (user_id, msg.delivery_id)
         if key not in self._seen_deliveries:  # a user drops redeliveries, as the SDK does
             self._seen_deliveries.add(key)
@@ -198,11 +295,20 @@ class Simulation:
                 )
             else:
                 self.log.append(Decision(now, "hub_alert", user_id, None, msg.alert_code))
+        if not conn.auto_ack:
+            if msg.delivery_id in conn.seen:  # a redelivery: confirmed again and dropped
+                conn.duplicates += 1
+                self.ack(conn, [msg.delivery_id])
+            else:
+                conn.seen.add(msg.delivery_id)
+                conn.inbox.append(msg)
+            return True
         ack = wire.encode(wire.DeliveryAck(delivery_ids=(msg.delivery_id,)))
         if self.config.ack_delay_s <= 0:
-            self._apply(self.engine.on_frame(user_id, ack, now))
+            self._apply(self.engine.on_frame(user_id, ack, now), conn)
         else:
-            self.at(now + self.config.ack_delay_s, lambda: self.frame(user_id, ack))
+            self.at(now + self.config.ack_delay_s, lambda: self.frame(user_id, ack, conn))
+        return True
 
     def _hub(self, comms_hub: str) -> _Hub:
         hub = self._hubs.get(comms_hub)
