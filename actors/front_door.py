@@ -22,7 +22,7 @@ from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
 from actors.store import SqliteStore
 from actors.uplinks import Uplinks
 from hub import wire
-from hub.engine.core import Effects, HubEngine
+from hub.engine import Effects, HubEngine
 from hub.reference.standard import DeviceAlert
 from sdk.keys import KeyPair
 

@@ -25,7 +25,7 @@ from actors.security import UserKeyAuthenticator, user_public_keys
 from actors.store import SqliteStore
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
-from hub.engine.core import EngineConfig, HubEngine
+from hub.engine import EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.reference.catalogue import CATALOGUE
 from sdk.keys import hub_keypair

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import msgpack
 
-from hub.engine.core import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
+from hub.reference.roles import Role
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -127,7 +128,7 @@ class SqliteStore:
                 request_id=r[2],
                 fingerprint=r[3],
                 service=r[4],
-                role=r[5],
+                role=Role(r[5]),
                 device_id=r[6],
                 params=msgpack.unpackb(r[7], raw=False),
                 execute_at=r[8],
@@ -187,12 +188,12 @@ class SqliteStore:
                             r.request_id,
                             r.fingerprint,
                             r.service,
-                            r.role,
+                            r.role.value,
                             r.device_id,
                             msgpack.packb(r.params, use_bin_type=True),
                             r.execute_at,
                             r.received_at,
-                            r.state.value,
+                            r.state.persisted.value,
                             r.reply,
                             r.comms_hub,
                             r.head_end,
@@ -349,4 +350,6 @@ def audit_query(
     finally:
         db.close()
     for r in rows:
-        yield AuditRecord(r[0], Direction(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+        yield AuditRecord(
+            r[0], Direction(r[1]), r[2], AuditKind(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
+        )

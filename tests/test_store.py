@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from actors.store import SqliteStore
-from hub.engine.core import RequestRecord, RequestState
+from hub.engine import RequestRecord, RequestState
 from tests.test_engine import T0, _engine, _req
 
 
