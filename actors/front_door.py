@@ -22,7 +22,7 @@ from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
 from actors.security import RefusedHandshake
 from actors.uplinks import Uplinks
 from hub import wire
-from hub.engine.core import Effects, HubEngine
+from hub.engine import Effects, HubEngine
 from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
 from hub.ports.store import Store
 from hub.reference.standard import DeviceAlert

@@ -25,7 +25,7 @@ from actors.security import UserKeyAuthenticator
 from actors.store import open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
-from hub.engine.core import EngineConfig, HubEngine
+from hub.engine import EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE

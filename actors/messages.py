@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hub.engine.core import Dispatch
+from hub.engine import Dispatch
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import Uplink
 

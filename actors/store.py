@@ -14,11 +14,12 @@ from pathlib import Path
 
 import msgpack
 
-from hub.engine.core import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+from hub.reference.roles import Role
 
 STORE_FILE = "hub.sqlite"
 """The store's file name inside a data directory."""
@@ -135,7 +136,7 @@ class SqliteStore(Store):
                 request_id=r[2],
                 fingerprint=r[3],
                 service=r[4],
-                role=r[5],
+                role=Role(r[5]),
                 device_id=r[6],
                 params=msgpack.unpackb(r[7], raw=False),
                 execute_at=r[8],
@@ -195,12 +196,12 @@ class SqliteStore(Store):
                             r.request_id,
                             r.fingerprint,
                             r.service,
-                            r.role,
+                            r.role.value,
                             r.device_id,
                             msgpack.packb(r.params, use_bin_type=True),
                             r.execute_at,
                             r.received_at,
-                            r.state.value,
+                            r.state.persisted.value,
                             r.reply,
                             r.comms_hub,
                             r.head_end,
@@ -337,7 +338,9 @@ class SqliteStore(Store):
             (*args, limit),
         ).fetchall()
         return [
-            AuditRecord(r[0], Direction(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9])
+            AuditRecord(
+                r[0], Direction(r[1]), r[2], AuditKind(r[3]), r[4], r[5], r[6], r[7], r[8], r[9]
+            )
             for r in rows
         ]
 

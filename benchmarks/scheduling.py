@@ -34,8 +34,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import live_hub  # noqa: E402
 
 from actors.store import open_store  # noqa: E402
-from hub.engine.core import Effects  # noqa: E402
-from hub.flows.schedules import Scheduler, parse_create  # noqa: E402
+from hub.engine import Effects  # noqa: E402
+from hub.flows.schedule_spec import parse_create  # noqa: E402
+from hub.flows.schedules import Scheduler  # noqa: E402
 from hub.reference.roles import Role  # noqa: E402
 from hub.reference.uktime import to_uk_local, uk_date  # noqa: E402
 

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from hub.flows.non_device import executable
+from hub.flows.services import executable
 from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 
 

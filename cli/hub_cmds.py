@@ -23,7 +23,7 @@ from rich.table import Table
 from actors.live import HubSettings, LiveHub
 from actors.store import open_store
 from hub import wire
-from hub.engine.core import EngineConfig
+from hub.engine import EngineConfig
 from sdk.client import HubClient
 from sdk.keys import create_keys, hub_keypair, user_keypair
 from simfield.devices import sign_request

@@ -23,10 +23,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from hub.engine.core import EngineConfig
+from hub.engine import EngineConfig
 from hub.engine.outbox import DEFAULT_HOLD_S, DEFAULT_RETRY_S
 from hub.flows.firmware import MAX_IMAGE_BYTES
-from hub.flows.schedules import DEFAULT_OFFSET_WINDOW_S, MAX_OFFSET_WINDOW_S
+from hub.flows.schedule_spec import DEFAULT_OFFSET_WINDOW_S, MAX_OFFSET_WINDOW_S
 from hub.policies.anomaly import (
     DEFAULT_CRITICAL_THRESHOLDS,
     DEFAULT_PERIOD_S,

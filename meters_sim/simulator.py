@@ -28,7 +28,7 @@ from typing import Any
 import simpy
 
 from hub import wire
-from hub.engine.core import Dispatch, Effects, EngineConfig, HubEngine
+from hub.engine import Dispatch, Effects, EngineConfig, HubEngine
 from hub.headends.base import FrameError, HeadEnd
 from hub.policies.access import AccessContext
 from hub.policies.connections import DeliveryRoutes

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from actors.live import HubSettings, LiveHub
 from hub import wire
-from hub.engine.core import EngineConfig
+from hub.engine import EngineConfig
 from hub.reference.roles import DeviceType, Role
 from hub.registers.inventory import Device, DeviceStatus
 from meters_sim.simulator import Connection, SimConfig, Simulation

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from hub import wire
-from hub.engine.core import Direction, EngineConfig, HubEngine, RequestState
+from hub.engine import Direction, EngineConfig, HubEngine, RequestState
 from hub.flows.firmware import BLOCK_BYTES
 from hub.policies.traffic import TrafficConfig
 from hub.reference.catalogue import CATALOGUE, PriorityClass
@@ -51,7 +51,8 @@ def test_an_authorised_read_is_acknowledged_then_dispatched_then_answered() -> N
     ack = _decoded(eff.send[0].payload)
     assert isinstance(ack, wire.Acknowledgement)
     assert ack.code is ResponseCode.I99
-    assert eff.save_requests[0].state is RequestState.ACCEPTED
+    assert eff.save_requests[0].state is RequestState.DISPATCHED
+    assert eff.save_requests[0].state.persisted is RequestState.ACCEPTED
     [dispatch] = eff.dispatch
     assert dispatch.command.device_id == ESME
     assert dispatch.head_end == "tlv"
@@ -198,7 +199,7 @@ def test_a_comms_hub_with_a_full_queue_makes_the_hub_answer_busy() -> None:
     assert busy.retry_after_s is not None
     assert busy.retry_after_s > 0
     # busy answers are not remembered: the resubmission is decided afresh
-    assert ("u-supa", "r9") not in eng._seen
+    assert eng.index.known("u-supa", "r9") is None
 
 
 def test_a_dispatched_command_that_never_answers_gets_e21() -> None:
@@ -640,7 +641,7 @@ def test_remembered_request_ids_are_capped_so_memory_stays_bounded() -> None:
     for n in range(120):
         eng.on_frame("u-supa", _req(f"r{n}", service="8.2"), T0 + n)
     eng.tick(T0 + 200)
-    assert len(eng._seen) <= 50
+    assert eng.index.remembered <= 50
     assert eng.counters["forgotten_early"] >= 70
 
 

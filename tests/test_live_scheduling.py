@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from actors.live import HubSettings, LiveHub
 from cli.app import app
 from hub import wire
-from hub.engine.core import EngineConfig
+from hub.engine import EngineConfig
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 from hub.reference.uktime import uk_date

@@ -10,12 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hub.flows.schedules import (
-    DEFAULT_OFFSET_WINDOW_S,
-    DeleteOutcome,
-    Schedule,
-    ScheduleError,
-    Scheduler,
+from hub.flows.schedule_calendar import (
     ScheduleSpec,
     firing_params,
     first_index_after,
@@ -23,11 +18,17 @@ from hub.flows.schedules import (
     nominal_at,
     occurrence_date,
     offset,
+)
+from hub.flows.schedule_spec import (
+    DEFAULT_OFFSET_WINDOW_S,
+    DeleteOutcome,
+    ScheduleError,
     parse_create,
     validate_create,
     validate_delete,
     validate_read,
 )
+from hub.flows.schedules import Schedule, Scheduler
 from hub.reference.roles import Role
 from hub.reference.service_params import validate_params
 from hub.reference.standard import Instant, Value

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import STORE_FILE, SqliteStore, open_store, store_file
-from hub.engine.core import Effects, RequestRecord, RequestState
+from hub.engine import Effects, RequestRecord, RequestState
 from tests.test_engine import T0, _engine, _req
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import SqliteStore
-from hub.engine.core import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule, Scheduler, parse_create
 from hub.policies.sla import SlaRecord

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hub.flows.firmware import FIRMWARE_SERVICES
-from hub.reference.catalogue import Service
-from hub.reference.service_params import schema_for
 from hub.reference.standard import Value
 from hub.registers.inventory import Device, Inventory
 
@@ -56,23 +53,6 @@ HANDLERS: dict[str, Callable[[Inventory, Device], dict[str, Value]]] = {
     "12.1": wan_matrix,
 }
 """Answer functions by service code (keys equal ``ANSWERED``)."""
-SCHEDULE_SERVICES: frozenset[str] = frozenset({"5.1", "5.2", "5.3"})
-"""Create, read and delete DCC schedules: answered by the engine with ``hub.flows.schedules``."""
 
 ANSWERED: frozenset[str] = frozenset(HANDLERS)
 """Non-device services this release answers; the others are refused with H9."""
-
-
-def executable(service: Service) -> bool:
-    """Whether this hub release carries the service out: device services with a parameter
-    schema (the simulated devices implement every one, as their tests show), and the non-device
-    services the hub answers. Anything else is refused with H9, never faked."""
-    if not service.in_scope:
-        return False
-    if service.non_device:
-        return (
-            service.code in ANSWERED
-            or service.code in SCHEDULE_SERVICES
-            or service.code in FIRMWARE_SERVICES
-        )
-    return schema_for(service.code) is not None

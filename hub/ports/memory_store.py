@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from hub.engine.core import AuditRecord, Effects, RequestRecord, RequestState
+from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord

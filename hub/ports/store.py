@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from hub.engine.core import AuditRecord, Effects, RequestRecord, RequestState
+from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord

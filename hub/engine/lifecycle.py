@@ -1,0 +1,366 @@
+"""The request lifecycle: every state a service request has, the one table of its legal moves,
+and the one index of requests the engine keeps.
+
+Decides: which move is legal from which state (``TRANSITIONS``, in the style of h11's
+``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps three:
+accepted, completed, refused), and what the index holds for each state (the comms hub queue
+counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts).
+Must never: decide what a request means (the pipeline and the service flows do), send anything,
+or read a clock (``now`` is given).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+from hub.reference.roles import Role
+from hub.reference.standard import Value
+
+
+class RequestState(StrEnum):
+    """Where a request stands. Values of the persisted ones (accepted, completed, refused) are
+    the text the store keeps."""
+
+    ACCEPTED = "accepted"
+    """I99 given; not yet carried out (the state a restart finds unanswered requests in)."""
+    REFUSED = "refused"
+    """Refused with a code; nothing carried out."""
+    HELD = "held"
+    """DSP-pattern future dated: the hub holds it until its execution time."""
+    QUEUED = "queued"
+    """Its command waits in traffic management."""
+    DISPATCHED = "dispatched"
+    """Its command went to the head-end; the response clock runs."""
+    TRANSFERRING = "transferring"
+    """A firmware image on its way to the device, block by block."""
+    AWAITING_OUTCOME = "awaiting_outcome"
+    """Answered, a Device-pattern command awaiting its 8F66 / 8F67 outcome alert (or E30)."""
+    COMPLETED = "completed"
+    """Answered; its response is in the outbox."""
+
+    @property
+    def persisted(self) -> RequestState:
+        """The state the store keeps for this one (states inside a run map onto three)."""
+        return _PERSISTED[self]
+
+    @property
+    def in_flight(self) -> bool:
+        """Its commands hold a place in a comms hub's queue (counted against its bound)."""
+        return self in IN_FLIGHT
+
+    @property
+    def final(self) -> bool:
+        """No move leaves it."""
+        return self in FINAL
+
+
+class RequestEvent(StrEnum):
+    """What happens to a request."""
+
+    HOLD = "hold"
+    """DSP future dated: kept by the hub until its execution time."""
+    QUEUE = "queue"
+    """Its command is offered to traffic management."""
+    DISPATCH = "dispatch"
+    """Traffic management lets its command start."""
+    TRANSFER = "transfer"
+    """A firmware block transfer starts (or resumes after a restart)."""
+    ANSWER = "answer"
+    """Its response is made (any code)."""
+    ANSWER_BEFORE_OUTCOME = "answer_before_outcome"
+    """Its response is made while its Device-pattern outcome is still awaited."""
+    OUTCOME = "outcome"
+    """Its 8F66 / 8F67 outcome alert arrived, or its outcome deadline passed (E30)."""
+
+
+_S, _E = RequestState, RequestEvent
+
+TRANSITIONS: dict[tuple[RequestState, RequestEvent], RequestState] = {
+    (_S.ACCEPTED, _E.HOLD): _S.HELD,
+    (_S.ACCEPTED, _E.QUEUE): _S.QUEUED,
+    (_S.ACCEPTED, _E.TRANSFER): _S.TRANSFERRING,
+    (_S.ACCEPTED, _E.ANSWER): _S.COMPLETED,
+    (_S.HELD, _E.QUEUE): _S.QUEUED,
+    (_S.HELD, _E.ANSWER): _S.COMPLETED,
+    (_S.QUEUED, _E.DISPATCH): _S.DISPATCHED,
+    (_S.QUEUED, _E.ANSWER): _S.COMPLETED,
+    (_S.QUEUED, _E.ANSWER_BEFORE_OUTCOME): _S.AWAITING_OUTCOME,
+    (_S.DISPATCHED, _E.ANSWER): _S.COMPLETED,
+    (_S.DISPATCHED, _E.ANSWER_BEFORE_OUTCOME): _S.AWAITING_OUTCOME,
+    (_S.TRANSFERRING, _E.ANSWER): _S.COMPLETED,
+    (_S.AWAITING_OUTCOME, _E.OUTCOME): _S.COMPLETED,
+}
+"""Every legal move: (state, event) -> next state. Anything else raises ``IllegalMoveError``."""
+
+INITIAL: frozenset[RequestState] = frozenset({_S.ACCEPTED, _S.REFUSED})
+"""States a request is decided into."""
+FINAL: frozenset[RequestState] = frozenset({_S.REFUSED, _S.COMPLETED})
+"""States no move leaves."""
+IN_FLIGHT: frozenset[RequestState] = frozenset({_S.QUEUED, _S.DISPATCHED, _S.TRANSFERRING})
+"""States whose commands count against the comms hub and hub-wide bounds."""
+_PERSISTED: dict[RequestState, RequestState] = {
+    _S.ACCEPTED: _S.ACCEPTED,
+    _S.REFUSED: _S.REFUSED,
+    _S.HELD: _S.ACCEPTED,
+    _S.QUEUED: _S.ACCEPTED,
+    _S.DISPATCHED: _S.ACCEPTED,
+    _S.TRANSFERRING: _S.ACCEPTED,
+    _S.AWAITING_OUTCOME: _S.COMPLETED,
+    _S.COMPLETED: _S.COMPLETED,
+}
+
+
+class IllegalMoveError(RuntimeError):
+    """The engine tried a move the lifecycle table does not allow (a bug in the engine, never
+    the user's fault)."""
+
+
+def next_state(state: RequestState, event: RequestEvent) -> RequestState:
+    """The state ``event`` leads to from ``state``; raises ``IllegalMoveError`` if there is none."""
+    try:
+        return TRANSITIONS[(state, event)]
+    except KeyError:
+        raise IllegalMoveError(f"a request cannot {event.value} when {state.value}") from None
+
+
+def lifecycle_markdown() -> str:
+    """The transition table as a Markdown table (the copy in docs/design.md is this text)."""
+    lines = ["| from | event | to |", "| --- | --- | --- |"]
+    for (state, event), target in TRANSITIONS.items():
+        lines.append(f"| {state.value} | {event.value} | {target.value} |")
+    lines.append("")
+    lines.append(
+        "Initial: "
+        + ", ".join(s.value for s in RequestState if s in INITIAL)
+        + ". Final: "
+        + ", ".join(s.value for s in RequestState if s in FINAL)
+        + ". Persisted as: "
+        + ", ".join(f"{s.value} -> {s.persisted.value}" for s in RequestState if s.persisted != s)
+        + "."
+    )
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """A service request the hub has decided on (persisted for restart and idempotency)."""
+
+    seq: int
+    """Hub-assigned sequence number; the device command id is its decimal string."""
+    user_id: str
+    """The service user that sent it (or owns the schedule that fired it)."""
+    request_id: str
+    """The user's id for it (idempotency key with ``user_id``)."""
+    fingerprint: bytes
+    """Digest of the request's content, to tell a resubmission from a reused id."""
+    service: str
+    """DUIS service reference, e.g. ``4.1.1``."""
+    role: Role
+    """The role the user acted in."""
+    device_id: str | None
+    """The target device, if any."""
+    params: dict[str, Value]
+    """Service parameters."""
+    execute_at: float | None
+    """Requested execution time (future dated), or None for now."""
+    received_at: float
+    """When the hub decided on it."""
+    state: RequestState
+    """Where it stands; moved only by ``RequestIndex.move``."""
+    reply: bytes
+    """The encoded first answer (acknowledgement or refusal), repeated on resubmission."""
+    comms_hub: str | None = None
+    """The comms hub the command goes through (device services only)."""
+    head_end: str | None = None
+    """The head-end that translates it (device services only)."""
+    signature: bytes = b""
+    """The user's signature of a critical command."""
+    scheduled: bool = False
+    """A firing of a DCC schedule (travels as bulk)."""
+
+
+class RequestIndex:
+    """The one index of requests: by (user, request id) for idempotency, by seq for those not
+    yet final, and by deadline (held-until heap, outcome deadlines, dispatch order). Every
+    change of state goes through ``move``, which keeps the indexes in step."""
+
+    def __init__(self) -> None:
+        self._by_key: OrderedDict[tuple[str, str], RequestRecord] = OrderedDict()
+        self._live: dict[int, RequestRecord] = {}
+        self._per_hub: dict[str, int] = {}
+        self._in_flight = 0
+        self._held: list[tuple[float, int]] = []  # heap of (execute_at, seq); stale ones skipped
+        self._outcomes: dict[int, float] = {}  # seq -> outcome deadline, while awaited
+        self._outcome_heap: list[tuple[float, int]] = []  # stale entries skipped
+        self._dispatched_at: dict[int, float] = {}  # in dispatch order
+
+    # ---- membership ----------------------------------------------------------------------
+
+    def add(self, rec: RequestRecord) -> None:
+        """Remember a request just decided on (in an initial state)."""
+        if rec.state not in INITIAL:
+            raise IllegalMoveError(f"a request cannot start {rec.state.value}")
+        self._remember(rec)
+
+    def restore(self, rec: RequestRecord, state: RequestState) -> None:
+        """Put a request loaded from the store back into ``state`` (the persisted state, or
+        awaiting outcome for a completed Device-pattern command whose outcome is still due)."""
+        if state.persisted is not rec.state.persisted or state.in_flight or state is _S.HELD:
+            raise IllegalMoveError(f"a {rec.state.value} request cannot be restored {state.value}")
+        rec.state = state
+        self._remember(rec)
+
+    def _remember(self, rec: RequestRecord) -> None:
+        self._by_key[(rec.user_id, rec.request_id)] = rec
+        if not rec.state.final:
+            self._live[rec.seq] = rec
+
+    def known(self, user_id: str, request_id: str) -> RequestRecord | None:
+        """The remembered request with this id from this user."""
+        return self._by_key.get((user_id, request_id))
+
+    @property
+    def remembered(self) -> int:
+        """Request ids remembered for idempotency."""
+        return len(self._by_key)
+
+    def get(self, seq: int) -> RequestRecord | None:
+        """A request not yet final, by seq."""
+        return self._live.get(seq)
+
+    def in_state(self, *states: RequestState) -> Iterator[RequestRecord]:
+        """Requests not yet final in any of ``states``, in seq order of arrival."""
+        return (r for r in self._live.values() if r.state in states)
+
+    def forget_before(self, horizon: float, most: int) -> int:
+        """Forget request ids received before ``horizon`` and, beyond ``most`` remembered, the
+        oldest ones early; returns how many were forgotten early. Requests not yet final stay
+        indexed by seq."""
+        early = 0
+        while self._by_key:
+            key, rec = next(iter(self._by_key.items()))
+            if rec.received_at >= horizon and len(self._by_key) <= most:
+                break
+            if rec.received_at >= horizon:
+                early += 1
+            del self._by_key[key]
+        return early
+
+    # ---- moves ---------------------------------------------------------------------------
+
+    def move(self, rec: RequestRecord, event: RequestEvent) -> RequestState:
+        """Move a request by ``event`` (raises ``IllegalMoveError`` if the table has no such move)
+        and keep every index in step with its new state."""
+        before = rec.state
+        after = next_state(before, event)
+        if before.in_flight and not after.in_flight:
+            self._leave_hub(rec)
+        if after.in_flight and not before.in_flight:
+            self._enter_hub(rec)
+        if before in (_S.DISPATCHED, _S.TRANSFERRING):
+            self._dispatched_at.pop(rec.seq, None)
+        if after is _S.HELD:
+            assert rec.execute_at is not None, rec.seq
+            heapq.heappush(self._held, (rec.execute_at, rec.seq))
+        if after is _S.COMPLETED:
+            self._outcomes.pop(rec.seq, None)
+        rec.state = after
+        if after.final:
+            self._live.pop(rec.seq, None)
+        return after
+
+    def answer_event(self, rec: RequestRecord) -> RequestEvent:
+        """The event of answering this request now: before its outcome, or plainly."""
+        if rec.seq in self._outcomes and rec.state in (_S.QUEUED, _S.DISPATCHED):
+            return _E.ANSWER_BEFORE_OUTCOME
+        if rec.state is _S.AWAITING_OUTCOME:
+            return _E.OUTCOME
+        return _E.ANSWER
+
+    def _enter_hub(self, rec: RequestRecord) -> None:
+        assert rec.comms_hub is not None, rec.seq
+        self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
+        self._in_flight += 1
+
+    def _leave_hub(self, rec: RequestRecord) -> None:
+        assert rec.comms_hub is not None, rec.seq
+        left = self._per_hub.get(rec.comms_hub, 1) - 1
+        if left:
+            self._per_hub[rec.comms_hub] = left
+        else:
+            self._per_hub.pop(rec.comms_hub, None)
+        self._in_flight -= 1
+
+    # ---- counts and deadlines -----------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Requests whose commands are queued, dispatched or transferring, hub-wide."""
+        return self._in_flight
+
+    def queued_at(self, comms_hub: str) -> int:
+        """Requests in flight through one comms hub."""
+        return self._per_hub.get(comms_hub, 0)
+
+    def dispatched(self, seq: int, now: float) -> None:
+        """A command of a dispatched or transferring request started: its response clock runs
+        from ``now``."""
+        rec = self._live.get(seq)
+        if rec is not None and rec.state in (_S.DISPATCHED, _S.TRANSFERRING):
+            self._dispatched_at[seq] = now
+
+    def answered_block(self, seq: int) -> None:
+        """A block of a transfer was answered: its response clock stops."""
+        self._dispatched_at.pop(seq, None)
+
+    def next_timeout(self, dispatched_before: float) -> RequestRecord | None:
+        """The earliest-dispatched request whose command started at or before the given time
+        (its response is overdue), taken off the dispatch clock."""
+        for seq, at in self._dispatched_at.items():
+            if at > dispatched_before:
+                return None
+            del self._dispatched_at[seq]
+            return self._live.get(seq)
+        return None
+
+    def due_held(self, now: float) -> list[RequestRecord]:
+        """Held requests whose execution time has come (taken off the heap)."""
+        due = []
+        while self._held and self._held[0][0] <= now:
+            _, seq = heapq.heappop(self._held)
+            rec = self._live.get(seq)
+            if rec is not None and rec.state is _S.HELD:
+                due.append(rec)
+        return due
+
+    def await_outcome(self, rec: RequestRecord, deadline: float) -> None:
+        """A Device-pattern command: its outcome alert is awaited until ``deadline``."""
+        self._outcomes[rec.seq] = deadline
+        heapq.heappush(self._outcome_heap, (deadline, rec.seq))
+
+    def outcome_arrived(self, seq: int) -> RequestRecord | None:
+        """The outcome alert of ``seq`` arrived: the request it answers, if it was awaited
+        (an answered one completes now)."""
+        if self._outcomes.pop(seq, None) is None:
+            return None
+        rec = self._live.get(seq)
+        if rec is not None and rec.state is _S.AWAITING_OUTCOME:
+            self.move(rec, _E.OUTCOME)
+        return rec
+
+    def due_outcomes(self, now: float) -> list[RequestRecord]:
+        """Requests whose outcome deadline has passed without their alert."""
+        due = []
+        while self._outcome_heap and self._outcome_heap[0][0] <= now:
+            deadline, seq = heapq.heappop(self._outcome_heap)
+            if self._outcomes.get(seq) != deadline:
+                continue  # answered by its alert, or awaited again later
+            del self._outcomes[seq]
+            rec = self._live.get(seq)
+            if rec is not None:
+                due.append(rec)
+        return due

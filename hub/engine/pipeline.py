@@ -1,0 +1,475 @@
+"""The request pipeline of the engine: from a user's frame to an acknowledged, refused or
+queued request.
+
+Decides, for every frame a service user sends: refuse (with a code and a reason) or accept
+(I99) a service request after decoding, idempotency, parameter validation, access control,
+anomaly thresholds and capacity checks; hand a service the hub handles itself to its flow
+(``hub.flows.services``); hold a DSP future-dated request until its day; queue a device
+command with traffic management and dispatch what it lets start.
+Must never: open a socket or a file, start a thread, read a clock (``now`` is given), or
+branch on a particular hub-handled service (the flows table does).
+"""
+
+from __future__ import annotations
+
+from hub import wire
+from hub.engine.delivery import DeliveryEngine, dt
+from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
+from hub.engine.lifecycle import RequestEvent, RequestRecord, RequestState
+from hub.flows.firmware import parse_block_command_id
+from hub.flows.services import executable
+from hub.policies.access import AccessRequest
+from hub.policies.anomaly import Thresholds
+from hub.policies.traffic import Busy
+from hub.reference.catalogue import FutureDated, PriorityClass, Service
+from hub.reference.codes import ResponseCode
+from hub.reference.service_params import validate_params
+from hub.reference.standard import DeviceCommand
+
+
+def seq_of(command_id: str) -> int | None:
+    """The request seq a command id belongs to (``<seq>`` or a block's ``<seq>-<block>``)."""
+    block = parse_block_command_id(command_id)
+    if block is not None:
+        return block[0]
+    return int(command_id) if command_id.isdigit() else None
+
+
+class RequestPipeline(DeliveryEngine):
+    """Frames in, requests decided and carried out."""
+
+    def on_frame(self, user_id: str, frame: bytes, now: float) -> Effects:
+        """Handle one frame from an authenticated user."""
+        try:
+            msg = wire.decode_from_user(frame)
+        except wire.WireError as err:
+            return self._refuse_frame(
+                user_id, err.request_id, err.code, err.reason, now, AuditKind.MALFORMED
+            )
+        if isinstance(msg, wire.ServiceRequest):
+            return self.on_request(user_id, msg, now)
+        if isinstance(msg, wire.DeliveryAck):
+            return self.on_ack(user_id, list(msg.delivery_ids), now)
+        if isinstance(msg, wire.QuarantineDecision):
+            return self.on_quarantine_decision(user_id, msg, now)
+        if isinstance(msg, wire.SetThresholds):
+            return self.on_set_thresholds(user_id, msg, now)
+        return self.on_hello(user_id, msg.max_in_flight, now)
+
+    def _refuse_frame(
+        self,
+        user_id: str,
+        request_id: str | None,
+        code: ResponseCode,
+        reason: str,
+        now: float,
+        kind: AuditKind,
+    ) -> Effects:
+        self._count(code)
+        effects = self._final_refusal(user_id, request_id, code, reason, now)
+        received = AuditRecord(
+            now, Direction.IN, user_id, kind, request_id, code=code.value, reason=reason
+        )
+        effects.audit.insert(0, received)
+        return effects
+
+    def on_request(
+        self, user_id: str, req: wire.ServiceRequest, now: float, *, released: bool = False
+    ) -> Effects:
+        """Decide on one service request (``released``: let out of quarantine by its user, so
+        it is not counted again)."""
+        key = (user_id, req.request_id)
+        fingerprint = wire.request_fingerprint(req)
+        seen = self.index.known(*key)
+        if seen is not None:
+            return self._resubmission(seen, fingerprint, req, now)
+        code, reason, service = self._check(user_id, req, now)
+        if code is ResponseCode.H8:
+            return self._busy(user_id, req, reason, now)
+        notes = Effects()
+        if code.value in ("E1", "E2", "E3", "E4", "E5"):
+            self._security(self.security.on_refusal(user_id, code, now), now, notes)
+        if code is ResponseCode.I99 and not released:
+            assessment = self.anomaly.observe(user_id, req.service, now)
+            for notice in assessment.notices:
+                notes.extend(self._notify(notice, now))
+            if assessment.hold:
+                held = self._quarantine(user_id, req, assessment.reason, now)
+                held.extend(notes)
+                return held
+        if code is ResponseCode.I99 and service is not None and self._uses_device(service):
+            admission = self.traffic.admit(
+                user_id, self._priority(service, req.execute_at, now), now
+            )
+            if isinstance(admission, Busy):
+                busy = self._busy(
+                    user_id, req, f"busy: {admission.detail}", now, admission.retry_after_s
+                )
+                busy.extend(notes)
+                return busy
+        accepted = code is ResponseCode.I99
+        reply_msg: wire.Acknowledgement | wire.Refusal = (
+            wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
+            if accepted
+            else wire.Refusal(
+                request_id=req.request_id, code=code, reason=reason, retry_after_s=None
+            )
+        )
+        reply = wire.encode(reply_msg)
+        device = self.access.inventory.device(req.device_id) if req.device_id else None
+        comms_hub = self.access.inventory.sites[device.site_id].comms_hub if device else None
+        rec = RequestRecord(
+            seq=self.new_seq(),
+            user_id=user_id,
+            request_id=req.request_id,
+            fingerprint=fingerprint,
+            service=req.service,
+            role=req.role,
+            device_id=req.device_id,
+            params=dict(req.params),
+            execute_at=req.execute_at,
+            received_at=now,
+            state=RequestState.ACCEPTED if accepted else RequestState.REFUSED,
+            reply=reply,
+            comms_hub=comms_hub if service and self._uses_device(service) else None,
+            head_end=device.head_end if device and service and self._uses_device(service) else None,
+            signature=req.signature,
+        )
+        self.index.add(rec)
+        self._count(code)
+        effects = Effects(
+            save_requests=[rec],
+            audit=self._audit_pair(now, user_id, req, code, reason),
+            send=[Send(user_id, reply)],
+        )
+        if accepted:
+            effects.extend(self.execute(rec, now, admitted=True))
+        effects.extend(notes)
+        return effects
+
+    def _busy(
+        self,
+        user_id: str,
+        req: wire.ServiceRequest,
+        reason: str,
+        now: float,
+        retry_after_s: float | None = None,
+    ) -> Effects:
+        """H8: nothing done, the request id not remembered; retry after a while."""
+        self._count(ResponseCode.H8)
+        busy = wire.Refusal(
+            request_id=req.request_id,
+            code=ResponseCode.H8,
+            reason=reason[:1024],
+            retry_after_s=retry_after_s if retry_after_s is not None else self.config.busy_retry_s,
+        )
+        return Effects(
+            audit=self._audit_pair(now, user_id, req, ResponseCode.H8, reason),
+            send=[Send(user_id, wire.encode(busy))],
+        )
+
+    # ---- anomaly detection and security monitoring -------------------------------------------
+
+    def _quarantine(
+        self, user_id: str, req: wire.ServiceRequest, reason: str, now: float
+    ) -> Effects:
+        decision = self.quarantine.hold(
+            user_id, req.request_id, req, now, service=req.service, reason=reason
+        )
+        if not decision.held:
+            return self._busy(user_id, req, decision.reason, now)
+        self._count(ResponseCode.H7)
+        text = f"{reason}; release or delete it (quarantine message)"
+        refusal = wire.Refusal(
+            request_id=req.request_id, code=ResponseCode.H7, reason=text[:1024], retry_after_s=None
+        )
+        return Effects(
+            audit=self._audit_pair(now, user_id, req, ResponseCode.H7, reason),
+            send=[Send(user_id, wire.encode(refusal))],
+        )
+
+    def on_quarantine_decision(
+        self, user_id: str, msg: wire.QuarantineDecision, now: float
+    ) -> Effects:
+        """The user releases quarantined requests (each is then decided as if just received,
+        without being counted again) or deletes them (each is answered H7 'deleted')."""
+        effects = Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    AuditKind(f"quarantine_{msg.action.value}"),
+                    reason=", ".join(msg.request_ids)[:1024],
+                )
+            ]
+        )
+        if msg.action is wire.QuarantineAction.RELEASE:
+            removal = self.quarantine.release(user_id, msg.request_ids)
+            for entry in removal.removed:
+                effects.extend(self.on_request(user_id, entry.item, now, released=True))
+            outcome = "deleted from quarantine at the user's request"
+        else:
+            removal = self.quarantine.delete(user_id, msg.request_ids)
+            outcome = "deleted from quarantine at the user's request"
+            for entry in removal.removed:
+                effects.extend(
+                    self._final_refusal(user_id, entry.request_id, ResponseCode.H7, outcome, now)
+                )
+        for rid in removal.unknown:
+            effects.extend(
+                self._final_refusal(
+                    user_id, rid, ResponseCode.H7, "not held in quarantine for this user", now
+                )
+            )
+        return effects
+
+    def on_set_thresholds(self, user_id: str, msg: wire.SetThresholds, now: float) -> Effects:
+        """The user sets its own warning and quarantine thresholds for a service."""
+        self.anomaly.set_user_thresholds(
+            user_id, msg.service, Thresholds(msg.warning, msg.quarantine, msg.period_s)
+        )
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    AuditKind.THRESHOLDS,
+                    service=msg.service,
+                    reason=f"warning {msg.warning}, quarantine {msg.quarantine} per {msg.period_s:.0f} s",
+                )
+            ]
+        )
+
+    def on_handshake_refused(self, key: str, now: float) -> Effects:
+        """The transport refused a CURVE handshake (unknown or suspended key)."""
+        effects = Effects()
+        self._security(self.security.on_handshake_refused(key, now), now, effects)
+        return effects
+
+    def _audit_pair(
+        self, now: float, user_id: str, req: wire.ServiceRequest, code: ResponseCode, reason: str
+    ) -> list[AuditRecord]:
+        kind = AuditKind.ACKNOWLEDGEMENT if code is ResponseCode.I99 else AuditKind.REFUSAL
+        return [
+            AuditRecord(
+                now,
+                Direction.IN,
+                user_id,
+                AuditKind.SERVICE_REQUEST,
+                req.request_id,
+                req.service,
+                req.device_id,
+            ),
+            AuditRecord(
+                now,
+                Direction.OUT,
+                user_id,
+                kind,
+                req.request_id,
+                req.service,
+                req.device_id,
+                code.value,
+                reason,
+            ),
+        ]
+
+    def _resubmission(
+        self, seen: RequestRecord, fingerprint: bytes, req: wire.ServiceRequest, now: float
+    ) -> Effects:
+        if seen.fingerprint != fingerprint:
+            reason = f"request id {req.request_id} was already used for a different request"
+            self._count(ResponseCode.H4)
+            refusal = wire.Refusal(
+                request_id=req.request_id, code=ResponseCode.H4, reason=reason, retry_after_s=None
+            )
+            return Effects(
+                audit=self._audit_pair(now, seen.user_id, req, ResponseCode.H4, reason),
+                send=[Send(seen.user_id, wire.encode(refusal))],
+            )
+        # same request again: the same answer, executed once
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    seen.user_id,
+                    AuditKind.SERVICE_REQUEST,
+                    req.request_id,
+                    req.service,
+                    req.device_id,
+                    reason="resubmission",
+                ),
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    seen.user_id,
+                    AuditKind.REPEAT,
+                    req.request_id,
+                    req.service,
+                    req.device_id,
+                    reason="resubmission",
+                ),
+            ],
+            send=[Send(seen.user_id, seen.reply)],
+        )
+
+    def _check(
+        self, user_id: str, req: wire.ServiceRequest, now: float
+    ) -> tuple[ResponseCode, str, Service | None]:
+        service = self.access.catalogue.get(req.service)
+        execute_at = req.execute_at if req.execute_at is not None else now
+        decision = self.access.decide(
+            AccessRequest(user_id, req.role, req.service, req.device_id, dt(execute_at))
+        )
+        if not decision.accepted or service is None:
+            return decision.code, decision.reason, service
+        if not executable(service):
+            return (
+                ResponseCode.H9,
+                f"{service.code} ({service.name}) is not executable by this release",
+                service,
+            )
+        flow = self._flows.get(service.code)
+        if flow is not None:
+            objection = flow.check(user_id, req, service, now)
+            if objection is not None:
+                return objection[0], objection[1], service
+            return decision.code, decision.reason, service
+        problems = validate_params(service.code, req.params)
+        if problems:
+            return ResponseCode.E12, "; ".join(problems), service
+        if req.execute_at is not None and req.execute_at > now:
+            if service.future_dated in (FutureDated.NONE,):
+                return ResponseCode.E12, f"{service.code} cannot be future dated", service
+        elif not service.on_demand:
+            return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
+        if service.critical and not req.signature:
+            return ResponseCode.E12, f"{service.code} is critical and must be signed", service
+        device = self.access.inventory.device(req.device_id or "")
+        if device is not None:
+            hub_id = self.access.inventory.sites[device.site_id].comms_hub
+            if self.index.queued_at(hub_id) >= self.config.max_per_comms_hub:
+                return (
+                    ResponseCode.H8,
+                    f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued",
+                    service,
+                )
+        if self.index.in_flight >= self.config.max_pending:
+            return ResponseCode.H8, f"{self.index.in_flight} requests in progress", service
+        return decision.code, decision.reason, service
+
+    def execute(self, rec: RequestRecord, now: float, admitted: bool = False) -> Effects:
+        """Carry out an accepted request: hand a hub-handled service to its flow, hold a DSP
+        future-dated one, or queue its command with traffic management (``admitted``: a place
+        was reserved by admission; otherwise it was accepted earlier and is queued regardless
+        of bounds)."""
+        flow = self._flows.get(rec.service)
+        if flow is not None:
+            return flow.execute(rec, now, admitted)
+        service = self.access.catalogue[rec.service]
+        assert rec.device_id is not None
+        future = rec.execute_at is not None and rec.execute_at > now
+        if future and self._pattern(rec) is FutureDated.DSP:
+            assert rec.execute_at is not None
+            if admitted:
+                self.traffic.release(self._priority(service, rec.execute_at, rec.received_at))
+            self.index.move(rec, RequestEvent.HOLD)
+            return Effects()
+        if future and rec.state is RequestState.ACCEPTED:
+            assert rec.execute_at is not None
+            self.index.await_outcome(rec, rec.execute_at + self.config.outcome_timeout_s)
+        command = DeviceCommand(
+            command_id=str(rec.seq),
+            service=rec.service,
+            device_id=rec.device_id,
+            params=rec.params,
+            execute_at=rec.execute_at if future else None,
+            signature=rec.signature,
+        )
+        priority = (
+            PriorityClass.BULK
+            if rec.scheduled
+            else self._priority(service, rec.execute_at, rec.received_at)
+        )
+        self.index.move(rec, RequestEvent.QUEUE)
+        size = self.config.traffic.size_of(rec.service)
+        return self.offer(rec, command, priority, size, now, admitted)
+
+    def offer(
+        self,
+        rec: RequestRecord,
+        command: DeviceCommand,
+        priority: PriorityClass,
+        size: int,
+        now: float,
+        admitted: bool,
+    ) -> Effects:
+        """Queue one command of a request with traffic management (``admitted``: its place
+        was reserved by admission; otherwise it is queued regardless of bounds)."""
+        assert rec.comms_hub is not None
+        assert rec.head_end is not None
+        dispatch = Dispatch(command, rec.head_end, rec.comms_hub, int(priority))
+        device = self.access.inventory.devices[command.device_id]
+        cell = self.access.inventory.sites[device.site_id].cell
+        if admitted:
+            self.traffic.offer(dispatch, priority, cell, size, now)
+        else:
+            self.traffic.restore(dispatch, priority, cell, size, now)
+        return Effects(dispatch=[] if self.config.batch_release else self._ready(now))
+
+    def release(self, now: float) -> Effects:
+        """Commands traffic management lets start now (drivers with ``batch_release`` call
+        this once after a batch of steps instead of once per command)."""
+        return Effects(dispatch=self._ready(now))
+
+    def _ready(self, now: float) -> list[Dispatch]:
+        """Commands traffic management lets start now; their response clock starts here."""
+        ready = self.traffic.ready(now)
+        for d in ready:
+            seq = seq_of(d.command.command_id)
+            assert seq is not None, d.command.command_id  # the engine made the id
+            rec = self.index.get(seq)
+            if rec is not None and rec.state is RequestState.QUEUED:
+                self.index.move(rec, RequestEvent.DISPATCH)
+            self.index.dispatched(seq, now)
+        return ready
+
+    def _priority(
+        self, service: Service, execute_at: float | None, received_at: float
+    ) -> PriorityClass:
+        """Traffic class: the catalogue's, except that diarised work (future dated when
+        received) travels as bulk, so a tariff change for a million meters never starves
+        on-demand traffic."""
+        if (
+            execute_at is not None
+            and execute_at > received_at
+            and service.priority is not PriorityClass.URGENT
+        ):
+            return PriorityClass.BULK
+        return service.priority
+
+    def _pattern(self, rec: RequestRecord) -> FutureDated:
+        """How this request's future dating is carried out: the hub holds DSP requests; the
+        device acts on Device ones (a service allowing both uses the device)."""
+        fd = self.access.catalogue[rec.service].future_dated
+        return FutureDated.DEVICE if fd is FutureDated.DSP_AND_DEVICE else fd
+
+    def _release_held(self, rec: RequestRecord, now: float) -> Effects:
+        """A held DSP request's time has come: check access again on the execution day (a
+        change of supplier since it was accepted stops it, and the user is told), then send."""
+        decision = self.access.decide(
+            AccessRequest(rec.user_id, rec.role, rec.service, rec.device_id, dt(now))
+        )
+        if not decision.accepted:
+            return self.respond(
+                rec, decision.code, {"reason": f"stopped at execution: {decision.reason}"}, now
+            )
+        return self.execute(rec, now)
+
+    def _uses_device(self, service: Service) -> bool:
+        """Carried out by commands to a device: device services, and hub-handled services
+        whose flow sends commands (firmware distribution)."""
+        flow = self._flows.get(service.code)
+        return not service.non_device if flow is None else flow.uses_device
