@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import SqliteStore
-from hub.engine import AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule, Scheduler, parse_create
 from hub.policies.sla import SlaRecord
@@ -65,7 +65,7 @@ def _request(seq: int, request_id: str | None = None, **kw: object) -> RequestRe
         "request_id": request_id or f"r{seq}",
         "fingerprint": bytes([seq % 256]) * 8,
         "service": "4.1.1",
-        "role": "IS",
+        "role": Role.IS,
         "device_id": ESME,
         "params": {"window_s": 3600, "registers": ["a", "b"], "nested": {"raw": b"\x00\x01"}},
         "execute_at": None,
@@ -96,7 +96,10 @@ def _delivery(delivery_id: int, user_id: str = "u-supa", **kw: object) -> Delive
 
 
 def _audit(
-    at: float, user_id: str | None, device_id: str | None, kind: str = "request"
+    at: float,
+    user_id: str | None,
+    device_id: str | None,
+    kind: AuditKind = AuditKind.SERVICE_REQUEST,
 ) -> AuditRecord:
     return AuditRecord(
         at, Direction.IN, user_id, kind, "r1", "4.1.1", device_id, "I99", f"at {at}", None
@@ -338,9 +341,9 @@ def test_audit_records_are_filtered_by_user_device_and_time_oldest_first_up_to_t
 ) -> None:
     records = [
         _audit(T0 + 3, "u-supa", ESME),
-        _audit(T0 + 1, "u-supa", None, "hello"),
+        _audit(T0 + 1, "u-supa", None, AuditKind.HELLO),
         _audit(T0 + 2, "u-other", ESME),
-        _audit(T0 + 4, None, "gas-1", "device_alert"),
+        _audit(T0 + 4, None, "gas-1", AuditKind.DEVICE_ALERT),
         _audit(T0 + 5, "u-supa", "gas-1"),
     ]
     backend.store.apply(Effects(audit=records[:2]), 1, 1)
