@@ -5,7 +5,8 @@ of applying a step (persist in one transaction, then send, then dispatch), so no
 acknowledged before it is durable.
 Must never: make a hub decision itself (the engine does), or let a socket be touched by
 another thread (ZeroMQ sockets are single-threaded: this thread owns the ROUTER and the
-uplink PULL socket).
+uplink PULL socket), or die quietly: an exception that ends the loop is logged with its
+traceback and kept in ``error``, and ``is_alive`` turns false for the hub's watchdog.
 """
 
 from __future__ import annotations
@@ -40,6 +41,19 @@ HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
 """Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
 
 
+class BindError(Exception):
+    """The front door could not bind its endpoint (in use, not an address of this machine)."""
+
+    def __init__(self, endpoint: str, err: zmq.ZMQError) -> None:
+        super().__init__(f"cannot bind {endpoint}: {err.strerror}")
+        self.endpoint = endpoint
+        """The endpoint asked for."""
+        self.errno = err.errno
+        """The ZeroMQ / OS error number (``errno.EADDRINUSE``: the port is taken)."""
+        self.strerror = err.strerror
+        """The error's text."""
+
+
 class FrontDoor:
     """The thread that owns the ROUTER socket, the store and the engine."""
 
@@ -71,6 +85,7 @@ class FrontDoor:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._fault: Exception | None = None
         self.endpoint = ""
         """The bound endpoint (with the real port) once started."""
         self.stats: dict[str, int] = {
@@ -90,17 +105,34 @@ class FrontDoor:
         self._thread.start()
         if not self._ready.wait(timeout):
             raise RuntimeError("front door did not start")
+        if isinstance(self._error, zmq.ZMQError):
+            raise BindError(self._endpoint, self._error) from self._error
         if self._error is not None:
             raise RuntimeError(f"front door failed to start: {self._error}") from self._error
 
     def stop(self) -> None:
         """Stop the loop and close the sockets."""
         self._stop.set()
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=10)
+
+    def is_alive(self) -> bool:
+        """Whether the loop still runs (false once stopped, or once it died)."""
+        return self._thread.is_alive()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the loop (or failed the start), if any."""
+        return self._error
+
+    def inject_fault(self, fault: Exception) -> None:
+        """Make the loop raise ``fault`` on its next turn (tests of supervision only)."""
+        self._fault = fault
 
     # ---- the loop ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        router = uplink = None
         try:
             router = self._ctx.socket(zmq.ROUTER)
             router.curve_server = True
@@ -117,6 +149,9 @@ class FrontDoor:
             uplink.linger = 0
             uplink.bind(self._uplinks.endpoint)  # doorbells only; messages come by queue
         except BaseException as err:  # reported to start()
+            for sock in (router, uplink):
+                if sock is not None:
+                    sock.close(0)
             self._error = err
             self._ready.set()
             return
@@ -129,6 +164,8 @@ class FrontDoor:
         try:
             self._apply(router, self._initial)  # work restored from the store
             while not self._stop.is_set():
+                if self._fault is not None:
+                    raise self._fault
                 events = dict(poller.poll(0 if not self._uplinks.queue.empty() else 100))
                 now = self._clock()
                 effects = Effects()
@@ -147,9 +184,9 @@ class FrontDoor:
                 if now >= next_purge:  # answered requests older than the idempotency window
                     self._store.purge_requests(now - self.engine.config.idempotency_s)
                     next_purge = now + PURGE_EVERY_S
-        except Exception:
-            log.exception("front door loop failed")
-            raise
+        except Exception as err:  # kept for the watchdog; the thread ends
+            self._error = err
+            log.exception("front door loop failed; the front door thread ends")
         finally:
             router.close(0)
             uplink.close(0)

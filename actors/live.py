@@ -1,27 +1,40 @@
-"""The live hub's composition root: builds and wires every part, starts and stops them.
+"""The live hub's composition root: builds and wires every part, starts, watches and stops them.
 
-Decides: the order parts start (store and restore, ZAP, head-ends, comms hub pools, front door)
-and stop (front door first, so nothing new arrives), and where the data lives.
-Must never: hold hub decisions; those are the engine's.
+Decides: what is checked before anything starts (settings, fleet, keys), the order parts start
+(ZAP, store and restore, head-ends, comms hub pools, front door) and stop (front door first, so
+nothing new arrives; then head-ends and pools, timers, ZAP, the store), which parts the hub
+cannot run without (``failure`` names the first one found dead), and where the data lives.
+A start that fails stops what it started and raises one ``StartError`` saying what failed and
+what to do.
+Must never: hold hub decisions (those are the engine's), or carry on quietly without a part:
+the caller (``dcc serve``) ends the process when ``failure`` reports one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import itertools
+import logging
+import math
+import re
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import pykka
 import zmq
+from pykka.messages import ProxySetAttr
 
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
-from actors.front_door import FrontDoor
+from actors.front_door import BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
-from actors.security import UserKeyAuthenticator
+from actors.security import UserKeyAuthenticator, user_public_keys
 from actors.store import open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
@@ -29,13 +42,126 @@ from hub.engine import EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
-from sdk.keys import hub_keypair
+from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
 from simfield.site import FieldBuilder
 from simfield.wan import WanProfile
 
+log = logging.getLogger(__name__)
+
 _instances = itertools.count()
+
+MAX_POOLS = 256
+"""Most comms hub pool actors (each is an OS thread; a few host every comms hub)."""
+STOP_TIMEOUT_S = 10.0
+"""How long one part may take to stop before the hub stops the next one anyway."""
+_ENDPOINT = re.compile(
+    r"tcp://(?P<host>\*|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(?P<port>[0-9]{1,5})"
+)
+
+
+class StartFault(Enum):
+    """Whose fault a failed start is."""
+
+    BAD_INPUT = "bad input"
+    """The settings, fleet, keys or store given are wrong: starting again will not help."""
+    RUNTIME = "runtime"
+    """The machine refused (the port is in use, ...): it may work once that is cleared."""
+
+
+class StartError(Exception):
+    """The hub could not start. ``str()`` is one line: what failed and what to do."""
+
+    def __init__(self, message: str, fault: StartFault) -> None:
+        super().__init__(message)
+        self.fault = fault
+        """Bad input, or a runtime failure."""
+
+
+class Part(Enum):
+    """The parts the hub cannot run without."""
+
+    FRONT_DOOR = "front-door"
+    """The thread that owns the ROUTER socket, the engine and the store."""
+    TIMERS = "timers"
+    """The timer thread (WAN delays, wake-ups)."""
+    POOL = "pool"
+    """A comms hub pool actor."""
+    HEAD_END = "head-end"
+    """A head-end actor."""
+    AUTHENTICATOR = "authenticator"
+    """The ZAP thread that checks every CURVE handshake."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeadPart:
+    """A part found dead while the hub was meant to be running."""
+
+    part: Part
+    """Which kind of part."""
+    name: str
+    """Which one (an actor's name, a thread's name)."""
+    reason: str
+    """Why, as far as is known (the exception that ended it)."""
+
+    def __str__(self) -> str:
+        return f"{self.part.value} {self.name} died: {self.reason}"
+
+
+class InjectedFaultError(RuntimeError):
+    """Raised inside a part by ``LiveHub.inject_fault`` (tests of supervision only)."""
+
+
+def check_settings(settings: HubSettings) -> None:
+    """Refuse settings the hub cannot run with, before anything starts (``StartError``,
+    bad input): an endpoint that is not ``tcp://host:port``, out-of-range counts and times."""
+    problems = []
+    m = _ENDPOINT.fullmatch(settings.endpoint)
+    if m is None or int(m["port"]) > 65535:
+        problems.append(
+            f"endpoint {settings.endpoint!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:5570)"
+        )
+    if not 1 <= settings.pools <= MAX_POOLS:
+        problems.append(f"pools must be 1 to {MAX_POOLS}, not {settings.pools}")
+    if not (math.isfinite(settings.tick_s) and settings.tick_s > 0):
+        problems.append(f"tick must be a positive number of seconds, not {settings.tick_s}")
+    e = settings.engine
+    if not (math.isfinite(e.hold_s) and e.hold_s > 0):
+        problems.append(f"hold must be a positive number of seconds, not {e.hold_s}")
+    if not (math.isfinite(e.schedule_window_s) and e.schedule_window_s >= 0):
+        problems.append(f"schedule window must be 0 seconds or more, not {e.schedule_window_s}")
+    if problems:
+        raise StartError("; ".join(problems), StartFault.BAD_INPUT)
+
+
+def _load_fleet(directory: Path) -> Fleet:
+    try:
+        return load_fleet(directory)
+    except Exception as err:
+        raise StartError(
+            f"cannot read the fleet in {directory}: {err}; "
+            "pass --fleet a directory written by 'dcc fleet generate'",
+            StartFault.BAD_INPUT,
+        ) from err
+
+
+def _load_keys(fleet_dir: Path) -> tuple[KeyPair, dict[bytes, str]]:
+    try:
+        hub_keys = hub_keypair(fleet_dir)
+        users = user_public_keys(fleet_dir)
+    except Exception as err:
+        raise StartError(
+            f"cannot read the hub's keys: {err}; create them with 'dcc keys --fleet {fleet_dir}'",
+            StartFault.BAD_INPUT,
+        ) from err
+    if not users:
+        raise StartError(
+            f"no user keys under {keys_dir(fleet_dir) / 'users'}, so nobody could connect; "
+            f"create them with 'dcc keys --fleet {fleet_dir}'",
+            StartFault.BAD_INPUT,
+        )
+    return hub_keys, users
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +192,7 @@ class HubSettings:
 
 
 class LiveHub:
-    """A running hub: start it, point clients at ``endpoint``, stop it."""
+    """A running hub: start it, point clients at ``endpoint``, watch ``failure``, stop it."""
 
     def __init__(
         self,
@@ -74,9 +200,14 @@ class LiveHub:
         fleet: Fleet | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Check the settings and read the fleet and keys (``StartError`` if they will not do);
+        nothing is started yet."""
+        check_settings(settings)
         self.settings = settings
-        self.fleet = fleet or load_fleet(settings.fleet_dir)
+        self.fleet = fleet or _load_fleet(settings.fleet_dir)
+        self._keys, self._user_keys = _load_keys(settings.fleet_dir)
         self._clock = clock
+        self._stopping = False
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._auth: UserKeyAuthenticator | None = None
         self._store: Store | None = None
@@ -98,7 +229,43 @@ class LiveHub:
         return self._auth.refused if self._auth else 0
 
     def start(self) -> LiveHub:
-        """Start everything; returns self once clients can connect."""
+        """Start everything; returns self once clients can connect. If a part cannot start,
+        the parts already started are stopped and ``StartError`` says what failed."""
+        try:
+            self._start()
+        except StartError:
+            self.stop()
+            raise
+        except Exception as err:
+            failed = self._start_error(err)
+            log.debug("start failed", exc_info=True)
+            self.stop()
+            raise failed from err
+        return self
+
+    def _start_error(self, err: Exception) -> StartError:
+        if isinstance(err, BindError):
+            where = self.settings.endpoint
+            if err.errno == errno.EADDRINUSE:
+                return StartError(
+                    f"cannot listen on {where}: the address is already in use; stop the process "
+                    "using that port or choose another --endpoint",
+                    StartFault.RUNTIME,
+                )
+            return StartError(
+                f"cannot listen on {where}: {err.strerror}; give --endpoint an address of this "
+                "machine, as tcp://HOST:PORT",
+                StartFault.BAD_INPUT,
+            )
+        if self._auth is not None and self._timers is None:  # between ZAP and the timers
+            return StartError(
+                f"cannot open the store {self.settings.store_path}: {err}; check the data "
+                "directory (--data), or if the file is damaged restore a backup or move it aside",
+                StartFault.BAD_INPUT,
+            )
+        return StartError(f"cannot start the hub: {type(err).__name__}: {err}", StartFault.RUNTIME)
+
+    def _start(self) -> None:
         s = self.settings
         fleet = self.fleet
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -152,7 +319,7 @@ class LiveHub:
             engine,
             store,
             s.endpoint,
-            hub_keypair(s.fleet_dir),
+            self._keys,
             self._head_ends,
             uplink,
             self._clock,
@@ -161,23 +328,95 @@ class LiveHub:
             refused_keys=auth.drain_refused,
         )
         self.front_door.start()
-        return self
 
     def stop(self) -> None:
-        """Stop every part (front door first) and release the store."""
+        """Stop every part in order and release the store: the front door (nothing new
+        arrives), the head-ends' pending commands, the comms hub pools, the head-ends, the
+        timers, ZAP, the store, the ZeroMQ context. Safe on a partly started or failed hub,
+        and when called again; each part gets ``STOP_TIMEOUT_S``."""
+        if self._stopping and self._ctx is None:
+            return
+        dead = self.failure()
+        self._stopping = True
         if self.front_door is not None:
             self.front_door.stop()
-        for ref in self._pools + list(self._head_ends.values()):
-            with contextlib.suppress(pykka.ActorDeadError):
-                ref.stop(timeout=10)
+        # commands the front door handed the head-ends reach the pools before the pools stop
+        for ref in self._head_ends.values():
+            with contextlib.suppress(Exception):
+                ref.ask(_Drained(), timeout=STOP_TIMEOUT_S)
+        _stop_actors(self._pools)
+        _stop_actors(self._head_ends.values())
         if self._timers is not None:
             self._timers.stop()
-        if self._auth is not None:
-            self._auth.stop()
+        if self._auth is not None and self._auth.is_alive():
+            self._auth.stop()  # a dead ZAP thread cannot take its TERMINATE: leave it
         if self._store is not None:
             self._store.close()
         if self._ctx is not None:
-            self._ctx.term()
+            ctx, self._ctx = self._ctx, None
+            if dead is not None:  # it holds its sockets open: term() would wait for ever
+                return
+            term = threading.Thread(target=ctx.term, name="dcc-zmq-term", daemon=True)
+            term.start()
+            term.join(STOP_TIMEOUT_S)
+            if term.is_alive():
+                log.warning("ZeroMQ context not released: a part left a socket open")
+
+    # ---- supervision --------------------------------------------------------------------
+
+    def failure(self) -> DeadPart | None:
+        """The first part found dead, or None while every part runs (and once stopping)."""
+        if self._stopping:
+            return None
+        if self.front_door is not None and not self.front_door.is_alive():
+            err = self.front_door.error
+            return DeadPart(Part.FRONT_DOOR, "dcc-front-door", _reason(err))
+        if self._timers is not None and not self._timers.is_alive():
+            return DeadPart(Part.TIMERS, "dcc-timers", _reason(self._timers.error))
+        if self._auth is not None and not self._auth.is_alive():
+            return DeadPart(Part.AUTHENTICATOR, "zap", "the ZAP thread ended")
+        for i, ref in enumerate(self._pools):
+            if not ref.is_alive():
+                return DeadPart(Part.POOL, f"pool-{i}", "the actor stopped (see its traceback)")
+        for name, ref in self._head_ends.items():
+            if not ref.is_alive():
+                return DeadPart(Part.HEAD_END, name, "the actor stopped (see its traceback)")
+        return None
+
+    def inject_fault(self, part: Part) -> None:
+        """Make one part fail from inside, as a bug would (for tests of supervision only):
+        its thread raises ``InjectedFaultError`` and ends; ``failure`` reports it soon after."""
+        fault = InjectedFaultError(f"{part.value} fault injected for a test")
+        if part is Part.FRONT_DOOR and self.front_door is not None:
+            self.front_door.inject_fault(fault)
+        elif part is Part.TIMERS and self._timers is not None:
+            self._timers.call_later(0.0, functools.partial(_raise, fault))
+        elif part in (Part.POOL, Part.HEAD_END):
+            ref = self._pools[0] if part is Part.POOL else next(iter(self._head_ends.values()))
+            # in the actor's own thread: its next message handler raises
+            ref.tell(ProxySetAttr(("on_receive",), functools.partial(_raise, fault)))
+            ref.tell(_Drained())
+        elif part is Part.AUTHENTICATOR and self._auth is not None:
+            self._auth.configure_curve_callback(domain="*", credentials_provider=_Faulty(fault))
+            self._handshake()  # the ZAP thread raises on this handshake
+
+    def _handshake(self) -> None:
+        assert self._ctx is not None
+        public, secret = zmq.curve_keypair()
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.linger = 0
+        sock.curve_publickey = public
+        sock.curve_secretkey = secret
+        sock.curve_serverkey = self._keys.public
+        try:
+            sock.connect(self.endpoint)
+            deadline = time.monotonic() + 5.0
+            while self._auth is not None and self._auth.is_alive():
+                if time.monotonic() > deadline:
+                    break
+                sock.poll(20)
+        finally:
+            sock.close()
 
     def __enter__(self) -> LiveHub:
         return self.start()
@@ -197,3 +436,43 @@ class LiveHub:
     def inject(self, comms_hub: str, action: Callable[[Any, float], list[Any]]) -> None:
         """Apply an event (outage, voltage excursion, tamper) to a premises' devices."""
         self._pool_for(comms_hub).tell(Inject(comms_hub, action))
+
+
+@dataclass(frozen=True, slots=True)
+class _Drained:
+    """Asked of an actor: answered once every message before it was handled (ignored by
+    ``on_receive``)."""
+
+
+class _Faulty:
+    """A CURVE key check that raises (``inject_fault`` of the authenticator)."""
+
+    def __init__(self, fault: Exception) -> None:
+        self._fault = fault
+
+    def callback(self, domain: str, z85_key: bytes) -> bool:
+        """Raise instead of deciding."""
+        raise self._fault
+
+
+def _raise(fault: Exception, *_: object) -> None:
+    raise fault
+
+
+def _reason(err: BaseException | None) -> str:
+    return f"{type(err).__name__}: {err}" if err is not None else "its thread ended"
+
+
+def _stop_actors(refs: Iterable[Any]) -> None:
+    """Ask every actor to stop at once, then wait for each (a dead one is skipped)."""
+    futures = []
+    for ref in refs:
+        with contextlib.suppress(pykka.ActorDeadError):
+            futures.append((ref, ref.stop(block=False)))
+    for ref, future in futures:
+        try:
+            future.get(timeout=STOP_TIMEOUT_S)
+        except pykka.Timeout:
+            log.warning("%s did not stop within %s s", ref, STOP_TIMEOUT_S)
+        except pykka.ActorDeadError:
+            pass

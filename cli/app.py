@@ -11,7 +11,7 @@ import typer
 from cli.catalogue_cmd import catalogue
 from cli.demo_cmd import demo
 from cli.fleet_cmd import fleet_app
-from cli.hub_cmds import audit, keys, listen, send, serve
+from cli.hub_cmds import audit, health, keys, listen, send, serve
 from cli.report_cmd import report_app
 from cli.simulate_cmd import simulate
 
@@ -24,6 +24,7 @@ app.command("catalogue")(catalogue)
 app.add_typer(fleet_app, name="fleet", help="Generate synthetic fleets.")
 app.command("keys")(keys)
 app.command("serve")(serve)
+app.command("health")(health)
 app.command("send")(send)
 app.command("listen")(listen)
 app.command("audit")(audit)

@@ -1,26 +1,34 @@
-"""``dcc keys``, ``dcc serve``, ``dcc send``, ``dcc listen`` and ``dcc audit``.
+"""``dcc keys``, ``dcc serve``, ``dcc health``, ``dcc send``, ``dcc listen`` and ``dcc audit``.
 
-Decides: how a person starts the live hub, talks to it as a service user and reads its audit.
-Must never: hold hub decisions.
+Decides: how a person starts the live hub, talks to it as a service user and reads its audit;
+how ``dcc serve`` ends: a start that fails prints one line on stderr and exits 2 (bad input) or
+1 (runtime failure); Ctrl-C or SIGTERM stops the hub in order and exits 0; a part found dead
+is logged and ends the process with status 70 within about a second, so a supervisor restarts
+it (the store holds everything acknowledged). The health file says whether every part runs.
+Must never: hold hub decisions, or keep a hub running that has lost a part.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import os
 import signal
+import sys
 import threading
 import time
+import types
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from actors.live import HubSettings, LiveHub
+from actors.live import HubSettings, LiveHub, Part, StartError, StartFault
 from actors.store import open_store
 from hub import wire
 from hub.engine import EngineConfig
@@ -35,6 +43,23 @@ console = Console()
 FLEET = typer.Option(Path("data/fleet"), "--fleet", help="Fleet directory (dcc fleet generate).")
 DATA = typer.Option(Path("data/hub"), "--data", help="Data directory holding hub.sqlite.")
 ENDPOINT = typer.Option("tcp://127.0.0.1:5570", "--endpoint", help="Hub endpoint.")
+
+EXIT_RUNTIME = 1
+"""``dcc serve`` could not start for a reason of the machine (the port is in use, ...)."""
+EXIT_BAD_INPUT = 2
+"""``dcc serve`` was given options, a fleet, keys or a store it cannot run with."""
+EXIT_PART_DIED = 70
+"""A part of the running hub died (EX_SOFTWARE): restart it."""
+WATCH_EVERY_S = 0.2
+"""How often ``dcc serve`` checks that every part runs."""
+HEALTH_EVERY_S = 1.0
+"""How often the health file is rewritten while every part runs."""
+STATUS_EVERY_S = 5.0
+"""How often the status line is printed."""
+DEAD_STOP_S = 2.0
+"""How long the parts still alive get to stop after one died, before the process exits."""
+
+log = logging.getLogger("dcc.serve")
 
 
 def keys(
@@ -61,38 +86,205 @@ def serve(
     schedule_window: float = typer.Option(
         3600.0, help="Schedule firings are spread over this many seconds after their time."
     ),
+    health_file: Path | None = typer.Option(
+        None,
+        "--health-file",
+        help="Rewrite this file every second while every part runs; removed when the hub "
+        "stops or a part dies (check it with 'dcc health').",
+    ),
+    inject_fault: str | None = typer.Option(
+        None,
+        "--inject-fault",
+        hidden=True,
+        help="Tests only: on SIGUSR1, make this part fail inside the process "
+        "(front-door, timers, pool, head-end, authenticator).",
+    ),
 ) -> None:
-    """Run the hub until interrupted, printing a status line every few seconds."""
-    wan = WanProfile(
-        latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO,
-        median_s=wan_latency,
-        loss=wan_loss,
-    )
-    settings = HubSettings(
-        fleet_dir=fleet,
-        data_dir=data,
-        endpoint=endpoint,
-        pools=pools,
-        wan=wan,
-        engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
-    )
+    """Run the hub until Ctrl-C or SIGTERM, printing a status line every few seconds.
+
+    Exit status: 0 after a requested stop; 1 if the start failed for a runtime reason (the
+    port is in use); 2 for bad options, fleet, keys or store; 70 if a part of the running hub
+    died (restart it)."""
+    _log_to_stderr()
+    try:
+        fault = Part(inject_fault) if inject_fault is not None else None
+        if wan_latency < 0 or not 0.0 <= wan_loss <= 1.0:
+            raise ValueError("--wan-latency must be 0 or more and --wan-loss from 0 to 1")
+        wan = WanProfile(
+            latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO,
+            median_s=wan_latency,
+            loss=wan_loss,
+        )
+        settings = HubSettings(
+            fleet_dir=fleet,
+            data_dir=data,
+            endpoint=endpoint,
+            pools=pools,
+            wan=wan,
+            engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
+        )
+    except ValueError as err:
+        _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)
     stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with LiveHub(settings) as hub:
-        console.print(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
-        while not stop.wait(5.0):
-            assert hub.engine is not None
-            assert hub.front_door is not None
-            c = hub.engine.counters
-            console.print(
-                f"frames in {hub.front_door.stats['frames_in']}, accepted {c.get('I99', 0)}, "
-                f"refused {sum(v for k, v in c.items() if k[:1] in 'EH')}, pending {hub.engine.pending}, "
-                f"held {len(hub.engine.outbox)}, refused handshakes {hub.handshakes_refused}, "
-                f"schedules {len(hub.engine.scheduler)}, quarantined {len(hub.engine.quarantine)}, "
-                f"security alerts {c.get('security_alert', 0)}"
+    faults = threading.Event()
+
+    def on_signal(signum: int, frame: types.FrameType | None) -> None:
+        if stop.is_set():  # asked twice: the operator will not wait for the ordered stop
+            _exit_now("dcc serve: asked again to stop; exiting without an ordered stop", 1)
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if fault is not None:
+        signal.signal(signal.SIGUSR1, lambda *_: faults.set())
+    try:
+        hub = LiveHub(settings).start()
+    except StartError as err:
+        bad = err.fault is StartFault.BAD_INPUT
+        _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT if bad else EXIT_RUNTIME)
+    health = _Health(health_file, hub.endpoint)
+    typer.echo(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
+    next_status = time.monotonic() + STATUS_EVERY_S
+    while not stop.wait(WATCH_EVERY_S):
+        dead = hub.failure()
+        if dead is not None:
+            health.remove()
+            log.error(
+                "%s; the hub exits with status %d for its supervisor to restart it",
+                dead,
+                EXIT_PART_DIED,
             )
-    console.print("hub stopped")
+            _stop_within(hub, DEAD_STOP_S)
+            _exit_now("", EXIT_PART_DIED)
+        health.beat()
+        if fault is not None and faults.is_set():
+            faults.clear()
+            hub.inject_fault(fault)
+        if time.monotonic() >= next_status:
+            next_status += STATUS_EVERY_S
+            _print_status(hub)
+    health.remove()
+    hub.stop()
+    typer.echo("hub stopped")
+
+
+def health(
+    health_file: Path = typer.Option(..., "--health-file", help="The file dcc serve rewrites."),
+    max_age: float = typer.Option(
+        5.0, help="Unhealthy if the file was last rewritten longer ago than this, seconds."
+    ),
+) -> None:
+    """Exit 0 if the hub that writes HEALTH_FILE runs with every part alive, else 1."""
+    problem, info = _health_problem(health_file, max_age)
+    if problem is not None:
+        typer.echo(f"unhealthy: {problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"healthy: pid {info['pid']}, endpoint {info['endpoint']}")
+
+
+def _health_problem(path: Path, max_age: float) -> tuple[str | None, dict[str, Any]]:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        age = time.time() - float(info["at"])
+        pid = int(info["pid"])
+    except FileNotFoundError:
+        return f"no health file {path}: the hub is not running, or has stopped", {}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"health file {path} unreadable: {err}", {}
+    if age > max_age:
+        return f"{path} last rewritten {age:.1f} s ago (more than {max_age} s)", info
+    if not _pid_exists(pid):
+        return f"process {pid} that wrote {path} is gone", info
+    return None, info
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Health:
+    """The health file: rewritten while every part runs, removed when not."""
+
+    def __init__(self, path: Path | None, endpoint: str) -> None:
+        self._path = path
+        self._endpoint = endpoint
+        self._next = 0.0
+        self.beat()
+
+    def beat(self) -> None:
+        """Rewrite the file if a second has passed (atomically: write aside, then rename)."""
+        if self._path is None or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + HEALTH_EVERY_S
+        body = {"pid": os.getpid(), "endpoint": self._endpoint, "at": time.time()}
+        aside = self._path.with_name(self._path.name + ".new")
+        try:
+            aside.write_text(json.dumps(body), encoding="utf-8")
+            os.replace(aside, self._path)
+        except OSError as err:  # a full disk must not stop the hub; the file goes stale
+            log.warning("cannot write the health file %s: %s", self._path, err)
+
+    def remove(self) -> None:
+        """Remove the file (the hub is stopping or has lost a part)."""
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+
+def _print_status(hub: LiveHub) -> None:
+    assert hub.engine is not None
+    assert hub.front_door is not None
+    c = hub.engine.counters
+    console.print(
+        f"frames in {hub.front_door.stats['frames_in']}, accepted {c.get('I99', 0)}, "
+        f"refused {sum(v for k, v in c.items() if k[:1] in 'EH')}, pending {hub.engine.pending}, "
+        f"held {len(hub.engine.outbox)}, refused handshakes {hub.handshakes_refused}, "
+        f"schedules {len(hub.engine.scheduler)}, quarantined {len(hub.engine.quarantine)}, "
+        f"security alerts {c.get('security_alert', 0)}"
+    )
+
+
+def _log_to_stderr() -> None:
+    """Warnings and errors (with tracebacks) of every part go to stderr; so does the death of
+    any thread."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    def died(args: threading.ExceptHookArgs) -> None:
+        exc = (args.exc_type, args.exc_value, args.exc_traceback)
+        name = args.thread.name if args.thread is not None else "?"
+        log.error("thread %s died", name, exc_info=exc)  # type: ignore[arg-type]
+
+    threading.excepthook = died
+
+
+def _refuse(line: str, status: int) -> NoReturn:
+    typer.echo(line, err=True)
+    raise typer.Exit(status)
+
+
+def _stop_within(hub: LiveHub, seconds: float) -> None:
+    """Stop the parts still alive in order, giving up after ``seconds`` (a dead part may
+    leave the rest unable to stop)."""
+    stopper = threading.Thread(target=hub.stop, name="dcc-stop", daemon=True)
+    stopper.start()
+    stopper.join(seconds)
+
+
+def _exit_now(line: str, status: int) -> NoReturn:
+    """End the process at once, whatever threads are left (actor threads are not daemons)."""
+    if line:
+        print(line, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def _client(fleet: Path, user: str, endpoint: str, auto_hello: bool = True) -> HubClient:
