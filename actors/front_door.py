@@ -20,7 +20,7 @@ from typing import Any
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
-from actors.security import RefusedHandshake
+from actors.security import KeyChangeKind, KeyGate, split_zap_id
 from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine import Effects, HubEngine
@@ -69,11 +69,11 @@ class FrontDoor:
         clock: Callable[[], float] = time.time,
         tick_s: float = 1.0,
         initial: Effects | None = None,
-        refused_keys: Callable[[], list[RefusedHandshake]] | None = None,
+        gate: KeyGate | None = None,
     ) -> None:
         self._ctx = context
         self._initial = initial or Effects()
-        self._refused_keys = refused_keys
+        self._gate = gate
         self.engine = engine
         self._store = store
         self._endpoint = endpoint
@@ -176,8 +176,8 @@ class FrontDoor:
                 self._drain_uplink(effects, now)
                 effects.extend(self.engine.release(now))
                 if now >= next_tick:
-                    for refused in self._refused_keys() if self._refused_keys else ():
-                        effects.extend(self.engine.on_handshake_refused(refused.fingerprint, now))
+                    if self._gate is not None:
+                        self._gatekeeping(effects, now)
                     effects.extend(self.engine.tick(now))
                     next_tick = now + self._tick_s
                 self._apply(router, effects)
@@ -199,8 +199,10 @@ class FrontDoor:
                 return
             self.stats["frames_in"] += 1
             identity = parts[0].bytes
-            user_id = str(parts[0].get("User-Id"))
-            if len(parts) != 2:
+            user_id, key_fingerprint = split_zap_id(str(parts[0].get("User-Id")))
+            if self._gate is not None and not self._gate.current(user_id, key_fingerprint):
+                step = self.engine.on_frame_with_revoked_key(user_id, parts[-1].bytes, now)
+            elif len(parts) != 2:
                 self.stats["bad_multipart"] += 1
                 step = self.engine.on_frame(user_id, b"" if len(parts) == 1 else b"\xc1", now)
             else:
@@ -211,6 +213,20 @@ class FrontDoor:
             self._direct += [(identity, s.payload) for s in step.send if not s.push]
             step.send = [s for s in step.send if s.push]
             effects.extend(step)
+
+    def _gatekeeping(self, effects: Effects, now: float) -> None:
+        """Audit refused handshakes, and apply and audit keys registered or revoked."""
+        assert self._gate is not None
+        for refused in self._gate.drain_refused():
+            effects.extend(
+                self.engine.on_handshake_refused(refused.fingerprint, now, refused.address)
+            )
+        for change in self._gate.reload():
+            registered = change.kind is KeyChangeKind.REGISTERED
+            log.info("key %s for user %s", change.kind.value, change.user_id)
+            effects.extend(
+                self.engine.on_key_change(change.user_id, change.fingerprint, registered, now)
+            )
 
     @staticmethod
     def _ring_off(uplink: zmq.Socket[bytes]) -> None:

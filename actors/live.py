@@ -325,7 +325,7 @@ class LiveHub:
             self._clock,
             s.tick_s,
             initial=startup,
-            refused_keys=auth.drain_refused,
+            gate=auth,
         )
         self.front_door.start()
 

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
 import zmq
 import zmq.auth
@@ -23,6 +24,8 @@ from zmq.utils import z85
 from hub.reference.parties import User, UserStatus
 from sdk.keys import keys_dir
 
+ZAP_ID_SEP = "/"
+"""Between the user id and the key fingerprint in a ZAP user id (user ids never hold it)."""
 MAX_REFUSALS_HELD = 100
 """Refused handshakes kept between two front-door ticks for audit; beyond it they are counted."""
 
@@ -69,6 +72,23 @@ class RefusedHandshake:
     """The peer's address as libzmq reports it ('' when it gives none)."""
 
 
+class KeyGate(Protocol):
+    """What the front door asks of the authenticator: refused handshakes to audit, key
+    changes to apply and audit, and whether a frame's key is still registered."""
+
+    def drain_refused(self) -> list[RefusedHandshake]:
+        """Handshakes refused since the last call."""
+        ...
+
+    def reload(self, force: bool = False) -> list[KeyChange]:
+        """Keys registered or revoked since the last call."""
+        ...
+
+    def current(self, user_id: str, key_fingerprint: str) -> bool:
+        """Whether that key is still registered to that user."""
+        ...
+
+
 def _listing(users_dir: Path) -> tuple[tuple[str, int, int], ...]:
     """What the key directory holds, cheaply: names, sizes and modification times."""
     try:
@@ -98,6 +118,7 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         self._fleet_dir = fleet_dir
         self._listed = _listing(self._users_dir)
         self._keys = user_public_keys(fleet_dir)
+        self._current = frozenset((u, fingerprint(k)) for k, u in self._keys.items())
         self._users = users
         self._lock = threading.Lock()
         self._peer = ""
@@ -151,6 +172,7 @@ class UserKeyAuthenticator(ThreadAuthenticator):
             old = self._keys
             self._keys = fresh
             self._listed = listed
+            self._current = frozenset((u, fingerprint(k)) for k, u in fresh.items())
         changes = [
             KeyChange(user, fingerprint(key), KeyChangeKind.REVOKED)
             for key, user in sorted(old.items(), key=lambda kv: kv[1])
@@ -168,7 +190,20 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         with self._lock:
             return self._keys.get(z85_key) == user_id
 
+    def current(self, user_id: str, key_fingerprint: str) -> bool:
+        """Whether the key with this fingerprint is still registered to ``user_id`` (asked by
+        the front door for every frame, so a revoked key's open connections stop at once)."""
+        return (user_id, key_fingerprint) in self._current
+
     def curve_user_id(self, client_public_key: bytes) -> str:
-        """The ZAP user id for a key: the registered user's id."""
+        """The ZAP user id for a key: ``<user id>/<key fingerprint>``; the front door reads the
+        user id from every frame and checks the key is still registered."""
+        key = z85.encode(client_public_key)
         with self._lock:
-            return self._keys[z85.encode(client_public_key)]
+            return f"{self._keys[key]}{ZAP_ID_SEP}{fingerprint(key)}"
+
+
+def split_zap_id(zap_id: str) -> tuple[str, str]:
+    """(user id, key fingerprint) of a ZAP user id made by ``curve_user_id``."""
+    user_id, _, key_fingerprint = zap_id.partition(ZAP_ID_SEP)
+    return user_id, key_fingerprint

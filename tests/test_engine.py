@@ -396,10 +396,21 @@ def test_repeated_refusals_raise_a_security_alert() -> None:
 
 def test_refused_handshakes_raise_a_security_alert() -> None:
     eng = _engine()
-    alerts = []
+    audited = []
     for n in range(6):
-        alerts += eng.on_handshake_refused("AbCdEf", T0 + n).audit
-    assert [a.kind for a in alerts] == ["security_alert"]
+        audited += eng.on_handshake_refused("AbCdEf", T0 + n, "127.0.0.1").audit
+    assert [a.kind for a in audited if a.kind == "security_alert"] == ["security_alert"]
+
+
+def test_every_refused_handshake_is_audited_with_its_key_fingerprint_and_address() -> None:
+    eng = _engine()
+    audited = [
+        a for n in range(3) for a in eng.on_handshake_refused("ab12cd34", T0 + n, "10.9.8.7").audit
+    ]
+    refused = [a for a in audited if a.kind == "handshake_refused"]
+    assert len(refused) == 3
+    assert all("ab12cd34" in a.reason and "10.9.8.7" in a.reason for a in refused)
+    assert {a.code for a in refused} == {"E1"}
 
 
 # ---- traffic management --------------------------------------------------------------------

@@ -140,3 +140,74 @@ def test_a_suspended_users_key_is_refused_although_registered(tmp_path: Path) ->
         assert auth.holds("carol", public)
     finally:
         ctx.term()
+
+
+def test_on_a_running_hub_a_new_key_is_served_a_revoked_one_is_cut_off_and_both_are_audited(
+    tmp_path: Path,
+) -> None:
+    from contextlib import closing
+
+    from actors.live import HubSettings, LiveHub
+    from actors.store import open_store
+    from sdk.client import HubClient
+    from sdk.keys import KeyPair
+    from tests.live_support import make_fleet, supplier_meter
+
+    fleet_dir = tmp_path / "fleet"
+    fleet = make_fleet(fleet_dir, sites=40, seed=5)
+    user, meter = supplier_meter(fleet)
+    users_dir = keys_dir(fleet_dir) / "users"
+    for name in (f"{user}.key", f"{user}.key_secret"):  # the user starts without a key
+        (users_dir / name).rename(tmp_path / name)
+    own = tmp_path / "own"
+    own.mkdir()
+    zmq.auth.create_certificates(str(own), user)  # and generates a pair of its own
+    public, secret = zmq.auth.load_certificate(str(own / f"{user}.key_secret"))
+    assert secret is not None
+    settings = HubSettings(
+        fleet_dir=fleet_dir, data_dir=tmp_path / "data", endpoint="tcp://127.0.0.1:0", tick_s=0.1
+    )
+    hub = LiveHub(settings, fleet).start()
+    clients: list[HubClient] = []
+    try:
+        hub_public = hub_keypair(fleet_dir).public
+        early = HubClient(hub.endpoint, hub_public, KeyPair(public, secret))
+        clients.append(early)
+        early.submit("k-0", Role.IS, "4.1.1", meter.device_id)
+        wait_until(lambda: hub.handshakes_refused >= 1, 20, "the unregistered key refused")
+
+        (users_dir / f"{user}.key").write_bytes((own / f"{user}.key").read_bytes())
+
+        def audited(kind: str) -> bool:
+            with closing(open_store(settings.data_dir, read_only=True)) as store:
+                return any(r.kind.value == kind for r in store.audit_records(limit=100_000))
+
+        # libzmq does not retry a handshake the hub refused: connect once the hub has the key
+        wait_until(lambda: audited("key_registered"), 20, "the new key registered")
+        client = HubClient(hub.endpoint, hub_public, KeyPair(public, secret))
+        clients.append(client)
+        client.connect(20)  # the running hub picked the key up
+        assert client.request(Role.IS, "4.1.1", meter.device_id).code.value == "I99"
+
+        (users_dir / f"{user}.key").unlink()
+        refused = None
+        for _ in range(100):  # until the hub's next tick has re-read the key directory
+            answer = client.request(Role.IS, "4.1.1", meter.device_id)
+            if answer.code.value == "E1":
+                refused = answer
+                break
+        assert refused is not None
+        assert "revoked" in refused.reason
+    finally:
+        for c in clients:
+            c.close()
+        hub.stop()
+    with closing(open_store(settings.data_dir, read_only=True)) as store:
+        kinds = [r.kind.value for r in store.audit_records(limit=100_000)]
+        refusal = next(
+            r for r in store.audit_records(limit=100_000) if r.kind.value == "handshake_refused"
+        )
+    assert "key_registered" in kinds
+    assert "key_revoked" in kinds
+    assert fingerprint(public) in refusal.reason
+    assert "127.0.0.1" in refusal.reason

@@ -48,6 +48,9 @@ class AuditKind(StrEnum):
     SCHEDULE_FIRING = "schedule_firing"
     UNSOLICITED_RESPONSE = "unsolicited_response"
     INTEGRITY_FAILURE = "integrity_failure"
+    HANDSHAKE_REFUSED = "handshake_refused"
+    KEY_REGISTERED = "key_registered"
+    KEY_REVOKED = "key_revoked"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import validate_params
 from hub.reference.standard import DeviceCommand
+from hub.reference.text import bounded
 
 
 def seq_of(command_id: str) -> int | None:
@@ -55,6 +56,18 @@ class RequestPipeline(DeliveryEngine):
         if isinstance(msg, wire.SetThresholds):
             return self.on_set_thresholds(user_id, msg, now)
         return self.on_hello(user_id, msg.max_in_flight, now)
+
+    def on_frame_with_revoked_key(self, user_id: str, frame: bytes, now: float) -> Effects:
+        """A frame arrived on a connection whose CURVE key was revoked after its handshake:
+        refuse it (E1), whatever it holds, and audit it; nothing else is decided."""
+        try:
+            request_id = getattr(wire.decode_from_user(frame), "request_id", None)
+        except wire.WireError as err:
+            request_id = err.request_id
+        reason = "this connection's CURVE key has been revoked; connect with a registered key"
+        return self._refuse_frame(
+            user_id, request_id, ResponseCode.E1, reason, now, AuditKind.KEY_REVOKED
+        )
 
     def _refuse_frame(
         self,
@@ -242,11 +255,43 @@ class RequestPipeline(DeliveryEngine):
             ]
         )
 
-    def on_handshake_refused(self, key: str, now: float) -> Effects:
-        """The transport refused a CURVE handshake (unknown or suspended key)."""
-        effects = Effects()
-        self._security(self.security.on_handshake_refused(key, now), now, effects)
+    def on_handshake_refused(self, fingerprint: str, now: float, address: str = "") -> Effects:
+        """The transport refused a CURVE handshake (unknown, revoked or suspended key): audit
+        it with the key's fingerprint and the peer's address, and count it for security
+        monitoring. (The transport bounds how many it reports per tick.)"""
+        where = f" from {bounded(address, 64)}" if address else ""
+        effects = Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    None,
+                    AuditKind.HANDSHAKE_REFUSED,
+                    code=ResponseCode.E1.value,
+                    reason=f"CURVE key {bounded(fingerprint, 64)} refused{where}",
+                )
+            ]
+        )
+        self._security(self.security.on_handshake_refused(fingerprint, now), now, effects)
         return effects
+
+    def on_key_change(
+        self, user_id: str, fingerprint: str, registered: bool, now: float
+    ) -> Effects:
+        """A user's public key was registered or revoked on the running hub: audit it."""
+        kind = AuditKind.KEY_REGISTERED if registered else AuditKind.KEY_REVOKED
+        verb = "registered" if registered else "revoked"
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    user_id,
+                    kind,
+                    reason=f"CURVE key {bounded(fingerprint, 64)} {verb}",
+                )
+            ]
+        )
 
     def _audit_pair(
         self, now: float, user_id: str, req: wire.ServiceRequest, code: ResponseCode, reason: str
