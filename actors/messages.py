@@ -15,36 +15,24 @@ from hub.reference.standard import Uplink
 
 @dataclass(frozen=True, slots=True)
 class Encode:
-    """Front door -> head-end: translate this command and send it to its comms hub."""
+    """Front door -> head-end: send this command on to its comms hub's pool."""
 
     dispatch: Dispatch
+    """The engine's decision: command, head-end type, comms hub and priority."""
 
 
 @dataclass(frozen=True, slots=True)
-class Transmit:
-    """Head-end -> comms hub pool: carry this vendor frame to the device over the WAN."""
+class Offer:
+    """Head-end -> comms hub pool: carry this command to its device (the pool's line encodes
+    it, crosses the WAN and brings the answer back)."""
 
-    frame: bytes
-    """The vendor-format command frame."""
-    command_id: str
-    device_id: str
-    comms_hub: str
-    head_end: str
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class UplinkFrame:
-    """Comms hub pool -> head-end: a vendor frame received from a device."""
-
-    frame: bytes
-    comms_hub: str
-    head_end: str
+    dispatch: Dispatch
+    """The engine's decision: command, head-end type, comms hub and priority."""
 
 
 @dataclass(frozen=True, slots=True)
 class Decoded:
-    """Head-end -> front door: a standard response or alert decoded from a device frame."""
+    """Comms hub pool -> front door: a standard response or alert decoded from a device frame."""
 
     uplink: Uplink
 
@@ -61,7 +49,7 @@ class DeviceFailure:
 
 @dataclass(frozen=True, slots=True)
 class IntegrityFailure:
-    """Head-end -> front door: a frame from a comms hub failed its integrity check."""
+    """Comms hub pool -> front door: a frame from a comms hub failed its integrity check."""
 
     comms_hub: str
     head_end: str
