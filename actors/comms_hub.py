@@ -3,7 +3,8 @@
 Decides: nothing about the carrying itself; each comms hub's ``simfield.line.Line`` (the same
 one the simulator drives) decides the order, the WAN outcome, the device's answer and every
 failure. The pool only waits: WAN delays and future-dated wake-ups become timers that tell
-the pool when they are over, and the line's answers go to the front door.
+the pool when they are over, the devices' frames go to the head-end actors for decoding
+(``simfield.line.decode``), and failures go to the front door.
 Must never: block its thread waiting for the WAN (delays are timers), or make a decision the
 line makes.
 
@@ -25,7 +26,7 @@ from typing import Any
 
 import pykka
 
-from actors.messages import Decoded, DeviceFailure, IntegrityFailure, Offer
+from actors.messages import Decoded, DeviceFailure, IntegrityFailure, Offer, UplinkFrame
 from actors.timers import TimerService
 from actors.uplinks import Uplinks, UplinkSender
 from hub.headends.base import HeadEnd
@@ -33,6 +34,7 @@ from hub.reference.standard import DeviceAlert
 from simfield.line import (
     MAX_QUEUE_PER_HUB,
     Action,
+    Decode,
     Deliver,
     DeviceHost,
     Fail,
@@ -87,6 +89,7 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         self,
         host_for: Callable[[str], DeviceHost],
         codecs: Mapping[str, HeadEnd],
+        head_ends: Mapping[str, Any],
         uplinks: Uplinks,
         timers: TimerService,
         wan: WanProfile,
@@ -96,6 +99,7 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         super().__init__()
         self._host_for = host_for
         self._codecs = codecs
+        self._head_ends = head_ends
         self._uplinks = uplinks
         self._timers = timers
         self._wan = wan
@@ -115,7 +119,12 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         line = self._lines.get(comms_hub)
         if line is None:
             line = self._lines[comms_hub] = Line(
-                comms_hub, self._host_for(comms_hub), self._codecs, self._wan, self._rng
+                comms_hub,
+                self._host_for(comms_hub),
+                self._codecs,
+                self._wan,
+                self._rng,
+                decode_uplinks=False,  # the head-end actors decode
             )
         return line
 
@@ -141,8 +150,8 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         todo = deque(actions)
         while todo:
             a = todo.popleft()
-            if isinstance(a, Deliver):
-                push(Decoded(a.uplink))
+            if isinstance(a, Decode):
+                self._head_ends[a.head_end].tell(UplinkFrame(a.frame, a.comms_hub))
             elif isinstance(a, Wait):
                 if a.delay_s <= 0.0:  # no WAN delay: no timer, carry on at once
                     todo.extend(self._lines[a.comms_hub].arrived(a.token, self._clock()))
@@ -151,6 +160,8 @@ class CommsHubPoolActor(pykka.ThreadingActor):
                     self._timers.call_later(a.delay_s, tell)
             elif isinstance(a, Fail):
                 push(DeviceFailure(a.command_id, a.code, a.reason))
+            elif isinstance(a, Deliver):
+                push(Decoded(a.uplink))
             elif isinstance(a, Integrity):
                 push(IntegrityFailure(a.comms_hub, a.head_end, a.reason))
             elif isinstance(a, WakeAt):

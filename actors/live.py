@@ -124,7 +124,9 @@ class LiveHub:
         self._timers = TimerService()
         uplink = Uplinks(ctx, f"inproc://dcc-uplink-{next(_instances)}")
         codecs = load_head_ends()
-        self._head_ends = {name: HeadEndActor.start(codec, []) for name, codec in codecs.items()}
+        self._head_ends = {
+            name: HeadEndActor.start(codec, [], uplink) for name, codec in codecs.items()
+        }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
             fleet.inventory, fleet.registration, fleet.payment_modes, s.seed, self._clock()
@@ -133,6 +135,7 @@ class LiveHub:
             CommsHubPoolActor.start(
                 host_for,
                 codecs,
+                self._head_ends,
                 uplink,
                 self._timers,
                 s.wan,

@@ -31,8 +31,18 @@ class Offer:
 
 
 @dataclass(frozen=True, slots=True)
+class UplinkFrame:
+    """Comms hub pool -> head-end: a vendor frame received from a device, to decode."""
+
+    frame: bytes
+    """The vendor frame."""
+    comms_hub: str
+    """The comms hub it came from (integrity failures name it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Decoded:
-    """Comms hub pool -> front door: a standard response or alert decoded from a device frame."""
+    """Head-end -> front door: a standard response or alert decoded from a device frame."""
 
     uplink: Uplink
 
@@ -49,7 +59,7 @@ class DeviceFailure:
 
 @dataclass(frozen=True, slots=True)
 class IntegrityFailure:
-    """Comms hub pool -> front door: a frame from a comms hub failed its integrity check."""
+    """Head-end -> front door: a frame from a comms hub failed its integrity check."""
 
     comms_hub: str
     head_end: str

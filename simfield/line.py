@@ -8,7 +8,9 @@ response E21), the device's reading of the frame (a frame it cannot read answers
 devices' answer (no power: E21; any other fault of a simulated device: E21, and the line goes
 on), the uplink of the response and of every alert through the head-end's format (a frame that
 fails its integrity check is reported with the comms hub id, never passed on), and the wake-up
-that lets a future-dated command run on the device at its time.
+that lets a future-dated command run on the device at its time. A driver that spreads the hub's
+side of decoding over other threads builds its lines with ``decode_uplinks=False`` and calls
+``decode`` itself, the same function the line calls otherwise.
 Must never: wait, sleep, read a clock, start a thread or timer, or touch a socket: time comes in
 as ``now``, and waiting is an action the driver performs (``Wait``, ``WakeAt``), so the live
 actor waits with timers and the simulator with ``env.timeout``.
@@ -134,6 +136,20 @@ class Lost:
 
 
 @dataclass(frozen=True, slots=True)
+class Decode:
+    """Decode a device frame with its head-end on whichever thread the driver spreads that cost
+    to: ``decode(codec, comms_hub, frame)`` gives the ``Deliver`` or ``Integrity`` to perform.
+    Only lines built with ``decode_uplinks=False`` ask for it."""
+
+    comms_hub: str
+    """The comms hub the frame came from."""
+    head_end: str
+    """The head-end type that decodes it."""
+    frame: bytes
+    """The vendor frame, as the devices sent it."""
+
+
+@dataclass(frozen=True, slots=True)
 class WakeAt:
     """At time ``at``, call ``wake(now)`` on the comms hub's line."""
 
@@ -143,11 +159,22 @@ class WakeAt:
     """When, epoch seconds (in the driver's time)."""
 
 
-Action: TypeAlias = Wait | Carried | Deliver | Fail | Integrity | Lost | WakeAt
+Action: TypeAlias = Wait | Carried | Deliver | Fail | Integrity | Lost | Decode | WakeAt
 """Everything a line asks of its driver."""
 
 
 # ---- the state machine ----------------------------------------------------------------------
+
+
+def decode(codec: HeadEnd, comms_hub: str, frame: bytes) -> Deliver | Integrity:
+    """The hub's side of an uplink: the decoded message, or the integrity failure to report
+    (with the comms hub id); a frame that fails its check is never passed on."""
+    try:
+        return Deliver(codec.decode_uplink(frame))
+    except IntegrityError as err:
+        return Integrity(comms_hub, codec.name, f"integrity check failed: {err}")
+    except FrameError as err:
+        return Integrity(comms_hub, codec.name, f"malformed frame: {err}")
 
 
 class LineState(Enum):
@@ -195,6 +222,7 @@ class Line:
 
     __slots__ = (
         "_codecs",
+        "_decode",
         "_flight",
         "_max_queue",
         "_order",
@@ -216,6 +244,7 @@ class Line:
         wan: WanProfile,
         rng: random.Random,
         max_queue: int = MAX_QUEUE_PER_HUB,
+        decode_uplinks: bool = True,
     ) -> None:
         self.comms_hub = comms_hub
         """The comms hub this line serves (integrity failures are reported with it)."""
@@ -229,6 +258,7 @@ class Line:
         self._wan = wan
         self._rng = rng
         self._max_queue = max_queue
+        self._decode = decode_uplinks
         self._queue: list[tuple[int, int, _Queued]] = []
         self._order = itertools.count()
         self._tokens = itertools.count(1)
@@ -374,9 +404,6 @@ class Line:
                     )
                 ]
             return [Lost(self.comms_hub, head_end, str(err))]
-        try:
-            return [Deliver(codec.decode_uplink(frame))]
-        except IntegrityError as err:
-            return [Integrity(self.comms_hub, head_end, f"integrity check failed: {err}")]
-        except FrameError as err:
-            return [Integrity(self.comms_hub, head_end, f"malformed frame: {err}")]
+        if self._decode:
+            return [decode(codec, self.comms_hub, frame)]
+        return [Decode(self.comms_hub, head_end, frame)]

@@ -23,6 +23,7 @@ from simfield.line import (
     MAX_QUEUE_PER_HUB,
     Action,
     Carried,
+    Decode,
     Deliver,
     Fail,
     Integrity,
@@ -32,6 +33,7 @@ from simfield.line import (
     Lost,
     Wait,
     WakeAt,
+    decode,
 )
 from simfield.site import NoAnswerError
 from simfield.wan import LatencyKind, WanProfile
@@ -111,11 +113,19 @@ def _dispatch(command_id: str, priority: int = 5, execute_at: float | None = Non
 
 
 def _line(
-    wan: WanProfile | None = None, max_queue: int = MAX_QUEUE_PER_HUB
+    wan: WanProfile | None = None, max_queue: int = MAX_QUEUE_PER_HUB, decode_uplinks: bool = True
 ) -> tuple[Line, FakeDevices, ScriptedHeadEnd]:
     devices = FakeDevices()
     codec = ScriptedHeadEnd()
-    line = Line(HUB, devices, {"tlv": codec}, wan or WanProfile(), random.Random(1), max_queue)
+    line = Line(
+        HUB,
+        devices,
+        {"tlv": codec},
+        wan or WanProfile(),
+        random.Random(1),
+        max_queue,
+        decode_uplinks,
+    )
     return line, devices, codec
 
 
@@ -330,3 +340,18 @@ def test_an_arrival_out_of_turn_is_the_drivers_mistake() -> None:
     line.arrived(wait.token, T0)
     with pytest.raises(LineUsageError):
         line.arrived(wait.token, T0)  # the same trip cannot end twice
+
+
+def test_a_line_that_leaves_decoding_to_its_driver_hands_back_frames_that_decode_the_same() -> None:
+    here, here_devices, _ = _line()
+    there, devices, codec = _line(decode_uplinks=False)
+    here_devices.raised = devices.raised = [DeviceAlert(DEVICE, "8F35", T0)]
+    expected = _only(_carry_all(here, here.offer(_dispatch("c-1"), T0), T0), Deliver)
+    frames = _only(_carry_all(there, there.offer(_dispatch("c-1"), T0), T0), Decode)
+    assert _only(frames, Deliver) == []
+    assert [f.comms_hub for f in frames] == [HUB, HUB]
+    assert [decode(codec, f.comms_hub, f.frame) for f in frames] == expected
+    codec.tampered = True
+    assert decode(codec, HUB, frames[0].frame) == Integrity(
+        HUB, "tlv", "integrity check failed: tlv head-end: CRC mismatch"
+    )
