@@ -1,75 +1,60 @@
 """Comms hub pool actors: many logical comms hubs hosted on one pykka actor each.
 
-Decides: the order commands reach the devices behind each comms hub (one command at a time
-per comms hub, highest priority first, then first come), and carries each over the WAN model
-(delay, loss with retries, comms hub offline) to the simulated devices, whose frames go back
-to the head-end for decoding.
-Must never: block its thread waiting for the WAN (delays are timers), or let one comms hub's
-queue grow without bound (the engine refuses with H8 before that; the pool enforces a cap too).
+Decides: nothing about the carrying itself; each comms hub's ``simfield.line.Line`` (the same
+one the simulator drives) decides the order, the WAN outcome, the device's answer and every
+failure. The pool only waits: WAN delays and future-dated wake-ups become timers that tell
+the pool when they are over, the devices' frames go to the head-end actors for decoding
+(``simfield.line.decode``), and failures go to the front door.
+Must never: block its thread waiting for the WAN (delays are timers), or make a decision the
+line makes.
 
 pykka gives each actor an OS thread, and thousands of threads collapse under the GIL, so a
 few pool actors host every comms hub: the actor semantics per comms hub (one mailbox order,
-one command in flight) are kept by the per-hub queue below.
+one command in flight) are kept by each comms hub's line.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
-import itertools
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import pykka
 
-from actors.messages import DeviceFailure, Transmit, UplinkFrame
+from actors.messages import Decoded, DeviceFailure, IntegrityFailure, Offer, UplinkFrame
 from actors.timers import TimerService
 from actors.uplinks import Uplinks, UplinkSender
-from hub.headends.base import FrameError, HeadEnd
-from hub.reference.codes import ResponseCode
-from hub.reference.standard import DeviceAlert, DeviceCommand, DeviceResponse
-from simfield.site import NoAnswerError
-from simfield.wan import Outcome, Transit, WanProfile, transit
+from hub.headends.base import HeadEnd
+from hub.reference.standard import DeviceAlert
+from simfield.line import (
+    MAX_QUEUE_PER_HUB,
+    Action,
+    Decode,
+    Deliver,
+    DeviceHost,
+    Fail,
+    Integrity,
+    Line,
+    Lost,
+    Wait,
+    WakeAt,
+)
+from simfield.wan import WanProfile
+
+__all__ = ["MAX_QUEUE_PER_HUB", "CommsHubPoolActor", "DeviceHost", "Inject", "SetOnline"]
 
 log = logging.getLogger(__name__)
-
-MAX_QUEUE_PER_HUB = 256
-"""Commands held per comms hub; the engine's own cap is lower, so this is a safety net."""
-
-
-class DeviceHost(Protocol):
-    """The devices behind one comms hub (a simulated premises)."""
-
-    def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
-        """Run one command; return the response and any alerts it raised."""
-        ...
-
-    def advance(self, now: float) -> list[DeviceAlert]:
-        """Let time pass; return alerts raised meanwhile."""
-        ...
-
-    def head_end_of(self, device_id: str) -> str:
-        """The head-end type of a device at this premises (alerts use its format)."""
-        ...
-
-
-@dataclass(slots=True)
-class _Hub:
-    host: DeviceHost
-    queue: list[tuple[int, int, Transmit]] = field(default_factory=list)
-    busy: bool = False
-    online: bool = True
 
 
 @dataclass(frozen=True, slots=True)
 class _Arrived:
     comms_hub: str
-    transmit: Transmit
-    transit: Transit
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +67,9 @@ class SetOnline:
     """Take a comms hub off the WAN (False) or bring it back (True)."""
 
     comms_hub: str
+    """The comms hub."""
     online: bool
+    """Whether it is on the WAN."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +77,13 @@ class Inject:
     """Apply an event to the devices behind a comms hub (outage, voltage, tamper, ...)."""
 
     comms_hub: str
+    """The comms hub whose devices the event hits."""
     action: Callable[[Any, float], list[DeviceAlert]]
     """Called with the device host and now; returns alerts raised."""
 
 
 class CommsHubPoolActor(pykka.ThreadingActor):
-    """Hosts many comms hubs, each with one command in flight."""
+    """Hosts many comms hubs' lines and performs what they ask: waits and hand-offs."""
 
     def __init__(
         self,
@@ -117,10 +105,8 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         self._wan = wan
         self._rng = random.Random(seed)
         self._clock = clock
-        self._hubs: dict[str, _Hub] = {}
-        self._order = itertools.count()
+        self._lines: dict[str, Line] = {}
         self._push: UplinkSender | None = None
-        self.executed = 0
 
     def on_start(self) -> None:
         self._push = self._uplinks.sender()
@@ -129,118 +115,58 @@ class CommsHubPoolActor(pykka.ThreadingActor):
         if self._push is not None:
             self._push.close()
 
-    def _hub(self, comms_hub: str) -> _Hub:
-        hub = self._hubs.get(comms_hub)
-        if hub is None:
-            hub = self._hubs[comms_hub] = _Hub(self._host_for(comms_hub))
-        return hub
+    def _line(self, comms_hub: str) -> Line:
+        line = self._lines.get(comms_hub)
+        if line is None:
+            line = self._lines[comms_hub] = Line(
+                comms_hub,
+                self._host_for(comms_hub),
+                self._codecs,
+                self._wan,
+                self._rng,
+                decode_uplinks=False,  # the head-end actors decode
+            )
+        return line
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Transmit):
-            self._enqueue(message)
+        if isinstance(message, Offer):
+            d = message.dispatch
+            self._perform(self._line(d.comms_hub).offer(d, self._clock()))
         elif isinstance(message, _Arrived):
-            self._arrived(message)
+            line = self._lines[message.comms_hub]
+            self._perform(line.arrived(message.token, self._clock()))
         elif isinstance(message, _Wake):
-            self._wake(message.comms_hub)
+            self._perform(self._line(message.comms_hub).wake(self._clock()))
         elif isinstance(message, SetOnline):
-            self._hub(message.comms_hub).online = message.online
+            self._perform(self._line(message.comms_hub).set_online(message.online))
         elif isinstance(message, Inject):
-            hub = self._hub(message.comms_hub)
-            self._uplink_alerts(message.comms_hub, message.action(hub.host, self._clock()), hub)
+            line = self._line(message.comms_hub)
+            self._perform(line.inject(message.action, self._clock()))
         return None
 
-    def _enqueue(self, t: Transmit) -> None:
-        hub = self._hub(t.comms_hub)
-        if len(hub.queue) >= MAX_QUEUE_PER_HUB:
-            self._send(
-                DeviceFailure(t.command_id, ResponseCode.E20, f"comms hub {t.comms_hub} queue full")
-            )
-            return
-        heapq.heappush(hub.queue, (t.priority, next(self._order), t))
-        if not hub.busy:
-            self._start_next(t.comms_hub, hub)
-
-    def _start_next(self, comms_hub: str, hub: _Hub) -> None:
-        while hub.queue and not hub.busy:
-            _, _, t = heapq.heappop(hub.queue)
-            trip = transit(self._wan, self._rng, reachable=hub.online)
-            hub.busy = True
-            if trip.delay_s <= 0.0:
-                self._arrived(_Arrived(comms_hub, t, trip))
-            else:
-                self._timers.call_later(
-                    trip.delay_s,
-                    functools.partial(self.actor_ref.tell, _Arrived(comms_hub, t, trip)),
-                )
-
-    def _arrived(self, a: _Arrived) -> None:
-        hub = self._hubs[a.comms_hub]
-        t = a.transmit
-        try:
-            if a.transit.outcome is Outcome.UNREACHABLE:
-                self._send(
-                    DeviceFailure(
-                        t.command_id,
-                        ResponseCode.E20,
-                        f"comms hub {a.comms_hub} unreachable on the WAN",
-                    )
-                )
-            elif a.transit.outcome is Outcome.NO_RESPONSE:
-                self._send(
-                    DeviceFailure(
-                        t.command_id,
-                        ResponseCode.E21,
-                        f"no response after {a.transit.attempts} attempts",
-                    )
-                )
-            else:
-                self._execute(a.comms_hub, hub, t)
-        finally:
-            hub.busy = False
-            self._start_next(a.comms_hub, hub)
-
-    def _execute(self, comms_hub: str, hub: _Hub, t: Transmit) -> None:
-        codec = self._codecs[t.head_end]
-        now = self._clock()
-        try:
-            cmd = codec.decode_command(t.frame)  # the device's side of the head-end format
-        except FrameError as err:
-            self._send(
-                DeviceFailure(
-                    t.command_id, ResponseCode.E21, f"device could not read the command: {err}"
-                )
-            )
-            return
-        try:
-            alerts = hub.host.advance(now)
-            response, raised = hub.host.execute(cmd, now)
-        except NoAnswerError as err:
-            self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"no response: {err}"))
-            return
-        except Exception as err:  # a fault in one simulated device must not stop the pool
-            log.exception("simulated device failed on command %s", t.command_id)
-            self._send(DeviceFailure(t.command_id, ResponseCode.E21, f"device fault: {err}"))
-            return
-        self.executed += 1
-        head_end = self._head_ends[t.head_end]
-        head_end.tell(UplinkFrame(codec.encode_uplink(response), comms_hub, t.head_end))
-        self._uplink_alerts(comms_hub, alerts + raised, hub)
-        if cmd.execute_at is not None and cmd.execute_at > now:
-            ref = self.actor_ref
-            self._timers.call_later(
-                cmd.execute_at - now + 0.001, lambda: ref.tell(_Wake(comms_hub))
-            )
-
-    def _wake(self, comms_hub: str) -> None:
-        hub = self._hub(comms_hub)
-        self._uplink_alerts(comms_hub, hub.host.advance(self._clock()), hub)
-
-    def _uplink_alerts(self, comms_hub: str, alerts: list[DeviceAlert], hub: _Hub) -> None:
-        for alert in alerts:
-            name = hub.host.head_end_of(alert.device_id)
-            frame = self._codecs[name].encode_uplink(alert)
-            self._head_ends[name].tell(UplinkFrame(frame, comms_hub, name))
-
-    def _send(self, obj: object) -> None:
+    def _perform(self, actions: list[Action]) -> None:
         assert self._push is not None
-        self._push.post(obj)
+        push = self._push.post
+        todo = deque(actions)
+        while todo:
+            a = todo.popleft()
+            if isinstance(a, Decode):
+                self._head_ends[a.head_end].tell(UplinkFrame(a.frame, a.comms_hub))
+            elif isinstance(a, Wait):
+                if a.delay_s <= 0.0:  # no WAN delay: no timer, carry on at once
+                    todo.extend(self._lines[a.comms_hub].arrived(a.token, self._clock()))
+                else:
+                    tell = functools.partial(self.actor_ref.tell, _Arrived(a.comms_hub, a.token))
+                    self._timers.call_later(a.delay_s, tell)
+            elif isinstance(a, Fail):
+                push(DeviceFailure(a.command_id, a.code, a.reason))
+            elif isinstance(a, Deliver):
+                push(Decoded(a.uplink))
+            elif isinstance(a, Integrity):
+                push(IntegrityFailure(a.comms_hub, a.head_end, a.reason))
+            elif isinstance(a, WakeAt):
+                tell = functools.partial(self.actor_ref.tell, _Wake(a.comms_hub))
+                self._timers.call_later(max(0.0, a.at - self._clock()), tell)
+            elif isinstance(a, Lost):
+                log.warning("alert from %s lost: %s: %s", a.comms_hub, a.head_end, a.reason)
+            # Carried: the live hub keeps no WAN byte counts

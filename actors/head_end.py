@@ -1,8 +1,11 @@
-"""Head-end actors: one per head-end type, translating between standard and vendor messages.
+"""Head-end actors: one per head-end type, the front door's entrance to the comms hub pools
+and the hub's side of the devices' frames.
 
-Decides: nothing about access or delivery; it encodes commands with its head-end plugin and
-sends them to the comms hub pool, and decodes device frames into standard responses and
-alerts for the front door. A frame that fails its integrity check is reported, never passed on.
+Decides: which comms hub pool actor hosts a comms hub (a stable hash), and sends each command
+of its head-end type there (the comms hub's line, ``simfield.line``, encodes it); decodes the
+frames the lines hand back with ``simfield.line.decode``, the same function the simulator's
+lines call, so a frame that fails its integrity check is reported with the comms hub id and
+never passed on. Decoding here spreads the head-end cost over more threads than the pools.
 Must never: share its uplink socket with another thread (it creates it in its own thread).
 """
 
@@ -14,10 +17,10 @@ from typing import Any
 
 import pykka
 
-from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure, Transmit, UplinkFrame
+from actors.messages import Decoded, Encode, IntegrityFailure, Offer, UplinkFrame
 from actors.uplinks import Uplinks, UplinkSender
-from hub.headends.base import FrameError, HeadEnd, HeadEndError, IntegrityError
-from hub.reference.codes import ResponseCode
+from hub.headends.base import HeadEnd
+from simfield.line import Deliver, decode
 
 
 def pool_index(comms_hub: str, pools: int) -> int:
@@ -26,21 +29,14 @@ def pool_index(comms_hub: str, pools: int) -> int:
 
 
 class HeadEndActor(pykka.ThreadingActor):
-    """Translates for one head-end type."""
+    """Routes the commands of one head-end type and decodes its devices' frames."""
 
-    def __init__(
-        self,
-        head_end: HeadEnd,
-        pools: Sequence[Any],
-        uplinks: Uplinks,
-    ) -> None:
+    def __init__(self, head_end: HeadEnd, pools: Sequence[Any], uplinks: Uplinks) -> None:
         super().__init__()
         self.head_end = head_end
         self._pools = list(pools)
         self._uplinks = uplinks
         self._push: UplinkSender | None = None
-        self.encoded = 0
-        self.decoded = 0
 
     def on_start(self) -> None:
         self._push = self._uplinks.sender()
@@ -55,57 +51,13 @@ class HeadEndActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Encode):
-            self._encode(message)
+            d = message.dispatch
+            self._pools[pool_index(d.comms_hub, len(self._pools))].tell(Offer(d))
         elif isinstance(message, UplinkFrame):
-            self._decode(message)
+            assert self._push is not None
+            result = decode(self.head_end, message.comms_hub, message.frame)
+            if isinstance(result, Deliver):
+                self._push.post(Decoded(result.uplink))
+            else:
+                self._push.post(IntegrityFailure(result.comms_hub, result.head_end, result.reason))
         return None
-
-    def _encode(self, message: Encode) -> None:
-        d = message.dispatch
-        try:
-            frame = self.head_end.encode_command(d.command)
-        except HeadEndError as err:
-            # the engine validated the command; a head-end that cannot encode it is a fault
-            # of the plugin: answer the request rather than lose it
-            self._send(
-                DeviceFailure(
-                    d.command.command_id,
-                    ResponseCode.E20,
-                    f"head-end {self.head_end.name} cannot encode: {err}",
-                )
-            )
-            return
-        self.encoded += 1
-        pool = self._pools[pool_index(d.comms_hub, len(self._pools))]
-        pool.tell(
-            Transmit(
-                frame,
-                d.command.command_id,
-                d.command.device_id,
-                d.comms_hub,
-                d.head_end,
-                d.priority,
-            )
-        )
-
-    def _decode(self, message: UplinkFrame) -> None:
-        try:
-            uplink = self.head_end.decode_uplink(message.frame)
-        except IntegrityError as err:
-            self._send(
-                IntegrityFailure(
-                    message.comms_hub, self.head_end.name, f"integrity check failed: {err}"
-                )
-            )
-            return
-        except FrameError as err:
-            self._send(
-                IntegrityFailure(message.comms_hub, self.head_end.name, f"malformed frame: {err}")
-            )
-            return
-        self.decoded += 1
-        self._send(Decoded(uplink))
-
-    def _send(self, obj: object) -> None:
-        assert self._push is not None
-        self._push.post(obj)

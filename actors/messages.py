@@ -15,31 +15,29 @@ from hub.reference.standard import Uplink
 
 @dataclass(frozen=True, slots=True)
 class Encode:
-    """Front door -> head-end: translate this command and send it to its comms hub."""
+    """Front door -> head-end: send this command on to its comms hub's pool."""
 
     dispatch: Dispatch
+    """The engine's decision: command, head-end type, comms hub and priority."""
 
 
 @dataclass(frozen=True, slots=True)
-class Transmit:
-    """Head-end -> comms hub pool: carry this vendor frame to the device over the WAN."""
+class Offer:
+    """Head-end -> comms hub pool: carry this command to its device (the pool's line encodes
+    it, crosses the WAN and brings the answer back)."""
 
-    frame: bytes
-    """The vendor-format command frame."""
-    command_id: str
-    device_id: str
-    comms_hub: str
-    head_end: str
-    priority: int
+    dispatch: Dispatch
+    """The engine's decision: command, head-end type, comms hub and priority."""
 
 
 @dataclass(frozen=True, slots=True)
 class UplinkFrame:
-    """Comms hub pool -> head-end: a vendor frame received from a device."""
+    """Comms hub pool -> head-end: a vendor frame received from a device, to decode."""
 
     frame: bytes
+    """The vendor frame."""
     comms_hub: str
-    head_end: str
+    """The comms hub it came from (integrity failures name it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ they do live; answers go back to the connection the frame came from, pushed deli
 user's latest connection that said Hello (falling back to earlier ones, held for the next Hello
 when none is left) by the same routing policy as the live front door; frames reach a
 connection at once; a user's default connection acknowledges after a configurable delay, other
-connections keep what they get in an inbox until asked; commands wait their turn at their
-comms hub (one at a time, highest priority first), cross the WAN model of the site's region, are
-translated by the same head-end formats as live, and run on the same simulated devices; the
+connections keep what they get in an inbox until asked; commands are carried by each comms
+hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
+head-end formats, the WAN model of the site's region, the simulated devices, every failure),
+and this driver only waits in simulated time and counts commands and WAN bytes per cell; the
 engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
@@ -17,6 +18,7 @@ the store is the engine's own memory, so a run is reproducible from its seed.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections import deque
@@ -29,19 +31,19 @@ import simpy
 
 from hub import wire
 from hub.engine import Dispatch, Effects, EngineConfig, HubEngine
-from hub.headends.base import FrameError, HeadEnd
+from hub.headends.base import HeadEnd
 from hub.policies.access import AccessContext
 from hub.policies.connections import DeliveryRoutes
 from hub.policies.sla import SlaRecord
 from hub.reference.catalogue import CATALOGUE
-from hub.reference.codes import ResponseCode
 from hub.reference.parties import User
-from hub.reference.standard import DeviceAlert, DeviceCommand
+from hub.reference.standard import DeviceAlert
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
-from simfield.site import FieldBuilder, NoAnswerError, SiteHost
-from simfield.wan import Outcome, WanProfile, transit
+from simfield.line import Action, Carried, Deliver, Fail, Integrity, Line, Lost, Wait, WakeAt
+from simfield.site import FieldBuilder, SiteHost
+from simfield.wan import WanProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +117,8 @@ class Connection:
 
 @dataclass(slots=True)
 class _Hub:
-    host: SiteHost
-    line: simpy.PriorityResource
-    region: str
-    online: bool = True
+    line: Line
+    cell: str
 
 
 class Simulation:
@@ -156,6 +156,7 @@ class Simulation:
             "uplinks": 0,
             "frames_to_users": 0,
             "expired": 0,
+            "lost_alerts": 0,
         }
         self.sla: list[SlaRecord] = []
         """Every response's timing, for SLA reports."""
@@ -230,12 +231,11 @@ class Simulation:
         self, comms_hub: str, action: Callable[[SiteHost, float], list[DeviceAlert]]
     ) -> None:
         """Apply an event (outage, voltage excursion, tamper) to a site's devices now."""
-        hub = self._hub(comms_hub)
-        self._uplink_alerts(hub, action(hub.host, self.env.now))
+        self._perform(self._hub(comms_hub).line.inject(action, self.env.now))
 
     def set_online(self, comms_hub: str, online: bool) -> None:
         """Take a comms hub off the WAN, or bring it back."""
-        self._hub(comms_hub).online = online
+        self._perform(self._hub(comms_hub).line.set_online(online))
 
     # ---- the engine's effects ---------------------------------------------------------------------
 
@@ -253,7 +253,7 @@ class Simulation:
             elif source is not None:
                 self._deliver(source, send.payload)  # an answer lost here is resubmitted
         for d in effects.dispatch:
-            self.env.process(self._carry(d))
+            self._carry(d)
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
@@ -314,85 +314,56 @@ class Simulation:
         hub = self._hubs.get(comms_hub)
         if hub is None:
             site = self._site_of[comms_hub]
-            hub = self._hubs[comms_hub] = _Hub(
-                self._field(comms_hub), simpy.PriorityResource(self.env, capacity=1), site.region
-            )
+            profile = self.config.wan.get(site.region, WanProfile())
+            line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, self._rng)
+            hub = self._hubs[comms_hub] = _Hub(line, site.cell)
         return hub
 
-    def _carry(self, d: Dispatch) -> Generator[simpy.Event, Any, None]:
-        """One command: wait for its comms hub, cross the WAN, run on the device, come back."""
-        hub = self._hub(d.comms_hub)
-        with hub.line.request(priority=d.priority) as turn:
-            yield turn
-            profile = self.config.wan.get(hub.region, WanProfile())
-            trip = transit(profile, self._rng, reachable=hub.online)
-            if trip.delay_s > 0:
-                yield self.env.timeout(trip.delay_s)
-            now = self.env.now
-            cmd_id = d.command.command_id
-            if trip.outcome is Outcome.UNREACHABLE:
-                self._apply(
-                    self.engine.on_device_failure(
-                        cmd_id,
-                        ResponseCode.E20,
-                        f"comms hub {d.comms_hub} unreachable on the WAN",
-                        now,
-                    )
-                )
-                return
-            if trip.outcome is Outcome.NO_RESPONSE:
-                self._apply(
-                    self.engine.on_device_failure(
-                        cmd_id, ResponseCode.E21, f"no response after {trip.attempts} attempts", now
-                    )
-                )
-                return
-            codec = self._codecs[d.head_end]
-            self.counters["commands"] += 1
-            frame = codec.encode_command(d.command)
-            cell = self._site_of[d.comms_hub].cell
-            slot = (cell, int((now - self.config.start) // self.interval_s))
-            self.cell_bytes[slot] = self.cell_bytes.get(slot, 0) + len(frame)
-            cmd = codec.decode_command(frame)
-            try:
-                alerts = hub.host.advance(now)
-                response, raised = hub.host.execute(cmd, now)
-            except NoAnswerError as err:
-                self._apply(
-                    self.engine.on_device_failure(
-                        cmd_id, ResponseCode.E21, f"no response: {err}", now
-                    )
-                )
-                return
-            self._uplink(hub, d.head_end, response)
-            self._uplink_alerts(hub, alerts + raised)
-            if cmd.execute_at is not None and cmd.execute_at > now:
-                self.env.process(self._wake(hub, cmd))
+    def _carry(self, d: Dispatch) -> None:
+        """One command offered to its comms hub's line (the same line the live hub drives)."""
+        self._perform(self._hub(d.comms_hub).line.offer(d, self.env.now))
 
-    def _wake(self, hub: _Hub, cmd: DeviceCommand) -> Generator[simpy.Event, Any, None]:
-        assert cmd.execute_at is not None
-        yield self.env.timeout(cmd.execute_at - self.env.now + 0.001)
-        self._uplink_alerts(hub, hub.host.advance(self.env.now))
-
-    def _uplink(self, hub: _Hub, head_end: str, msg: Any) -> None:
-        codec = self._codecs[head_end]
-        self.counters["uplinks"] += 1
+    def _perform(self, actions: list[Action]) -> None:
+        """Do what a line asks: wait in simulated time, count, and hand answers to the engine."""
         now = self.env.now
-        try:
-            decoded = codec.decode_uplink(codec.encode_uplink(msg))
-        except FrameError as err:
-            self._apply(
-                self.engine.on_integrity_failure(hub.host.premises.site_id, head_end, str(err), now)
-            )
-            return
-        if isinstance(decoded, DeviceAlert):
-            self._apply(self.engine.on_device_alert(decoded, now))
-        else:
-            self._apply(self.engine.on_device_response(decoded, now))
+        for a in actions:
+            if isinstance(a, Deliver):
+                self.counters["uplinks"] += 1
+                if isinstance(a.uplink, DeviceAlert):
+                    self._apply(self.engine.on_device_alert(a.uplink, now))
+                else:
+                    self._apply(self.engine.on_device_response(a.uplink, now))
+            elif isinstance(a, Wait):
+                self.env.timeout(a.delay_s).callbacks.append(
+                    functools.partial(self._arrived, a.comms_hub, a.token)
+                )
+            elif isinstance(a, Carried):
+                self.counters["commands"] += 1
+                slot = (
+                    self._hubs[a.comms_hub].cell,
+                    int((now - self.config.start) // self.interval_s),
+                )
+                self.cell_bytes[slot] = self.cell_bytes.get(slot, 0) + a.frame_bytes
+            elif isinstance(a, Fail):
+                self._apply(self.engine.on_device_failure(a.command_id, a.code, a.reason, now))
+            elif isinstance(a, Integrity):
+                self.counters["uplinks"] += 1
+                self._apply(
+                    self.engine.on_integrity_failure(a.comms_hub, a.head_end, a.reason, now)
+                )
+            elif isinstance(a, WakeAt):
+                self.env.timeout(max(0.0, a.at - now)).callbacks.append(
+                    functools.partial(self._wake, a.comms_hub)
+                )
+            elif isinstance(a, Lost):
+                self.counters["uplinks"] += 1
+                self.counters["lost_alerts"] += 1
 
-    def _uplink_alerts(self, hub: _Hub, alerts: list[DeviceAlert]) -> None:
-        for alert in alerts:
-            self._uplink(hub, hub.host.head_end_of(alert.device_id), alert)
+    def _arrived(self, comms_hub: str, token: int, _: simpy.Event) -> None:
+        self._perform(self._hubs[comms_hub].line.arrived(token, self.env.now))
+
+    def _wake(self, comms_hub: str, _: simpy.Event) -> None:
+        self._perform(self._hubs[comms_hub].line.wake(self.env.now))
 
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
         while True:
