@@ -4,8 +4,8 @@ only re-exports; each module has one job (lifecycle, effects, config, delivery, 
 core, outbox).
 """
 
-from hub.engine import HubEngine
 from hub.engine.config import EngineConfig
+from hub.engine.core import HubEngine
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
 from hub.engine.lifecycle import (
     TRANSITIONS,
