@@ -228,6 +228,11 @@ class LiveHub:
         """CURVE handshakes refused by ZAP (unknown or inactive keys)."""
         return self._auth.refused if self._auth else 0
 
+    @property
+    def public_key(self) -> str:
+        """The hub's CURVE public key in Z85 (what service users set as the server key)."""
+        return self._keys.public.decode("ascii")
+
     def start(self) -> LiveHub:
         """Start everything; returns self once clients can connect. If a part cannot start,
         the parts already started are stopped and ``StartError`` says what failed."""

@@ -144,6 +144,7 @@ def serve(
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT if bad else EXIT_RUNTIME)
     health = _Health(health_file, hub.endpoint)
     typer.echo(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
+    typer.echo(f"hub public key (Z85): {hub.public_key}")
     next_status = time.monotonic() + STATUS_EVERY_S
     while not stop.wait(WATCH_EVERY_S):
         dead = hub.failure()

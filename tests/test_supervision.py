@@ -195,6 +195,7 @@ def test_sigterm_or_ctrl_c_stops_a_busy_hub_in_order_and_exits_0_without_a_trace
         client.close()
     assert status == 0, err
     assert f"hub listening on {endpoint}" in out
+    assert f"hub public key (Z85): {hub_keypair(fleet_dir).public.decode()}" in out
     assert "hub stopped" in out
     assert "Traceback" not in err, err
     assert "ERROR" not in err, err
