@@ -34,6 +34,7 @@ from hub.policies.sla import SlaRecord
 from hub.policies.traffic import TrafficManager
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import DeviceAlert, Value
+from hub.reference.text import bounded
 from hub.reference.uktime import uk_date
 
 HUB_ALERT_CODES: dict[NoticeKind, str] = {
@@ -242,7 +243,7 @@ class DeliveryEngine:
         data: dict[str, Value] = {
             "service": notice.service,
             "count": notice.count,
-            "text": notice.text,
+            "text": bounded(notice.text),
         }
         code = HUB_ALERT_CODES[notice.kind]
         if notice.user_id is None:  # hub-wide: the operator's, recorded in the audit
@@ -255,7 +256,7 @@ class DeliveryEngine:
                         AuditKind.HUB_ALERT,
                         service=notice.service,
                         code=code,
-                        reason=notice.text,
+                        reason=bounded(notice.text),
                     )
                 ]
             )
@@ -330,6 +331,7 @@ class DeliveryEngine:
     def _final_refusal(
         self, user_id: str, request_id: str | None, code: ResponseCode, reason: str, now: float
     ) -> Effects:
+        reason = bounded(reason)
         refusal = wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
         return Effects(
             audit=[
@@ -357,7 +359,7 @@ class DeliveryEngine:
                 AuditKind.SECURITY_ALERT,
                 device_id=None,
                 code=alert.kind.value,
-                reason=f"{alert.subject}: {alert.reason}"[:1024],
+                reason=bounded(f"{alert.subject}: {alert.reason}"),
             )
             into.audit.append(record)
 

@@ -25,6 +25,7 @@ from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import validate_params
 from hub.reference.standard import DeviceCommand
+from hub.reference.text import bounded, join_reasons
 
 
 def seq_of(command_id: str) -> int | None:
@@ -160,7 +161,7 @@ class RequestPipeline(DeliveryEngine):
         busy = wire.Refusal(
             request_id=req.request_id,
             code=ResponseCode.H8,
-            reason=reason[:1024],
+            reason=bounded(reason),
             retry_after_s=retry_after_s if retry_after_s is not None else self.config.busy_retry_s,
         )
         return Effects(
@@ -181,7 +182,10 @@ class RequestPipeline(DeliveryEngine):
         self._count(ResponseCode.H7)
         text = f"{reason}; release or delete it (quarantine message)"
         refusal = wire.Refusal(
-            request_id=req.request_id, code=ResponseCode.H7, reason=text[:1024], retry_after_s=None
+            request_id=req.request_id,
+            code=ResponseCode.H7,
+            reason=bounded(text),
+            retry_after_s=None,
         )
         return Effects(
             audit=self._audit_pair(now, user_id, req, ResponseCode.H7, reason),
@@ -200,7 +204,7 @@ class RequestPipeline(DeliveryEngine):
                     Direction.IN,
                     user_id,
                     AuditKind(f"quarantine_{msg.action.value}"),
-                    reason=", ".join(msg.request_ids)[:1024],
+                    reason=join_reasons(msg.request_ids, sep=", "),
                 )
             ]
         )
@@ -339,7 +343,7 @@ class RequestPipeline(DeliveryEngine):
             return decision.code, decision.reason, service
         problems = validate_params(service.code, req.params)
         if problems:
-            return ResponseCode.E12, "; ".join(problems), service
+            return ResponseCode.E12, join_reasons(problems), service
         if req.execute_at is not None and req.execute_at > now:
             if service.future_dated in (FutureDated.NONE,):
                 return ResponseCode.E12, f"{service.code} cannot be future dated", service

@@ -17,14 +17,13 @@ import msgpack
 
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
-from hub.reference.text import show
+from hub.reference.text import bounded, show
 from hub.wire.checks import REQUEST_ID_PATTERN, InvalidMessageError
 from hub.wire.limits import (
     MAX_ARRAY_ITEMS,
     MAX_CONTAINERS,
     MAX_FRAME_BYTES,
     MAX_MAP_ITEMS,
-    MAX_REASON_CHARS,
     PROTOCOL_VERSION,
 )
 from hub.wire.messages import (
@@ -61,7 +60,7 @@ class WireError(Exception):
     """The request id, when the frame was a map holding a well-formed one; else None."""
 
     def __init__(self, code: ResponseCode, reason: str, request_id: str | None = None) -> None:
-        reason = reason[:MAX_REASON_CHARS] or code.meaning
+        reason = bounded(reason) if reason else code.meaning
         super().__init__(f"{code.value}: {reason}")
         self.code = code
         self.reason = reason
@@ -373,7 +372,7 @@ def _decode(frame: bytes, accepted: dict[str, _Schema], sender: str) -> Message:
     except KeyError as exc:
         raise _refuse(ResponseCode.H1, f"missing field {exc.args[0]!r} in {kind}", body) from None
     except InvalidMessageError as exc:
-        raise _refuse(ResponseCode.H1, str(exc), body) from None
+        raise _refuse(ResponseCode.H1, bounded(str(exc)), body) from None
 
 
 def decode(frame: bytes) -> Message:
