@@ -190,7 +190,7 @@ class ScheduleFlow(ServiceFlow):
         assert device is not None
         rec.comms_hub = host.access.inventory.sites[device.site_id].comms_hub
         rec.head_end = device.head_end
-        admission = host.traffic.admit(f.owner, PriorityClass.BULK, now)
+        admission = host.admit(f.owner, PriorityClass.BULK, now)
         if isinstance(admission, Busy):
             reason = f"firing skipped, hub busy: {admission.detail}"
             effects.extend(host.respond(rec, ResponseCode.H8, {"reason": reason}, now))

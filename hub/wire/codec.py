@@ -325,6 +325,20 @@ def _readable_request_id(body: _Body) -> str | None:
     return None
 
 
+def request_id_of(frame: bytes) -> str | None:
+    """The well-formed request id a frame holds, if it can be read that far; never raises
+    (used to answer a frame whose handling failed after it was decoded)."""
+    if len(frame) > MAX_FRAME_BYTES or not frame:
+        return None
+    if not (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF)):
+        return None
+    try:
+        body = _unpack(frame)
+    except Exception:
+        return None
+    return _readable_request_id(body) if type(body) is dict else None
+
+
 def _refuse(code: ResponseCode, reason: str, body: _Body) -> WireError:
     return WireError(code, reason, _readable_request_id(body))
 
