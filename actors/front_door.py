@@ -268,6 +268,8 @@ class FrontDoor:
         return self._routes.push(user_id, lambda identity: self._send(router, identity, payload))
 
     def _apply(self, router: zmq.Socket[bytes], effects: Effects) -> None:
+        for fault in effects.faults:  # contained by the engine; answered, audited, counted
+            log.error("engine step %s failed (contained):\n%s", fault.where, fault.traceback_text)
         if effects.needs_persisting:
             self._store.apply(
                 effects,

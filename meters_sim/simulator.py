@@ -243,6 +243,8 @@ class Simulation:
         """Play out one engine step; ``source`` is the connection whose frame it answers."""
         self.sla += effects.sla
         self.counters["expired"] += effects.expired
+        if effects.faults:  # contained engine failures (answered, audited by the engine)
+            self.counters["faults"] = self.counters.get("faults", 0) + len(effects.faults)
         for send in effects.send:
             if send.push:
                 if not self._routes.push(

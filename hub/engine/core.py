@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 
 from hub.engine.config import EngineConfig
+from hub.engine.containment import contained, fault_of
 from hub.engine.delivery import dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
@@ -32,6 +33,12 @@ from hub.reference.catalogue import FutureDated
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import CommandStatus, DeviceResponse
 from hub.reference.uktime import uk_date
+
+RESUME_FAILED = (
+    "internal error while resuming this request after a restart; nothing was done; "
+    "send it again with a new request id"
+)
+"""The reason of the H12 response to an accepted request the hub failed to resume."""
 
 FORGET_IDLE_EVERY_S = 60.0
 """How often idle anomaly and security counters are swept."""
@@ -93,13 +100,37 @@ class HubEngine(RequestPipeline):
                 assert rec.execute_at is not None
                 self.index.await_outcome(rec, rec.execute_at + self.config.outcome_timeout_s)
             if state is RequestState.ACCEPTED:
-                effects.extend(self.execute(rec, now))
+                effects.extend(self._resume(rec, now))
         for d in deliveries:
             self.outbox.restore(d)
         return effects
 
+    def _resume(self, rec: RequestRecord, now: float) -> Effects:
+        """Carry out again a request accepted before the restart. If that raises, the failure
+        is contained (undone, audited, counted, alerted) and the request answered H12, so an
+        acknowledged request is never silently lost."""
+        mark = self._step_begin()
+        if mark is None:  # inside a guarded step: it contains this
+            return self.execute(rec, now)
+        try:
+            return self.execute(rec, now)
+        except Exception as err:
+            effects = self._contain("restore", err, mark, None, now)
+        finally:
+            self._step_end()
+        if rec.state.final or rec.state is RequestState.AWAITING_OUTCOME:
+            return effects
+        if rec.state is RequestState.QUEUED:
+            self._withdrawn.add(rec.seq)  # its command is not sent: it is answered instead
+        try:
+            effects.extend(self.respond(rec, ResponseCode.H12, {"reason": RESUME_FAILED}, now))
+        except Exception as err:  # the fault is recorded; the request stays accepted
+            effects.faults.append(fault_of("restore (answer)", err))
+        return effects
+
     # ---- messages from devices -----------------------------------------------------------
 
+    @contained("on_device_response")
     def on_device_response(self, resp: DeviceResponse, now: float) -> Effects:
         """A head-end decoded a device's response to one of our commands."""
         rec = self._in_flight_for(resp.command_id)
@@ -130,6 +161,7 @@ class HubEngine(RequestPipeline):
             body.setdefault("scheduled_for", rec.execute_at)
         return self.respond(rec, ResponseCode.I0, body, now)
 
+    @contained("on_device_failure")
     def on_device_failure(
         self, command_id: str, code: ResponseCode, reason: str, now: float
     ) -> Effects:
@@ -145,6 +177,7 @@ class HubEngine(RequestPipeline):
         rec = None if seq is None else self.index.get(seq)
         return rec if rec is not None and rec.state.in_flight else None
 
+    @contained("on_integrity_failure")
     def on_integrity_failure(
         self, comms_hub: str, head_end: str, reason: str, now: float
     ) -> Effects:
@@ -168,6 +201,7 @@ class HubEngine(RequestPipeline):
 
     # ---- time ------------------------------------------------------------------------------
 
+    @contained("tick")
     def tick(self, now: float) -> Effects:
         """Retry unacknowledged pushes, expire what outlived its hold, time out unanswered
         commands, release held requests, answer missed outcomes, sweep, run the flows'

@@ -219,6 +219,27 @@ class RequestIndex:
         if not rec.state.final:
             self._live[rec.seq] = rec
 
+    def discard_since(self, seq: int) -> list[RequestRecord]:
+        """Forget every request numbered ``seq`` or later, as if it had never been decided (the
+        undo of an engine step that failed); returns them, newest first, in the state they
+        had reached."""
+        gone: list[RequestRecord] = []
+        while self._by_key:
+            key, rec = next(reversed(self._by_key.items()))
+            if rec.seq < seq:
+                break
+            del self._by_key[key]
+            gone.append(rec)
+        seen = {id(r) for r in gone}
+        gone += [r for s, r in self._live.items() if s >= seq and id(r) not in seen]
+        for rec in gone:
+            self._live.pop(rec.seq, None)
+            if rec.state.in_flight:
+                self._leave_hub(rec)
+            self._dispatched_at.pop(rec.seq, None)
+            self._outcomes.pop(rec.seq, None)  # heap entries go stale and are skipped
+        return gone
+
     def known(self, user_id: str, request_id: str) -> RequestRecord | None:
         """The remembered request with this id from this user."""
         return self._by_key.get((user_id, request_id))

@@ -129,6 +129,16 @@ class Outbox:
         delivery.sent_at = None
         self._hold(delivery)
 
+    def discard(self, delivery_id: int) -> None:
+        """Drop a delivery as if it had never been made (the undo of an engine step that
+        failed); its timer entries go stale and are skipped."""
+        d = self._by_id.pop(delivery_id, None)
+        if d is None:
+            return
+        q = self._users[d.user_id]
+        q.pending.pop(delivery_id, None)
+        q.in_flight.pop(delivery_id, None)
+
     def add(self, delivery: Delivery, now: float) -> list[Push]:
         """Hold a new delivery and push it at once if the user is online with room."""
         q = self._hold(delivery)

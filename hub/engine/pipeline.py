@@ -13,6 +13,13 @@ branch on a particular hub-handled service (the flows table does).
 from __future__ import annotations
 
 from hub import wire
+from hub.engine.containment import (
+    INTERNAL_ERROR_ALERT,
+    INTERNAL_ERROR_REASON,
+    StepMark,
+    contained,
+    fault_of,
+)
 from hub.engine.delivery import DeliveryEngine, dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
 from hub.engine.lifecycle import RequestEvent, RequestRecord, RequestState
@@ -20,12 +27,12 @@ from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
 from hub.policies.access import AccessRequest
 from hub.policies.anomaly import Thresholds
-from hub.policies.traffic import Busy
+from hub.policies.traffic import Admitted, Busy
 from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import validate_params
 from hub.reference.standard import DeviceCommand
-from hub.reference.text import bounded
+from hub.reference.text import bounded, join_reasons
 
 
 def seq_of(command_id: str) -> int | None:
@@ -39,6 +46,7 @@ def seq_of(command_id: str) -> int | None:
 class RequestPipeline(DeliveryEngine):
     """Frames in, requests decided and carried out."""
 
+    @contained("on_frame", answers_frame=True)
     def on_frame(self, user_id: str, frame: bytes, now: float) -> Effects:
         """Handle one frame from an authenticated user."""
         try:
@@ -57,6 +65,7 @@ class RequestPipeline(DeliveryEngine):
             return self.on_set_thresholds(user_id, msg, now)
         return self.on_hello(user_id, msg.max_in_flight, now)
 
+    @contained("on_frame_with_revoked_key")
     def on_frame_with_revoked_key(self, user_id: str, frame: bytes, now: float) -> Effects:
         """A frame arrived on a connection whose CURVE key was revoked after its handshake:
         refuse it (E1), whatever it holds, and audit it; nothing else is decided."""
@@ -111,9 +120,7 @@ class RequestPipeline(DeliveryEngine):
                 held.extend(notes)
                 return held
         if code is ResponseCode.I99 and service is not None and self._uses_device(service):
-            admission = self.traffic.admit(
-                user_id, self._priority(service, req.execute_at, now), now
-            )
+            admission = self.admit(user_id, self._priority(service, req.execute_at, now), now)
             if isinstance(admission, Busy):
                 busy = self._busy(
                     user_id, req, f"busy: {admission.detail}", now, admission.retry_after_s
@@ -173,7 +180,7 @@ class RequestPipeline(DeliveryEngine):
         busy = wire.Refusal(
             request_id=req.request_id,
             code=ResponseCode.H8,
-            reason=reason[:1024],
+            reason=bounded(reason),
             retry_after_s=retry_after_s if retry_after_s is not None else self.config.busy_retry_s,
         )
         return Effects(
@@ -194,7 +201,10 @@ class RequestPipeline(DeliveryEngine):
         self._count(ResponseCode.H7)
         text = f"{reason}; release or delete it (quarantine message)"
         refusal = wire.Refusal(
-            request_id=req.request_id, code=ResponseCode.H7, reason=text[:1024], retry_after_s=None
+            request_id=req.request_id,
+            code=ResponseCode.H7,
+            reason=bounded(text),
+            retry_after_s=None,
         )
         return Effects(
             audit=self._audit_pair(now, user_id, req, ResponseCode.H7, reason),
@@ -213,7 +223,7 @@ class RequestPipeline(DeliveryEngine):
                     Direction.IN,
                     user_id,
                     AuditKind(f"quarantine_{msg.action.value}"),
-                    reason=", ".join(msg.request_ids)[:1024],
+                    reason=join_reasons(msg.request_ids, sep=", "),
                 )
             ]
         )
@@ -255,6 +265,7 @@ class RequestPipeline(DeliveryEngine):
             ]
         )
 
+    @contained("on_handshake_refused")
     def on_handshake_refused(self, fingerprint: str, now: float, address: str = "") -> Effects:
         """The transport refused a CURVE handshake (unknown, revoked or suspended key): audit
         it with the key's fingerprint and the peer's address, and count it for security
@@ -275,6 +286,7 @@ class RequestPipeline(DeliveryEngine):
         self._security(self.security.on_handshake_refused(fingerprint, now), now, effects)
         return effects
 
+    @contained("on_key_change")
     def on_key_change(
         self, user_id: str, fingerprint: str, registered: bool, now: float
     ) -> Effects:
@@ -384,7 +396,7 @@ class RequestPipeline(DeliveryEngine):
             return decision.code, decision.reason, service
         problems = validate_params(service.code, req.params)
         if problems:
-            return ResponseCode.E12, "; ".join(problems), service
+            return ResponseCode.E12, join_reasons(problems), service
         if req.execute_at is not None and req.execute_at > now:
             if service.future_dated in (FutureDated.NONE,):
                 return ResponseCode.E12, f"{service.code} cannot be future dated", service
@@ -419,7 +431,9 @@ class RequestPipeline(DeliveryEngine):
         if future and self._pattern(rec) is FutureDated.DSP:
             assert rec.execute_at is not None
             if admitted:
-                self.traffic.release(self._priority(service, rec.execute_at, rec.received_at))
+                priority = self._priority(service, rec.execute_at, rec.received_at)
+                self.traffic.release(priority)
+                self._place_used(priority)
             self.index.move(rec, RequestEvent.HOLD)
             return Effects()
         if future and rec.state is RequestState.ACCEPTED:
@@ -460,10 +474,12 @@ class RequestPipeline(DeliveryEngine):
         cell = self.access.inventory.sites[device.site_id].cell
         if admitted:
             self.traffic.offer(dispatch, priority, cell, size, now)
+            self._place_used(priority)
         else:
             self.traffic.restore(dispatch, priority, cell, size, now)
         return Effects(dispatch=[] if self.config.batch_release else self._ready(now))
 
+    @contained("release")
     def release(self, now: float) -> Effects:
         """Commands traffic management lets start now (drivers with ``batch_release`` call
         this once after a batch of steps instead of once per command)."""
@@ -472,6 +488,8 @@ class RequestPipeline(DeliveryEngine):
     def _ready(self, now: float) -> list[Dispatch]:
         """Commands traffic management lets start now; their response clock starts here."""
         ready = self.traffic.ready(now)
+        if self._withdrawn:  # commands of requests a failed step undid: never sent
+            ready = [d for d in ready if not self._withdraw(d)]
         for d in ready:
             seq = seq_of(d.command.command_id)
             assert seq is not None, d.command.command_id  # the engine made the id
@@ -518,3 +536,113 @@ class RequestPipeline(DeliveryEngine):
         whose flow sends commands (firmware distribution)."""
         flow = self._flows.get(service.code)
         return not service.non_device if flow is None else flow.uses_device
+
+    # ---- fault containment (hub.engine.containment) -----------------------------------------
+
+    def admit(self, user_id: str, priority: PriorityClass, now: float) -> Admitted | Busy:
+        """Ask traffic management for a place for a request of this class (a place it grants
+        is noted, so that a step that fails before using it gives it back)."""
+        admission = self.traffic.admit(user_id, priority, now)
+        if not isinstance(admission, Busy):
+            self._reserved_places.append(priority)
+        return admission
+
+    def _place_used(self, priority: PriorityClass) -> None:
+        places = self._reserved_places
+        if priority in places:
+            places.remove(priority)
+        elif places:
+            places.pop()
+
+    def _withdraw(self, d: Dispatch) -> bool:
+        """True (and forgotten) if this command is of a request a failed step undid."""
+        seq = seq_of(d.command.command_id)
+        if seq is None or seq not in self._withdrawn:
+            return False
+        self._withdrawn.discard(seq)
+        return True
+
+    def _step_begin(self) -> StepMark | None:
+        """A guarded step begins: where the engine stands (None inside one already)."""
+        if self._in_step:
+            return None
+        self._in_step = True
+        self._reserved_places.clear()
+        return StepMark(self._next_seq, self._next_delivery, dict(self.counters))
+
+    def _step_end(self) -> None:
+        self._in_step = False
+
+    def _undo(self, mark: StepMark) -> None:
+        """Take back what a failed step started: the requests it created (forgotten, their
+        queued commands withdrawn, their flows' state dropped), the traffic places it
+        reserved, the deliveries it made, and its counts."""
+        for rec in self.index.discard_since(mark.seq):
+            flow = self._flows.get(rec.service)
+            if flow is not None:
+                flow.forget(rec.seq)
+            if rec.state in (RequestState.QUEUED, RequestState.TRANSFERRING):
+                self._withdrawn.add(rec.seq)
+        for priority in self._reserved_places:
+            self.traffic.release(priority)
+        self._reserved_places.clear()
+        for delivery_id in range(mark.delivery, self._next_delivery):
+            self.outbox.discard(delivery_id)
+        self.counters.clear()
+        self.counters.update(mark.counters)
+
+    def _contain(
+        self,
+        where: str,
+        err: Exception,
+        mark: StepMark,
+        frame: tuple[str, bytes] | None,
+        now: float,
+    ) -> Effects:
+        """What a step that raised returns instead: the step undone, an H12 refusal to the
+        frame's sender (if it answers a frame), an internal-error audit record, a hub-wide
+        INTERNAL_ERROR hub alert in the operator's audit, a count and the fault itself."""
+        fault = fault_of(where, err)
+        faults = [fault]
+        try:
+            self._undo(mark)
+        except Exception as undo_err:  # reported too; what was built is still answered
+            faults.append(fault_of(f"{where} (undo)", undo_err))
+        try:
+            self.counters["internal_error"] = self.counters.get("internal_error", 0) + 1
+            user_id, request_id = (
+                (frame[0], wire.request_id_of(frame[1])) if frame else (None, None)
+            )
+            text = bounded(f"{where} failed: {fault.error_type}: {fault.message}")
+            effects = Effects(
+                audit=[
+                    AuditRecord(
+                        now,
+                        Direction.IN,
+                        user_id,
+                        AuditKind.INTERNAL_ERROR,
+                        request_id,
+                        code=ResponseCode.H12.value if frame else None,
+                        reason=text,
+                    ),
+                    AuditRecord(
+                        now,
+                        Direction.OUT,
+                        None,
+                        AuditKind.HUB_ALERT,
+                        request_id,
+                        code=INTERNAL_ERROR_ALERT,
+                        reason=text,
+                    ),
+                ],
+                faults=faults,
+            )
+            if user_id is not None:
+                effects.extend(
+                    self._final_refusal(
+                        user_id, request_id, ResponseCode.H12, INTERNAL_ERROR_REASON, now
+                    )
+                )
+            return effects
+        except Exception as late:  # containment itself failed: still never raise
+            return Effects(faults=[*faults, fault_of(f"{where} (containment)", late)])
