@@ -219,7 +219,9 @@ class SqliteStore(Store):
                 db.execute("ROLLBACK")
             raise
         if version:
-            log.warning("store %s migrated from schema %d to %d", self.path, version, SCHEMA_VERSION)
+            log.warning(
+                "store %s migrated from schema %d to %d", self.path, version, SCHEMA_VERSION
+            )
 
     @property
     def synchronous_in_force(self) -> Synchronous:

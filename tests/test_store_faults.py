@@ -95,7 +95,8 @@ def test_a_file_that_is_not_a_store_is_refused_naming_it_and_what_to_do(tmp_path
         SqliteStore(path)
     line = str(caught.value)
     assert str(path) in line
-    assert "backup" in line and "move it aside" in line
+    assert "backup" in line
+    assert "move it aside" in line
     assert "\n" not in line
 
 
@@ -149,7 +150,9 @@ def test_a_new_store_records_its_schema_version(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("level", list(Synchronous))
-def test_the_store_commits_with_the_durability_asked_for(tmp_path: Path, level: Synchronous) -> None:
+def test_the_store_commits_with_the_durability_asked_for(
+    tmp_path: Path, level: Synchronous
+) -> None:
     with closing(SqliteStore(tmp_path / "hub.sqlite", synchronous=level)) as store:
         assert store.synchronous_in_force is level
 
