@@ -521,3 +521,8 @@ class FrontDoor:
         self._on_uplinks(outage.uplinks, effects, now)
         log.warning("storage works again: %s", reason)
         self._apply(router, effects)
+        again = self._outage
+        if again is not None:  # failed at once: what was kept waits for the next rebuild
+            again.frames.extendleft(reversed(outage.frames))
+            again.frame_bytes += outage.frame_bytes
+            again.uplinks[:0] = outage.uplinks
