@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.live import HubSettings, LiveHub
-from actors.store import SqliteStore, open_store
+from actors.store import SqliteStore, Synchronous, open_store
 from hub import wire
 from hub.policies.storage_outage import UNAVAILABLE_REASON
 from hub.ports.store import Store
@@ -140,3 +140,20 @@ def test_a_full_store_stops_acknowledgements_and_the_hub_resumes_by_itself_losin
         alerts = [r for r in report.audit_records(limit=-1) if r.code == "STORAGE_UNAVAILABLE"]
     assert len(alerts) >= 1
     assert "SQLITE_FULL" in alerts[0].reason
+
+
+@pytest.mark.parametrize("level", list(Synchronous))
+def test_the_live_store_commits_with_the_durability_the_settings_ask_for(
+    tmp_path: Path, level: Synchronous
+) -> None:
+    fleet_dir = tmp_path / "fleet"
+    fleet = make_fleet(fleet_dir, sites=10)
+    settings = HubSettings(
+        fleet_dir=fleet_dir,
+        data_dir=tmp_path / "data",
+        endpoint="tcp://127.0.0.1:0",
+        pools=1,
+        synchronous=level,
+    )
+    with LiveHub(settings, fleet) as hub:
+        assert hub.in_store_thread(lambda s: _sqlite(s).synchronous_in_force) is level
