@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 import zmq
@@ -35,10 +35,10 @@ from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.security import UserKeyAuthenticator, user_public_keys
-from actors.store import open_store, store_file
+from actors.store import StoreOpenError, Synchronous, open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
-from hub.engine import EngineConfig, HubEngine
+from hub.engine import Effects, EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
@@ -51,6 +51,7 @@ from simfield.wan import WanProfile
 log = logging.getLogger(__name__)
 
 _instances = itertools.count()
+_T = TypeVar("_T")
 
 MAX_POOLS = 256
 """Most comms hub pool actors (each is an OS thread; a few host every comms hub)."""
@@ -184,6 +185,9 @@ class HubSettings:
     """Seed of the simulated devices and the WAN model."""
     tick_s: float = 1.0
     """How often retries, expiries and timeouts are looked at."""
+    synchronous: Synchronous = Synchronous.FULL
+    """How durable each commit of the store is (FULL: an acknowledged request survives a
+    power cut; NORMAL: it survives the process being killed; see docs/design.md)."""
 
     @property
     def store_path(self) -> Path:
@@ -215,13 +219,31 @@ class LiveHub:
         self._head_ends: dict[str, Any] = {}
         self._pools: list[Any] = []
         self.front_door: FrontDoor | None = None
-        self.engine: HubEngine | None = None
+        self._engine: HubEngine | None = None
+        self._access: AccessContext | None = None
 
     @property
     def endpoint(self) -> str:
         """The bound endpoint, with its real port."""
         assert self.front_door is not None, "hub not started"
         return self.front_door.endpoint
+
+    @property
+    def engine(self) -> HubEngine | None:
+        """The engine the front door drives (a new one, rebuilt from the store, after each
+        storage outage); None before the start."""
+        if self.front_door is not None:
+            return self.front_door.engine
+        return self._engine
+
+    def in_store_thread(self, fn: Callable[[Store], _T]) -> _T:
+        """Run ``fn`` on the store, in the front door's thread that owns it, and return what
+        it returns (tests and maintenance; e.g. the full-store test hook
+        ``SqliteStore.max_pages``)."""
+        assert self.front_door is not None, "hub not started"
+        assert self._store is not None, "hub not started"
+        store = self._store
+        return self.front_door.call_in_loop(lambda: fn(store))
 
     @property
     def handshakes_refused(self) -> int:
@@ -249,6 +271,8 @@ class LiveHub:
         return self
 
     def _start_error(self, err: Exception) -> StartError:
+        if isinstance(err, StoreOpenError):  # names the file and what to do
+            return StartError(str(err), StartFault.BAD_INPUT)
         if isinstance(err, BindError):
             where = self.settings.endpoint
             if err.errno == errno.EADDRINUSE:
@@ -278,22 +302,11 @@ class LiveHub:
         auth = UserKeyAuthenticator(ctx, s.fleet_dir, fleet.users)
         auth.start()
         self._auth = auth
-        store = open_store(s.data_dir)
+        store = open_store(s.data_dir, synchronous=s.synchronous)
         self._store = store
-        access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
-        engine = HubEngine(access, replace(s.engine, batch_release=True))
-        self.engine = engine
-        restored = store.load(since=self._clock() - s.engine.idempotency_s)
-        startup = engine.restore(
-            restored.requests,
-            restored.deliveries,
-            restored.next_seq,
-            restored.next_delivery,
-            self._clock(),
-            restored.schedules,
-            restored.next_schedule,
-            restored.transfers,
-        )
+        self._access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
+        engine, startup = self._restored_engine(self._clock())
+        self._engine = engine
         self._timers = TimerService()
         uplink = Uplinks(ctx, f"inproc://dcc-uplink-{next(_instances)}")
         codecs = load_head_ends()
@@ -331,8 +344,30 @@ class LiveHub:
             s.tick_s,
             initial=startup,
             gate=auth,
+            rebuild=self._restored_engine,
         )
         self.front_door.start()
+
+    def _restored_engine(self, now: float) -> tuple[HubEngine, Effects]:
+        """A new engine holding what the store holds, as at a start (and after a storage
+        outage, in the front door's thread): the engine, and what restoring it decided
+        (accepted requests dispatched again)."""
+        assert self._store is not None
+        assert self._access is not None
+        s = self.settings
+        engine = HubEngine(self._access, replace(s.engine, batch_release=True))
+        restored = self._store.load(since=now - s.engine.idempotency_s)
+        startup = engine.restore(
+            restored.requests,
+            restored.deliveries,
+            restored.next_seq,
+            restored.next_delivery,
+            now,
+            restored.schedules,
+            restored.next_schedule,
+            restored.transfers,
+        )
+        return engine, startup
 
     def stop(self) -> None:
         """Stop every part in order and release the store: the front door (nothing new

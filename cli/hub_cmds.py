@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.live import HubSettings, LiveHub, Part, StartError, StartFault
-from actors.store import open_store
+from actors.store import Synchronous, open_store
 from hub import wire
 from hub.engine import EngineConfig
 from sdk.client import HubClient
@@ -86,6 +86,13 @@ def serve(
     schedule_window: float = typer.Option(
         3600.0, help="Schedule firings are spread over this many seconds after their time."
     ),
+    synchronous: Synchronous = typer.Option(
+        Synchronous.FULL,
+        "--synchronous",
+        case_sensitive=False,
+        help="Durability of each commit: full survives a power cut (the default); normal "
+        "survives the process being killed, and is faster (see benchmarks/README.md).",
+    ),
     health_file: Path | None = typer.Option(
         None,
         "--health-file",
@@ -122,6 +129,7 @@ def serve(
             pools=pools,
             wan=wan,
             engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
+            synchronous=synchronous,
         )
     except ValueError as err:
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)
