@@ -183,7 +183,8 @@ class HubSettings:
     seed: int = 1
     """Seed of the simulated devices and the WAN model."""
     tick_s: float = 1.0
-    """How often retries, expiries and timeouts are looked at."""
+    """Longest wait between checks of the housekeeping the engine does not time (refused
+    handshakes); the engine itself is ticked when it says something is due."""
 
     @property
     def store_path(self) -> Path:

@@ -9,7 +9,8 @@ connection at once; a user's default connection acknowledges after a configurabl
 connections keep what they get in an inbox until asked; commands wait their turn at their
 comms hub (one at a time, highest priority first), cross the WAN model of the site's region, are
 translated by the same head-end formats as live, and run on the same simulated devices; the
-engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
+engine ticks when it says something is due (``HubEngine.next_due``), woken sooner by a step
+that makes something due sooner. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
 the store is the engine's own memory, so a run is reproducible from its seed.
@@ -18,6 +19,7 @@ the store is the engine's own memory, so a run is reproducible from its seed.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -72,8 +74,6 @@ class SimConfig:
     """WAN profile per region (North, Central, South); missing regions get the default."""
     seed: int = 1
     """Seed of the devices and the WAN model."""
-    tick_s: float = 1.0
-    """How often the engine's timers are looked at, simulated seconds."""
     ack_delay_s: float = 0.0
     """How long a user takes to acknowledge a delivery."""
 
@@ -162,6 +162,8 @@ class Simulation:
         self.cell_bytes: dict[tuple[str, int], int] = {}
         """(cell, interval index) -> command bytes carried, for WAN utilisation."""
         self.interval_s = 900.0
+        self._planned = -math.inf  # when the ticker wakes next (-inf: running or not started)
+        self._nudge = self.env.event()  # wakes the ticker before its plan
         self.env.process(self._ticker())
 
     # ---- driving -------------------------------------------------------------------------------
@@ -254,6 +256,7 @@ class Simulation:
                 self._deliver(source, send.payload)  # an answer lost here is resubmitted
         for d in effects.dispatch:
             self.env.process(self._carry(d))
+        self._replan()
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
@@ -394,7 +397,28 @@ class Simulation:
         for alert in alerts:
             self._uplink(hub, hub.host.head_end_of(alert.device_id), alert)
 
+    def _replan(self) -> None:
+        """After a step: wake the ticker now if the step made something due before its plan."""
+        due = self.engine.next_due(self.env.now)
+        if due is not None and due < self._planned:
+            self._planned = due
+            if not self._nudge.triggered:
+                self._nudge.succeed()
+
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
+        """Tick the engine whenever it says something is due, and sleep until the next
+        instant it names (or until a step makes something due sooner)."""
+        env, engine = self.env, self.engine
         while True:
-            yield self.env.timeout(self.config.tick_s)
-            self._apply(self.engine.tick(self.env.now))
+            now = env.now
+            due = engine.next_due(now)
+            if due is not None and due <= now:
+                self._planned = -math.inf  # its own effects need no wake-up
+                self._apply(engine.tick(now))
+                due = engine.next_due(now)
+                if due is not None and due <= now:  # sweep slices left: after this instant's
+                    yield env.timeout(0)  # other events, tick again
+                    continue
+            self._planned = math.inf if due is None else due
+            self._nudge = env.event()
+            yield self._nudge if due is None else env.timeout(due - now) | self._nudge

@@ -1,13 +1,14 @@
 """``HubEngine.next_due``: when a driver must next tick the engine. Each kind of timed work is
 put in, the engine is ticked only at the instants ``next_due`` names, and the work is seen done
 at its instant and not a moment before; a property compares ticking only when due with ticking
-every 0.1 s."""
+every 0.1 s; the simulator ticks only when the engine says so."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +23,12 @@ from hub.reference.roles import Role
 from hub.reference.service_params import example_params
 from hub.reference.standard import CommandStatus, DeviceAlert, DeviceResponse
 from hub.reference.uktime import from_uk_local, uk_date
+from meters_sim.simulator import SimConfig, Simulation
+from simfield.fleet import generate_fleet
+from simfield.fleet_dir import load_fleet
+from simfield.fleet_files import write_fleet
+from simfield.headend_plugins import load_head_ends
+from tests.live_support import supplier_meter
 from tests.world import COS_DAY, ESME, MPAN, World, at
 
 T0 = at(COS_DAY - timedelta(days=10)).timestamp()
@@ -447,3 +454,46 @@ def test_ticking_only_when_due_has_the_same_effects_as_ticking_every_tenth_of_a_
             lazy.tick(now)
     assert now == until
     assert lazy.log == often.log
+
+
+# ---- the simulator ticks only when the engine says so --------------------------------------------
+
+
+def test_the_simulator_retries_a_push_at_its_instant_without_a_fixed_ticker(
+    tmp_path: Path,
+) -> None:
+    write_fleet(generate_fleet(12, 4, datetime.now(UTC).date()), tmp_path)
+    fleet = load_fleet(tmp_path)
+    user, meter = supplier_meter(fleet)
+    start = float(int(datetime.now(UTC).timestamp()))
+    config = SimConfig(start=start, engine=EngineConfig(retry_s=7.3, hold_s=3600.0))
+    sim = Simulation(
+        fleet.users,
+        fleet.registration,
+        fleet.inventory,
+        fleet.payment_modes,
+        load_head_ends(),
+        config,
+    )
+    ticks: list[float] = []
+    tick = sim.engine.tick
+
+    def counted(now: float) -> Effects:
+        ticks.append(now)
+        return tick(now)
+
+    sim.engine.tick = counted  # type: ignore[method-assign]
+    conn = sim.connect(user)  # keeps what it gets and never acknowledges
+    sim.hello(user, conn)
+    request = wire.ServiceRequest(
+        request_id="r1", role=Role.IS, service="8.2", device_id=meter.device_id
+    )
+    sim.at(start + 1, lambda: sim.request(user, request, conn))
+    sim.run(until=start + 1 + 7.3 - 0.01)
+    assert conn.duplicates == 0
+    sim.run(until=start + 1 + 7.3 + 0.01)
+    assert conn.duplicates == 1  # pushed again 7.3 s later, not on a whole-second tick
+    assert start + 1 + 7.3 in ticks
+    sim.run(until=start + 3600)
+    # an hour with nothing else due: the minutely forgetting, not a tick every second
+    assert len(ticks) < 3600 / 60 + 10
