@@ -17,6 +17,7 @@ traceback and kept in ``error``, and ``is_alive`` turns false for the hub's watc
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 512
 """Frames taken from one socket per loop turn before applying the step."""
+POLL_MAX_MS = 100
+"""Longest wait for a frame in one loop turn (how soon a stop is noticed)."""
 PURGE_EVERY_S = 600.0
 """How often answered requests past the idempotency window are deleted from the store."""
 MAX_DELIVERY_CONNECTIONS = MAX_CONNECTIONS_PER_USER
@@ -241,15 +244,19 @@ class FrontDoor:
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(uplink, zmq.POLLIN)
-        next_tick = self._clock() + self._tick_s
+        next_housekeeping = self._clock() + self._tick_s
         next_purge = self._clock() + PURGE_EVERY_S
         try:
             self._apply(router, self._initial)  # work restored from the store
+            due = self.engine.next_due(self._clock())
             while not self._stop.is_set():
                 if self._fault is not None:
                     raise self._fault
                 self._run_calls()
-                events = dict(poller.poll(0 if not self._uplinks.queue.empty() else 100))
+                wake = next_housekeeping if due is None else min(due, next_housekeeping)
+                wait_ms = min(POLL_MAX_MS, math.ceil((wake - self._clock()) * 1000))
+                empty = self._uplinks.queue.empty()
+                events = dict(poller.poll(max(0, wait_ms) if empty else 0))
                 now = self._clock()
                 if (
                     self._outage is not None
@@ -263,12 +270,14 @@ class FrontDoor:
                     self._ring_off(uplink)
                 self._drain_uplink(effects, now)
                 effects.extend(self.engine.release(now))
-                if now >= next_tick:
+                if now >= next_housekeeping:  # what the engine does not time
                     if self._gate is not None:
                         self._gatekeeping(effects, now)
+                    next_housekeeping = now + self._tick_s
+                if due is not None and now >= due:
                     effects.extend(self.engine.tick(now))
-                    next_tick = now + self._tick_s
                 self._apply(router, effects)
+                due = self.engine.next_due(now)
                 if now >= next_purge:  # answered requests older than the idempotency window
                     self._purge(now)
                     next_purge = now + PURGE_EVERY_S

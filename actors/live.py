@@ -184,7 +184,8 @@ class HubSettings:
     seed: int = 1
     """Seed of the simulated devices and the WAN model."""
     tick_s: float = 1.0
-    """How often retries, expiries and timeouts are looked at."""
+    """Longest wait between checks of the housekeeping the engine does not time (refused
+    handshakes); the engine itself is ticked when it says something is due."""
     synchronous: Synchronous = Synchronous.FULL
     """How durable each commit of the store is (FULL: an acknowledged request survives a
     power cut; NORMAL: it survives the process being killed; see docs/design.md)."""

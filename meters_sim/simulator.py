@@ -10,7 +10,8 @@ connections keep what they get in an inbox until asked; commands are carried by 
 hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
 head-end formats, the WAN model of the site's region, the simulated devices, every failure),
 and this driver only waits in simulated time and counts commands and WAN bytes per cell; the
-engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
+engine ticks when it says something is due (``HubEngine.next_due``), woken sooner by a step
+that makes something due sooner. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
 the store is the engine's own memory, so a run is reproducible from its seed.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -74,8 +76,6 @@ class SimConfig:
     """WAN profile per region (North, Central, South); missing regions get the default."""
     seed: int = 1
     """Seed of the devices and the WAN model."""
-    tick_s: float = 1.0
-    """How often the engine's timers are looked at, simulated seconds."""
     ack_delay_s: float = 0.0
     """How long a user takes to acknowledge a delivery."""
 
@@ -163,6 +163,8 @@ class Simulation:
         self.cell_bytes: dict[tuple[str, int], int] = {}
         """(cell, interval index) -> command bytes carried, for WAN utilisation."""
         self.interval_s = 900.0
+        self._planned = -math.inf  # when the ticker wakes next (-inf: running or not started)
+        self._nudge = self.env.event()  # wakes the ticker before its plan
         self.env.process(self._ticker())
 
     # ---- driving -------------------------------------------------------------------------------
@@ -256,6 +258,7 @@ class Simulation:
                 self._deliver(source, send.payload)  # an answer lost here is resubmitted
         for d in effects.dispatch:
             self._carry(d)
+        self._replan()
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
@@ -367,7 +370,28 @@ class Simulation:
     def _wake(self, comms_hub: str, _: simpy.Event) -> None:
         self._perform(self._hubs[comms_hub].line.wake(self.env.now))
 
+    def _replan(self) -> None:
+        """After a step: wake the ticker now if the step made something due before its plan."""
+        due = self.engine.next_due(self.env.now)
+        if due is not None and due < self._planned:
+            self._planned = due
+            if not self._nudge.triggered:
+                self._nudge.succeed()
+
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
+        """Tick the engine whenever it says something is due, and sleep until the next
+        instant it names (or until a step makes something due sooner)."""
+        env, engine = self.env, self.engine
         while True:
-            yield self.env.timeout(self.config.tick_s)
-            self._apply(self.engine.tick(self.env.now))
+            now = env.now
+            due = engine.next_due(now)
+            if due is not None and due <= now:
+                self._planned = -math.inf  # its own effects need no wake-up
+                self._apply(engine.tick(now))
+                due = engine.next_due(now)
+                if due is not None and due <= now:  # sweep slices left: after this instant's
+                    yield env.timeout(0)  # other events, tick again
+                    continue
+            self._planned = math.inf if due is None else due
+            self._nudge = env.event()
+            yield self._nudge if due is None else env.timeout(due - now) | self._nudge

@@ -42,7 +42,8 @@ class DriverSettings:
     hold_s: float = 3600.0
     """How long deliveries are held for an absent user."""
     tick_s: float = 0.1
-    """How often the engine's timers are looked at."""
+    """The live hub's longest wait between checks of the housekeeping the engine does not time
+    (the simulator ticks when the engine says something is due)."""
     schedule_window_s: float = 1.0
     """Schedule firings are spread over this window after their nominal time."""
 
@@ -306,7 +307,7 @@ class SimDriver:
 
     def __init__(self, fleet: Fleet, settings: DriverSettings) -> None:
         self.fleet = fleet
-        config = SimConfig(start=time.time(), engine=settings.engine(), tick_s=settings.tick_s)
+        config = SimConfig(start=time.time(), engine=settings.engine())
         self.sim = Simulation(
             fleet.users,
             fleet.registration,

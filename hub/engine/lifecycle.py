@@ -4,7 +4,8 @@ and the one index of requests the engine keeps.
 Decides: which move is legal from which state (``TRANSITIONS``, in the style of h11's
 ``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps three:
 accepted, completed, refused), and what the index holds for each state (the comms hub queue
-counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts).
+counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts),
+and when the next of those deadlines falls (``next_due``).
 Must never: decide what a request means (the pipeline and the service flows do), send anything,
 or read a clock (``now`` is given).
 """
@@ -196,7 +197,8 @@ class RequestIndex:
         self._held: list[tuple[float, int]] = []  # heap of (execute_at, seq); stale ones skipped
         self._outcomes: dict[int, float] = {}  # seq -> outcome deadline, while awaited
         self._outcome_heap: list[tuple[float, int]] = []  # stale entries skipped
-        self._dispatched_at: dict[int, float] = {}  # in dispatch order
+        # in dispatch order; an OrderedDict so its head is found at once however many left it
+        self._dispatched_at: OrderedDict[int, float] = OrderedDict()
 
     # ---- membership ----------------------------------------------------------------------
 
@@ -257,16 +259,17 @@ class RequestIndex:
         """Requests not yet final in any of ``states``, in seq order of arrival."""
         return (r for r in self._live.values() if r.state in states)
 
-    def forget_before(self, horizon: float, most: int) -> int:
-        """Forget request ids received before ``horizon`` and, beyond ``most`` remembered, the
-        oldest ones early; returns how many were forgotten early. Requests not yet final stay
-        indexed by seq."""
+    def forget(self, now: float, keep_s: float, most: int) -> int:
+        """Forget request ids received ``keep_s`` or more before ``now`` and, beyond ``most``
+        remembered, the oldest ones early; returns how many were forgotten early. Requests not
+        yet final stay indexed by seq."""
         early = 0
         while self._by_key:
             key, rec = next(iter(self._by_key.items()))
-            if rec.received_at >= horizon and len(self._by_key) <= most:
+            kept = rec.received_at + keep_s > now
+            if kept and len(self._by_key) <= most:
                 break
-            if rec.received_at >= horizon:
+            if kept:
                 early += 1
             del self._by_key[key]
         return early
@@ -332,17 +335,18 @@ class RequestIndex:
         from ``now``."""
         rec = self._live.get(seq)
         if rec is not None and rec.state in (_S.DISPATCHED, _S.TRANSFERRING):
+            self._dispatched_at.pop(seq, None)  # a command started again goes to the back
             self._dispatched_at[seq] = now
 
     def answered_block(self, seq: int) -> None:
         """A block of a transfer was answered: its response clock stops."""
         self._dispatched_at.pop(seq, None)
 
-    def next_timeout(self, dispatched_before: float) -> RequestRecord | None:
-        """The earliest-dispatched request whose command started at or before the given time
-        (its response is overdue), taken off the dispatch clock."""
+    def next_timeout(self, now: float, timeout_s: float = 0.0) -> RequestRecord | None:
+        """The earliest-dispatched request whose command started ``timeout_s`` or more before
+        ``now`` (its response is overdue), taken off the dispatch clock."""
         for seq, at in self._dispatched_at.items():
-            if at > dispatched_before:
+            if at + timeout_s > now:
                 return None
             del self._dispatched_at[seq]
             return self._live.get(seq)
@@ -384,4 +388,36 @@ class RequestIndex:
             rec = self._live.get(seq)
             if rec is not None:
                 due.append(rec)
+        return due
+
+    # ---- the next deadline ----------------------------------------------------------------
+
+    def next_due(self, now: float, timeout_s: float, keep_s: float, most: int) -> float | None:
+        """The earliest instant at which a response times out (``timeout_s`` after its command
+        started), a held request comes due, an outcome deadline passes, or a request id is to
+        be forgotten (``keep_s`` after it was received; ``now`` while more than ``most`` are
+        remembered); None when there is none of these. Costs the heads of the indexes: heap
+        entries found stale are dropped on the way, and one found stale only later makes the
+        answer early, never late."""
+        due: float | None = None
+        for head in self._dispatched_at.values():
+            due = head + timeout_s
+            break
+        held, live = self._held, self._live
+        while held and not ((r := live.get(held[0][1])) is not None and r.state is _S.HELD):
+            heapq.heappop(held)
+        if held and (due is None or held[0][0] < due):
+            due = held[0][0]
+        outcomes, heap = self._outcomes, self._outcome_heap
+        while heap and outcomes.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        if heap and (due is None or heap[0][0] < due):
+            due = heap[0][0]
+        if len(self._by_key) > most:
+            return now
+        for rec in self._by_key.values():
+            forget_at = rec.received_at + keep_s
+            if due is None or forget_at < due:
+                due = forget_at
+            break
         return due

@@ -223,6 +223,24 @@ class Outbox:
         self._compact()
         return pushes, expired
 
+    def next_due(self) -> float | None:
+        """When ``tick`` next has a retry or an expiry to look at (None: nothing held). Timer
+        entries already known to be stale are dropped first, so the answer is the head of live
+        work; one found stale only later makes it early, never late."""
+        expiries, retries, held = self._expiries, self._retries, self._by_id
+        while expiries and expiries[0][1] not in held:
+            heapq.heappop(expiries)
+        while retries:
+            _, did, attempt = retries[0]
+            d = held.get(did)
+            if d is not None and d.attempts == attempt and d.sent_at is not None:
+                break
+            heapq.heappop(retries)  # acknowledged, expired, pushed again or taken back
+        due = expiries[0][0] if expiries else None
+        if retries and (due is None or retries[0][0] < due):
+            due = retries[0][0]
+        return due
+
     def _compact(self) -> None:
         """Drop timer entries of deliveries already gone once they outnumber the live ones,
         so memory follows what is held, not what has passed through."""

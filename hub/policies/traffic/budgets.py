@@ -1,8 +1,8 @@
 """Traffic budgets: the token bucket and the sliding-window counter traffic management meters
 rates with.
 
-Decides: whether an amount fits a rate budget at ``now``, how long until it would, and what was
-used over a rolling window; both with bounded memory.
+Decides: whether an amount fits a rate budget at ``now``, how long until it would (or until a
+whole token is there), and what was used over a rolling window; both with bounded memory.
 Must never: read a clock (``now`` is given) or know what is being metered.
 """
 
@@ -66,6 +66,28 @@ class TokenBucket:
             return False
         self._tokens -= n
         return True
+
+    def _peek(self, now: float) -> float:
+        """Tokens at ``now`` as ``_refill`` would make them, without refilling."""
+        at = self._at
+        if at is None or now <= at:
+            return self._tokens
+        tokens = self._tokens + (now - at) * self.rate_per_s
+        return tokens if tokens < self.burst else self.burst
+
+    def whole_token_at(self, now: float) -> float:
+        """The first instant from ``now`` at which the bucket holds a whole token (``int(tokens
+        + EPS) >= 1``, as a caller counting whole tokens sees it), without changing the bucket.
+        Needs ``burst >= 1``."""
+        if self.burst < 1.0:
+            raise ValueError(f"a whole token never fits a burst of {self.burst}")
+        if int(self._peek(now) + EPS) >= 1:
+            return now
+        at = self._at if self._at is not None and self._at > now else now
+        ready_at = at + (1.0 - self._peek(at)) / self.rate_per_s
+        while int(self._peek(ready_at) + EPS) < 1:  # a few representable instants at most
+            ready_at = math.nextafter(ready_at, math.inf)
+        return ready_at
 
     def retry_after(self, now: float, n: float = 1.0) -> float:
         """Seconds from ``now`` until ``take(n)`` would succeed (0.0 if it would now)."""

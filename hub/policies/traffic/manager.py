@@ -3,7 +3,8 @@
 Decides: whether a request is admitted or refused as busy (with a meaningful retry-after),
 shedding the lowest priorities first when the hub fills up and capping each user's share
 while the hub is near capacity; and which queued commands start now, highest priority
-first, FIFO within a priority, within the hub's command rate and each WAN cell's byte budget.
+first, FIFO within a priority, within the hub's command rate and each WAN cell's byte budget;
+and, while commands wait, when the next may start (``next_start``).
 Must never: hold more items than its bounds (every queue is bounded, and so is the state kept
 per user and per cell); drop an item it has queued (an admitted item is started, never
 discarded); open a file or socket, start a thread, read a clock (``now`` is given), or know
@@ -314,6 +315,23 @@ class TrafficManager(Generic[T]):
             _, wakeup, cell = heappop(wakeups)
             if cell.parked == wakeup:
                 self._unpark(cell)
+
+    def next_start(self, now: float) -> float | None:
+        """When ``ready`` may next start a queued command: ``now`` or the instant the hub's
+        rate next allows one, while a cell has a command ready to go; the next wake-up of a
+        cell waiting for budget; None when nothing is queued. Costs the heads of the heaps
+        (wake-ups found stale are dropped on the way); early, never late."""
+        if not any(self._depth):
+            return None
+        wakeups = self._wakeups
+        while wakeups and wakeups[0][2].parked != wakeups[0][1]:
+            heappop(wakeups)
+        due = wakeups[0][0] if wakeups else None
+        if any(self._heaps):
+            start = self._hub.whole_token_at(now)
+            if due is None or start < due:
+                due = start
+        return due
 
     def _prune_cells(self, now: float) -> None:
         # A cell with nothing queued, unused for a window and with a full budget is the
