@@ -45,7 +45,7 @@ from hub.reference.catalogue import CATALOGUE
 from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
-from simfield.site import FieldBuilder
+from simfield.site import FieldBuilder, load_trust_anchors
 from simfield.wan import WanProfile
 
 log = logging.getLogger(__name__)
@@ -316,7 +316,12 @@ class LiveHub:
         }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
-            fleet.inventory, fleet.registration, fleet.payment_modes, s.seed, self._clock()
+            fleet.inventory,
+            fleet.registration,
+            fleet.payment_modes,
+            s.seed,
+            self._clock(),
+            anchors=load_trust_anchors(s.fleet_dir),
         )
         self._pools = [
             CommsHubPoolActor.start(

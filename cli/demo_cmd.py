@@ -36,8 +36,8 @@ from hub.reference.utrn import make_utrn
 from hub.registers.inventory import Device, DeviceStatus
 from hub.registers.records import PaymentMode
 from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, user_keypair
-from simfield.devices import sign_request
+from sdk.keys import create_keys, hub_keypair, signing_keys, user_keypair
+from sdk.signing import SigningKey
 from simfield.fleet import generate_fleet
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.fleet_files import write_fleet
@@ -97,7 +97,9 @@ def _area_meters(fleet: Fleet, party: str) -> list[Device]:
     return out
 
 
-def _plans(fleet: Fleet, per_user: int, rng: random.Random) -> list[_Plan]:
+def _plans(
+    fleet: Fleet, per_user: int, rng: random.Random, keys: Mapping[str, SigningKey]
+) -> list[_Plan]:
     now = time.time()
     plans = []
     suppliers = [
@@ -128,14 +130,9 @@ def _plans(fleet: Fleet, per_user: int, rng: random.Random) -> list[_Plan]:
                 utrn = make_utrn(target.device_id, 500, counter, key=user.party_id)
                 plan.requests.append(("2.2", target.device_id, {"utrn": utrn}, b""))
             elif pick < 0.88:
-                plan.requests.append(
-                    (
-                        "1.1.1",
-                        meter.device_id,
-                        example_params("1.1.1", now),
-                        sign_request(user.party_id, "1.1.1", meter.device_id),
-                    )
-                )
+                tariff = example_params("1.1.1", now)
+                signature = keys[user.party_id].sign("1.1.1", meter.device_id, tariff)
+                plan.requests.append(("1.1.1", meter.device_id, tariff, signature))
             elif pick < 0.94:
                 plan.requests.append(
                     ("4.1.1", rng.choice(everyone).device_id, {}, b"")
@@ -348,7 +345,7 @@ def demo(
         tick_s=0.2,
     )
     rng = random.Random(seed)
-    plans = _plans(fleet, per_user, rng)
+    plans = _plans(fleet, per_user, rng, signing_keys(fleet_dir))
     tally = _Tally()
     with LiveHub(settings, fleet) as hub:
         console.print(f"hub listening on {hub.endpoint} (CURVE); store {settings.store_path}")

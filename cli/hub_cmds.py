@@ -33,8 +33,7 @@ from actors.store import Synchronous, open_store
 from hub import wire
 from hub.engine import EngineConfig
 from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, user_keypair
-from simfield.devices import sign_request
+from sdk.keys import create_keys, hub_keypair, signing_key, user_keypair
 from simfield.fleet_dir import load_fleet
 from simfield.wan import LatencyKind, WanProfile
 
@@ -333,7 +332,7 @@ def send(
     ),
     wait: float = typer.Option(30.0, help="Seconds to wait for the response."),
     sign: bool = typer.Option(
-        False, help="Sign a critical command with the user's key (the simulated devices' scheme)."
+        False, help="Sign a critical command with the user's party's key (keys/signing/)."
     ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
@@ -343,7 +342,7 @@ def send(
     signature = b""
     if sign and device is not None:
         party = load_fleet(fleet).users[user].party_id
-        signature = sign_request(party, service, device)
+        signature = signing_key(fleet, party).sign(service, device, params)
     with _client(fleet, user, endpoint) as client:
         client.connect()
         answer = client.request(role, service, device, params, execute_at, signature)

@@ -32,10 +32,12 @@ from meters_sim.scenario import Region, Scenario, ScenarioError
 from meters_sim.scenario_files import read_scenario
 from meters_sim.simulator import SimConfig, Simulation
 from meters_sim.workload import schedule_load
+from sdk.keys import signing_keys
 from simfield.fleet import generate_fleet
 from simfield.fleet_dir import load_fleet
 from simfield.fleet_files import write_fleet
 from simfield.headend_plugins import load_head_ends
+from simfield.site import load_trust_anchors
 
 console = Console()
 
@@ -83,9 +85,16 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         fleet.payment_modes,
         load_head_ends(),
         config,
+        anchors=load_trust_anchors(fleet_dir),
     )
     planned = schedule_load(
-        sim, scenario, fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes
+        sim,
+        scenario,
+        fleet.users,
+        fleet.registration,
+        fleet.inventory,
+        fleet.payment_modes,
+        signing_keys=signing_keys(fleet_dir),
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)

@@ -43,6 +43,7 @@ from hub.reference.standard import DeviceAlert
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
+from simfield.devices import PublicKey
 from simfield.line import Action, Carried, Deliver, Fail, Integrity, Line, Lost, Wait, WakeAt
 from simfield.site import FieldBuilder, SiteHost
 from simfield.wan import WanProfile
@@ -132,14 +133,22 @@ class Simulation:
         payment_modes: dict[str, PaymentMode],
         head_ends: Mapping[str, HeadEnd],
         config: SimConfig,
+        anchors: Mapping[str, PublicKey] | None = None,
     ) -> None:
+        """``anchors``: the parties' public signing keys the simulated devices hold
+        (``simfield.site.load_trust_anchors``); without them no critical command verifies."""
         self.config = config
         self.env = simpy.Environment(initial_time=config.start)
         access = AccessContext(dict(users), CATALOGUE, registration, inventory)
         self.engine = HubEngine(access, config.engine)
         self._inventory = inventory
         self._field = FieldBuilder(
-            inventory, registration, payment_modes, config.seed, config.start
+            inventory,
+            registration,
+            payment_modes,
+            config.seed,
+            config.start,
+            anchors=anchors or {},
         )
         self._codecs = head_ends
         self._rng = random.Random(config.seed)

@@ -27,6 +27,7 @@ from sdk.client import Delivered, HubClient
 from sdk.keys import hub_keypair, user_keypair
 from simfield.fleet_dir import Fleet
 from simfield.headend_plugins import load_head_ends
+from simfield.site import load_trust_anchors
 
 Answer = wire.Acknowledgement | wire.Refusal
 POLL_S = 0.02
@@ -301,11 +302,12 @@ class SimConn:
 
 
 class SimDriver:
-    """The simulator, starting at the wall-clock time it is made (the fleet is as of today)."""
+    """The simulator, starting at the wall-clock time it is made (the fleet is as of today);
+    its devices hold the public signing keys of ``fleet_dir``, as the live hub's do."""
 
     name = "sim"
 
-    def __init__(self, fleet: Fleet, settings: DriverSettings) -> None:
+    def __init__(self, fleet: Fleet, settings: DriverSettings, fleet_dir: Path) -> None:
         self.fleet = fleet
         config = SimConfig(start=time.time(), engine=settings.engine())
         self.sim = Simulation(
@@ -315,6 +317,7 @@ class SimDriver:
             fleet.payment_modes,
             load_head_ends(),
             config,
+            anchors=load_trust_anchors(fleet_dir),
         )
         self._conns: list[SimConn] = []
 

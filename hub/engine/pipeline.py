@@ -27,6 +27,7 @@ from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
 from hub.policies.access import AccessRequest
 from hub.policies.anomaly import Thresholds
+from hub.policies.signatures import signature_refusal
 from hub.policies.traffic import Admitted, Busy
 from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
@@ -402,8 +403,9 @@ class RequestPipeline(DeliveryEngine):
                 return ResponseCode.E12, f"{service.code} cannot be future dated", service
         elif not service.on_demand:
             return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
-        if service.critical and not req.signature:
-            return ResponseCode.E12, f"{service.code} is critical and must be signed", service
+        refusal = signature_refusal(service, req.signature)
+        if refusal is not None:
+            return refusal[0], refusal[1], service
         device = self.access.inventory.device(req.device_id or "")
         if device is not None:
             hub_id = self.access.inventory.sites[device.site_id].comms_hub
