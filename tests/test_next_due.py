@@ -32,7 +32,9 @@ from tests.live_support import supplier_meter
 from tests.world import COS_DAY, ESME, MPAN, World, at
 
 T0 = at(COS_DAY - timedelta(days=10)).timestamp()
-SIG = b"kid:SUPA:x"
+SIG = (
+    bytes(31) + b"\x01" + bytes(31) + b"\x01"
+)  # well formed (r = s = 1); the engine only checks the form
 JUST_BEFORE = 0.25
 
 
