@@ -86,6 +86,11 @@ def serve(
     schedule_window: float = typer.Option(
         3600.0, help="Schedule firings are spread over this many seconds after their time."
     ),
+    answer_within: float = typer.Option(
+        1.0,
+        help="Requests not decided this many seconds after they arrive are answered H8 "
+        "(busy, retry after) instead of late.",
+    ),
     health_file: Path | None = typer.Option(
         None,
         "--health-file",
@@ -122,6 +127,7 @@ def serve(
             pools=pools,
             wan=wan,
             engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
+            answer_within_s=answer_within,
         )
     except ValueError as err:
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)
