@@ -34,6 +34,7 @@ from actors.security import KeyChangeKind, KeyGate, split_zap_id
 from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine import AuditKind, AuditRecord, Direction, Effects, HubEngine
+from hub.engine.ingress import REQUEST_LANES, Ingress, Lane, Waiting
 from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
 from hub.policies.storage_outage import answer_during_outage, busy_instead_of
 from hub.ports.store import Store, StoreFailedError
@@ -44,7 +45,19 @@ from sdk.keys import KeyPair
 log = logging.getLogger(__name__)
 
 BATCH = 512
-"""Frames taken from one socket per loop turn before applying the step."""
+"""Requests decided (and uplinks taken) per loop turn before applying the step."""
+READ_PER_TURN = 4_096
+"""Most frames read off the ROUTER into the ingress per loop turn."""
+INGRESS_FRAMES = 20_000
+"""Most frames waiting in the front door's ingress."""
+INGRESS_BYTES = 64 << 20
+"""Most bytes waiting in the front door's ingress."""
+RCVHWM = 1_000
+"""Frames ZeroMQ queues per connection before the front door reads them (then the sender
+waits); at most ``RCVHWM * HARD_FRAME_CAP`` bytes per connection, and in practice a few,
+since the front door reads every turn."""
+DEFAULT_ANSWER_WITHIN_S = 1.0
+"""Requests not decided this long after they were read are answered H8."""
 POLL_MAX_MS = 100
 """Longest wait for a frame in one loop turn (how soon a stop is noticed)."""
 PURGE_EVERY_S = 600.0
@@ -119,6 +132,7 @@ class FrontDoor:
         initial: Effects | None = None,
         gate: KeyGate | None = None,
         rebuild: Rebuild | None = None,
+        answer_within_s: float = DEFAULT_ANSWER_WITHIN_S,
     ) -> None:
         """``rebuild`` makes a new engine from the store after a storage outage (without
         one, a failed commit ends the loop)."""
@@ -144,6 +158,9 @@ class FrontDoor:
         self._fault: Exception | None = None
         self.endpoint = ""
         """The bound endpoint (with the real port) once started."""
+        self._answer_within_s = answer_within_s
+        # frames read off the ROUTER, waiting to be decided: (connection, user id, frame)
+        self._ingress: Ingress[tuple[bytes, str, bytes]] = Ingress(INGRESS_FRAMES, INGRESS_BYTES)
         self.stats: dict[str, int] = {
             "frames_in": 0,
             "frames_out": 0,
@@ -153,6 +170,8 @@ class FrontDoor:
             "storage_busy": 0,
             "storage_recoveries": 0,
             "storage_dropped": 0,
+            "overdue": 0,
+            "ingress_full": 0,
         }
         # ROUTER identities that said Hello, per user; pushes go to the most recent one still
         # connected (a short-lived second connection does not strand a listener)
@@ -226,7 +245,7 @@ class FrontDoor:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_CAP)
             router.setsockopt(zmq.SNDHWM, 100_000)
-            router.setsockopt(zmq.RCVHWM, 100_000)
+            router.setsockopt(zmq.RCVHWM, RCVHWM)
             router.linger = 0
             router.bind(self._endpoint)
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -255,8 +274,8 @@ class FrontDoor:
                 self._run_calls()
                 wake = next_housekeeping if due is None else min(due, next_housekeeping)
                 wait_ms = min(POLL_MAX_MS, math.ceil((wake - self._clock()) * 1000))
-                empty = self._uplinks.queue.empty()
-                events = dict(poller.poll(max(0, wait_ms) if empty else 0))
+                busy = not self._uplinks.queue.empty() or len(self._ingress) > 0
+                events = dict(poller.poll(0 if busy else max(0, wait_ms)))
                 now = self._clock()
                 if (
                     self._outage is not None
@@ -264,7 +283,7 @@ class FrontDoor:
                     self._while_unavailable(router, uplink, events, now)
                     continue
                 effects = Effects()
-                if router in events:
+                if router in events or len(self._ingress) > 0:
                     self._drain_router(router, effects, now)
                 if uplink in events:
                     self._ring_off(uplink)
@@ -289,28 +308,83 @@ class FrontDoor:
             uplink.close(0)
 
     def _drain_router(self, router: zmq.Socket[bytes], effects: Effects, now: float) -> None:
-        for _ in range(BATCH):
+        """Read what has arrived into the ingress (stamped on arrival), decide every control
+        message, then up to ``BATCH`` requests, most urgent first; answer H8 to requests
+        that would be decided later than the answer bound, and to those the full ingress
+        sheds."""
+        self._read(router, effects)
+        for waiting in self._ingress.take(Lane.CONTROL, INGRESS_FRAMES):
+            self._decide(waiting, effects, now)
+        room = BATCH
+        for lane in REQUEST_LANES:
+            for waiting in self._ingress.take(lane, room):
+                self._decide(waiting, effects, now)
+                room -= 1
+        late = self._clock()
+        for waiting in self._ingress.overdue(late, self._answer_within_s):
+            self.stats["overdue"] += 1
+            self._shed(waiting, late - waiting.arrived_at, effects, late)
+
+    def _read(self, router: zmq.Socket[bytes], effects: Effects) -> None:
+        for _ in range(READ_PER_TURN):
             try:
                 parts = router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            arrived = self._clock()
             self.stats["frames_in"] += 1
             identity = parts[0].bytes
             user_id, key_fingerprint = split_zap_id(str(parts[0].get("User-Id")))
             if self._gate is not None and not self._gate.current(user_id, key_fingerprint):
-                step = self.engine.on_frame_with_revoked_key(user_id, parts[-1].bytes, now)
-            elif len(parts) != 2:
+                step = self.engine.on_frame_with_revoked_key(user_id, parts[-1].bytes, arrived)
+                self._answer(identity, user_id, b"", step, effects)
+                continue
+            if len(parts) != 2:
                 self.stats["bad_multipart"] += 1
-                step = self.engine.on_frame(user_id, b"" if len(parts) == 1 else b"\xc1", now)
-            else:
-                step = self.engine.on_frame(user_id, parts[1].bytes, now)
-            if step.hello:
-                self._routes.hello(user_id, identity)
-                self._hellos[user_id] = parts[1].bytes  # said again to a rebuilt engine
-            # answers go back to the connection the frame came from; pushes stay in the step
-            self._direct += [(identity, s.payload) for s in step.send if not s.push]
-            step.send = [s for s in step.send if s.push]
-            effects.extend(step)
+                bad = b"" if len(parts) == 1 else b"\xc1"
+                step = self.engine.on_frame(user_id, bad, arrived)
+                self._answer(identity, user_id, bad, step, effects)
+                continue
+            frame = parts[1].bytes
+            seen, lane = self.engine.triage(frame)
+            waiting = Waiting((identity, user_id, frame), seen, lane, len(frame), arrived)
+            shed = self._ingress.put(waiting)
+            if shed is not None:
+                self.stats["ingress_full"] += 1
+                self._shed(shed, arrived - shed.arrived_at, effects, arrived)
+
+    def _decide(
+        self, waiting: Waiting[tuple[bytes, str, bytes]], effects: Effects, now: float
+    ) -> None:
+        identity, user_id, frame = waiting.item
+        self._answer(identity, user_id, frame, self.engine.on_frame(user_id, frame, now), effects)
+
+    def _shed(
+        self,
+        waiting: Waiting[tuple[bytes, str, bytes]],
+        waited_s: float,
+        effects: Effects,
+        now: float,
+    ) -> None:
+        """A frame the ingress gives up on: a request is answered busy without being decided;
+        anything else (a control message) is decided now, never dropped."""
+        identity, user_id, frame = waiting.item
+        if waiting.peek.kind != "service_request":
+            self._decide(waiting, effects, now)
+            return
+        step = self.engine.on_overdue(user_id, waiting.peek, waited_s, self._answer_within_s, now)
+        self._answer(identity, user_id, frame, step, effects)
+
+    def _answer(
+        self, identity: bytes, user_id: str, frame: bytes, step: Effects, effects: Effects
+    ) -> None:
+        if step.hello:
+            self._routes.hello(user_id, identity)
+            self._hellos[user_id] = frame  # said again to a rebuilt engine
+        # answers go back to the connection the frame came from; pushes stay in the step
+        self._direct += [(identity, s.payload) for s in step.send if not s.push]
+        step.send = [s for s in step.send if s.push]
+        effects.extend(step)
 
     def _gatekeeping(self, effects: Effects, now: float) -> None:
         """Audit refused handshakes, and apply and audit keys registered or revoked."""

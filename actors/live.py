@@ -32,7 +32,7 @@ import zmq
 from pykka.messages import ProxySetAttr
 
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
-from actors.front_door import BindError, FrontDoor
+from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.security import UserKeyAuthenticator, user_public_keys
 from actors.store import StoreOpenError, Synchronous, open_store, store_file
@@ -127,6 +127,10 @@ def check_settings(settings: HubSettings) -> None:
         problems.append(f"pools must be 1 to {MAX_POOLS}, not {settings.pools}")
     if not (math.isfinite(settings.tick_s) and settings.tick_s > 0):
         problems.append(f"tick must be a positive number of seconds, not {settings.tick_s}")
+    if not (math.isfinite(settings.answer_within_s) and 0 < settings.answer_within_s <= 3600):
+        problems.append(
+            f"answer-within must be above 0 and at most 3600 seconds, not {settings.answer_within_s}"
+        )
     e = settings.engine
     if not (math.isfinite(e.hold_s) and e.hold_s > 0):
         problems.append(f"hold must be a positive number of seconds, not {e.hold_s}")
@@ -189,6 +193,9 @@ class HubSettings:
     synchronous: Synchronous = Synchronous.FULL
     """How durable each commit of the store is (FULL: an acknowledged request survives a
     power cut; NORMAL: it survives the process being killed; see docs/design.md)."""
+    answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
+    """Requests the front door has not decided this long after reading them are answered H8
+    (busy, retry after) instead of late, so every frame is answered within about this bound."""
 
     @property
     def store_path(self) -> Path:
@@ -351,6 +358,7 @@ class LiveHub:
             initial=startup,
             gate=auth,
             rebuild=self._restored_engine,
+            answer_within_s=s.answer_within_s,
         )
         self.front_door.start()
 

@@ -92,6 +92,11 @@ def serve(
         help="Durability of each commit: full survives a power cut (the default); normal "
         "survives the process being killed, and is faster (see benchmarks/README.md).",
     ),
+    answer_within: float = typer.Option(
+        1.0,
+        help="Requests not decided this many seconds after they arrive are answered H8 "
+        "(busy, retry after) instead of late.",
+    ),
     health_file: Path | None = typer.Option(
         None,
         "--health-file",
@@ -129,6 +134,7 @@ def serve(
             wan=wan,
             engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
             synchronous=synchronous,
+            answer_within_s=answer_within,
         )
     except ValueError as err:
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)

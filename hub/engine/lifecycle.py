@@ -8,6 +8,10 @@ counts, the held-until heap, the outcome deadlines, the dispatch order for respo
 and when the next of those deadlines falls (``next_due``).
 Must never: decide what a request means (the pipeline and the service flows do), send anything,
 or read a clock (``now`` is given).
+
+The comms hub and hub-wide counts are kept per priority class, so a capacity check can count
+only the work of a class and the classes above it (a lower class never takes the room of a
+higher one).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+from hub.reference.catalogue import PriorityClass
 from hub.reference.roles import Role
 from hub.reference.standard import Value
 
@@ -182,6 +187,12 @@ class RequestRecord:
     """The user's signature of a critical command."""
     scheduled: bool = False
     """A firing of a DCC schedule (travels as bulk)."""
+    priority: PriorityClass | None = None
+    """The traffic class its commands travel in, set when it is carried out (not persisted:
+    a restart carries it out again and sets it again)."""
+
+
+_CLASSES = len(PriorityClass)
 
 
 class RequestIndex:
@@ -192,8 +203,8 @@ class RequestIndex:
     def __init__(self) -> None:
         self._by_key: OrderedDict[tuple[str, str], RequestRecord] = OrderedDict()
         self._live: dict[int, RequestRecord] = {}
-        self._per_hub: dict[str, int] = {}
-        self._in_flight = 0
+        self._per_hub: dict[str, list[int]] = {}  # comms hub -> in flight per class
+        self._in_flight = [0] * _CLASSES
         self._held: list[tuple[float, int]] = []  # heap of (execute_at, seq); stale ones skipped
         self._outcomes: dict[int, float] = {}  # seq -> outcome deadline, while awaited
         self._outcome_heap: list[tuple[float, int]] = []  # stale entries skipped
@@ -307,28 +318,40 @@ class RequestIndex:
 
     def _enter_hub(self, rec: RequestRecord) -> None:
         assert rec.comms_hub is not None, rec.seq
-        self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
-        self._in_flight += 1
+        assert rec.priority is not None, rec.seq  # set when it is carried out
+        counts = self._per_hub.get(rec.comms_hub)
+        if counts is None:
+            counts = self._per_hub[rec.comms_hub] = [0] * _CLASSES
+        counts[rec.priority] += 1
+        self._in_flight[rec.priority] += 1
 
     def _leave_hub(self, rec: RequestRecord) -> None:
         assert rec.comms_hub is not None, rec.seq
-        left = self._per_hub.get(rec.comms_hub, 1) - 1
-        if left:
-            self._per_hub[rec.comms_hub] = left
-        else:
-            self._per_hub.pop(rec.comms_hub, None)
-        self._in_flight -= 1
+        assert rec.priority is not None, rec.seq
+        counts = self._per_hub[rec.comms_hub]
+        counts[rec.priority] -= 1
+        if not any(counts):
+            del self._per_hub[rec.comms_hub]
+        self._in_flight[rec.priority] -= 1
 
     # ---- counts and deadlines -----------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
         """Requests whose commands are queued, dispatched or transferring, hub-wide."""
-        return self._in_flight
+        return sum(self._in_flight)
 
-    def queued_at(self, comms_hub: str) -> int:
-        """Requests in flight through one comms hub."""
-        return self._per_hub.get(comms_hub, 0)
+    def in_flight_from(self, priority: PriorityClass) -> int:
+        """Requests in flight hub-wide in ``priority`` or a more urgent class."""
+        return sum(self._in_flight[: priority + 1])
+
+    def queued_at(self, comms_hub: str, priority: PriorityClass | None = None) -> int:
+        """Requests in flight through one comms hub: all of them, or (``priority``) those in
+        that class or a more urgent one."""
+        counts = self._per_hub.get(comms_hub)
+        if counts is None:
+            return 0
+        return sum(counts if priority is None else counts[: priority + 1])
 
     def dispatched(self, seq: int, now: float) -> None:
         """A command of a dispatched or transferring request started: its response clock runs
@@ -366,6 +389,11 @@ class RequestIndex:
         """A Device-pattern command: its outcome alert is awaited until ``deadline``."""
         self._outcomes[rec.seq] = deadline
         heapq.heappush(self._outcome_heap, (deadline, rec.seq))
+
+    def cancel_outcome(self, seq: int) -> None:
+        """The command of ``seq`` will not reach its device (displaced before dispatch): its
+        outcome alert is no longer awaited."""
+        self._outcomes.pop(seq, None)
 
     def outcome_arrived(self, seq: int) -> RequestRecord | None:
         """The outcome alert of ``seq`` arrived: the request it answers, if it was awaited

@@ -22,6 +22,7 @@ from hub.engine.containment import (
 )
 from hub.engine.delivery import DeliveryEngine, dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
+from hub.engine.ingress import Lane, Peek, lane_for, peek
 from hub.engine.lifecycle import RequestEvent, RequestRecord, RequestState
 from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
@@ -32,7 +33,7 @@ from hub.policies.traffic import Admitted, Busy
 from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import validate_params
-from hub.reference.standard import DeviceCommand
+from hub.reference.standard import DeviceCommand, Value
 from hub.reference.text import bounded, join_reasons
 
 
@@ -65,6 +66,46 @@ class RequestPipeline(DeliveryEngine):
         if isinstance(msg, wire.SetThresholds):
             return self.on_set_thresholds(user_id, msg, now)
         return self.on_hello(user_id, msg.max_in_flight, now)
+
+    def triage(self, frame: bytes) -> tuple[Peek, Lane]:
+        """What a frame is at a glance and the ingress lane it waits in: control messages
+        (and frames that cannot be read) first, then requests by their service's class."""
+        seen = peek(frame)
+        if seen.kind != "service_request":
+            return seen, Lane.CONTROL
+        service = self.access.catalogue.get(seen.service or "")
+        return seen, lane_for(service.priority) if service else Lane.ON_DEMAND
+
+    def on_overdue(
+        self, user_id: str, seen: Peek, waited_s: float, bound_s: float, now: float
+    ) -> Effects:
+        """A request that waited in the front door's ingress past the answer bound (or found
+        it full) is answered H8 without being decided: nothing done, its id not remembered,
+        one audit record for the frame. Reads nothing but what ``peek`` read."""
+        self._count(ResponseCode.H8, prefix="overdue:")
+        if waited_s > bound_s:
+            reason = f"busy: waited {waited_s:.1f} s to be decided (bound {bound_s:g} s)"
+        else:
+            reason = "busy: the hub's ingress is full"
+        busy = wire.Refusal(
+            request_id=seen.request_id,
+            code=ResponseCode.H8,
+            reason=reason,
+            retry_after_s=self.config.busy_retry_s,
+        )
+        service = seen.service if seen.service and len(seen.service) <= 32 else None
+        record = AuditRecord(
+            now,
+            Direction.OUT,
+            user_id,
+            AuditKind.REFUSAL,
+            seen.request_id,
+            service,
+            None,
+            ResponseCode.H8.value,
+            reason,
+        )
+        return Effects(audit=[record], send=[Send(user_id, wire.encode(busy))])
 
     @contained("on_frame_with_revoked_key")
     def on_frame_with_revoked_key(self, user_id: str, frame: bytes, now: float) -> Effects:
@@ -128,6 +169,7 @@ class RequestPipeline(DeliveryEngine):
                 )
                 busy.extend(notes)
                 return busy
+            notes.extend(self._answer_displaced(service, now))
         accepted = code is ResponseCode.I99
         reply_msg: wire.Acknowledgement | wire.Refusal = (
             wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
@@ -188,6 +230,29 @@ class RequestPipeline(DeliveryEngine):
             audit=self._audit_pair(now, user_id, req, ResponseCode.H8, reason),
             send=[Send(user_id, wire.encode(busy))],
         )
+
+    def _answer_displaced(self, by: Service, now: float) -> Effects:
+        """Queued commands traffic management pushed out to admit more urgent work: each was
+        accepted (I99), so each request is answered now, with a ``service_response`` H8 that
+        says why and when to try again (with a new request id); nothing acknowledged is lost."""
+        effects = Effects()
+        for d in self.traffic.take_displaced():
+            seq = seq_of(d.command.command_id)
+            rec = None if seq is None else self.index.get(seq)
+            if rec is None or rec.state.final:
+                continue
+            self.index.cancel_outcome(rec.seq)  # it never reached the device
+            self._count(ResponseCode.H8, prefix="displaced:")
+            reason = (
+                f"busy: displaced before it reached the device by more urgent work "
+                f"({by.code}); resubmit with a new request id"
+            )
+            body: dict[str, Value] = {
+                "reason": reason,
+                "retry_after_s": self.config.busy_retry_s,
+            }
+            effects.extend(self.respond(rec, ResponseCode.H8, body, now))
+        return effects
 
     # ---- anomaly detection and security monitoring -------------------------------------------
 
@@ -406,28 +471,44 @@ class RequestPipeline(DeliveryEngine):
         refusal = signature_refusal(service, req.signature)
         if refusal is not None:
             return refusal[0], refusal[1], service
-        device = self.access.inventory.device(req.device_id or "")
-        if device is not None:
-            hub_id = self.access.inventory.sites[device.site_id].comms_hub
-            if self.index.queued_at(hub_id) >= self.config.max_per_comms_hub:
-                return (
-                    ResponseCode.H8,
-                    f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued",
-                    service,
-                )
-        if self.index.in_flight >= self.config.max_pending:
-            return ResponseCode.H8, f"{self.index.in_flight} requests in progress", service
+        busy = self._capacity(service, req, now)
+        if busy is not None:
+            return ResponseCode.H8, busy, service
         return decision.code, decision.reason, service
+
+    def _capacity(self, service: Service, req: wire.ServiceRequest, now: float) -> str | None:
+        """Room for one more request of its class at its comms hub and hub-wide, counting
+        only the work of its own class and the more urgent ones (``EngineConfig.class_room``):
+        why not, or None if there is room."""
+        priority = self._priority(service, req.execute_at, now)
+        cfg = self.config
+        device = self.access.inventory.device(req.device_id or "")
+        if device is not None and self._uses_device(service):
+            hub_id = self.access.inventory.sites[device.site_id].comms_hub
+            room = cfg.room(cfg.max_per_comms_hub, priority)
+            if self.index.queued_at(hub_id, priority) >= room:
+                return (
+                    f"comms hub {hub_id} has {room} {priority.name} or more urgent commands queued"
+                )
+        room = cfg.room(cfg.max_pending, priority)
+        if self.index.in_flight_from(priority) >= room:
+            return f"{room} {priority.name} or more urgent requests in progress"
+        return None
 
     def execute(self, rec: RequestRecord, now: float, admitted: bool = False) -> Effects:
         """Carry out an accepted request: hand a hub-handled service to its flow, hold a DSP
         future-dated one, or queue its command with traffic management (``admitted``: a place
         was reserved by admission; otherwise it was accepted earlier and is queued regardless
         of bounds)."""
+        service = self.access.catalogue[rec.service]
+        rec.priority = (
+            PriorityClass.BULK
+            if rec.scheduled
+            else self._priority(service, rec.execute_at, rec.received_at)
+        )
         flow = self._flows.get(rec.service)
         if flow is not None:
             return flow.execute(rec, now, admitted)
-        service = self.access.catalogue[rec.service]
         assert rec.device_id is not None
         future = rec.execute_at is not None and rec.execute_at > now
         if future and self._pattern(rec) is FutureDated.DSP:
@@ -449,14 +530,9 @@ class RequestPipeline(DeliveryEngine):
             execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
-        priority = (
-            PriorityClass.BULK
-            if rec.scheduled
-            else self._priority(service, rec.execute_at, rec.received_at)
-        )
         self.index.move(rec, RequestEvent.QUEUE)
         size = self.config.traffic.size_of(rec.service)
-        return self.offer(rec, command, priority, size, now, admitted)
+        return self.offer(rec, command, rec.priority, size, now, admitted)
 
     def offer(
         self,

@@ -21,6 +21,8 @@ class TokenBucket:
     ``rate_per_s`` up to ``burst``. A request for more than ``burst`` tokens is let through
     when the bucket is full and leaves it in debt, so an oversize request waits for a full
     bucket instead of starving. An instant earlier than one already seen counts as that one.
+    A ``reserve`` keeps that many tokens back from a taker (for more urgent ones): it needs
+    ``n + reserve`` tokens (at most a full bucket) and takes ``n``.
     """
 
     __slots__ = ("_at", "_tokens", "burst", "rate_per_s")
@@ -56,12 +58,13 @@ class TokenBucket:
         self._refill(now)
         return self._tokens >= self.burst
 
-    def take(self, now: float, n: float = 1.0) -> bool:
-        """Take ``n`` tokens if available at ``now``; False (and nothing taken) otherwise."""
+    def take(self, now: float, n: float = 1.0, reserve: float = 0.0) -> bool:
+        """Take ``n`` tokens if ``n + reserve`` (at most a full bucket) are available at
+        ``now``; False (and nothing taken) otherwise."""
         if n <= 0:
             raise ValueError(f"take needs a positive number of tokens, got {n}")
         self._refill(now)
-        need = n if n < self.burst else self.burst
+        need = n + reserve if n + reserve < self.burst else self.burst
         if self._tokens < need - EPS * max(1.0, need):
             return False
         self._tokens -= n
@@ -89,12 +92,12 @@ class TokenBucket:
             ready_at = math.nextafter(ready_at, math.inf)
         return ready_at
 
-    def retry_after(self, now: float, n: float = 1.0) -> float:
-        """Seconds from ``now`` until ``take(n)`` would succeed (0.0 if it would now)."""
+    def retry_after(self, now: float, n: float = 1.0, reserve: float = 0.0) -> float:
+        """Seconds from ``now`` until ``take(n, reserve)`` would succeed (0.0 if it would now)."""
         if n <= 0:
             raise ValueError(f"retry_after needs a positive number of tokens, got {n}")
         self._refill(now)
-        need = n if n < self.burst else self.burst
+        need = n + reserve if n + reserve < self.burst else self.burst
         floor = need - EPS * max(1.0, need)
         tokens = self._tokens
         if tokens >= floor:
