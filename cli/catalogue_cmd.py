@@ -14,6 +14,7 @@ from rich.table import Table
 
 from hub.flows.non_device import executable
 from hub.reference.catalogue import CATALOGUE, FutureDated, Service
+from hub.reference.roles import Role
 
 
 def _yn(flag: bool) -> str:
@@ -30,12 +31,12 @@ def _status(service: Service) -> str:
 
 def catalogue(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object per service."),
-    role: str | None = typer.Option(None, help="Only services this role may send (IS, GS, ...)."),
+    role: Role | None = typer.Option(None, help="Only services this role may send."),
 ) -> None:
     """Show every service request: flags, eligible roles, priority, target and charge class."""
     services = CATALOGUE.services()
     if role is not None:
-        services = tuple(s for s in services if role.upper() in {r.value for r in s.roles})
+        services = tuple(s for s in services if role in s.roles)
     if as_json:
         typer.echo(
             json.dumps([{**s.to_json(), "executes": executable(s)} for s in services], indent=2)

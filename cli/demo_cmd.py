@@ -310,10 +310,10 @@ def demo(
     directory: Path = typer.Option(
         Path("data/demo"), "--dir", help="Where the demo's fleet and store go."
     ),
-    sites: int = typer.Option(400, help="Sites in the demo fleet."),
+    sites: int = typer.Option(400, min=50, help="Sites in the demo fleet."),
     seed: int = typer.Option(7, help="Fleet and workload seed."),
-    per_user: int = typer.Option(150, help="Requests per supplier user."),
-    wan_latency: float = typer.Option(0.05, help="WAN round trip per command, seconds."),
+    per_user: int = typer.Option(150, min=1, help="Requests per supplier user."),
+    wan_latency: float = typer.Option(0.05, min=0.0, help="WAN round trip per command, seconds."),
 ) -> None:
     """Generate a small fleet, explain some access decisions, run a live hub under a mixed
     workload from several users, and show what happened."""

@@ -11,7 +11,6 @@ import json
 import signal
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,37 @@ from rich.table import Table
 
 from actors.live import HubSettings, LiveHub
 from actors.store import audit_query
+from cli.errors import ExitStatus, UserError
+from cli.inputs import (
+    DATA,
+    ENDPOINT,
+    FLEET,
+    KEYS,
+    SINCE,
+    UNTIL,
+    check_instant,
+    known_user,
+    load_users,
+    parse_instant,
+)
 from hub import wire
 from hub.engine.core import EngineConfig
+from hub.reference.roles import Role
 from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, user_keypair
+from sdk.keys import KeyPair, create_keys, load_keypair
 from simfield.devices import sign_request
-from simfield.fleet_dir import load_fleet
 from simfield.wan import LatencyKind, WanProfile
 
 console = Console()
 
-FLEET = typer.Option(Path("data/fleet"), "--fleet", help="Fleet directory (dcc fleet generate).")
-DATA = typer.Option(Path("data/hub"), "--data", help="Data directory holding hub.sqlite.")
-ENDPOINT = typer.Option("tcp://127.0.0.1:5570", "--endpoint", help="Hub endpoint.")
+NO_STORE_HINT = "a hub writes its store when 'dcc serve' first runs; check --data (or DCC_DATA)"
 
 
 def keys(
     fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replace existing keys.")
 ) -> None:
     """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
-    users = load_fleet(fleet).users
+    users = load_users(fleet)
     created = create_keys(fleet, sorted(users), overwrite=overwrite)
     console.print(f"{len(created)} key pairs created under {fleet / 'keys'} ({len(users)} users)")
 
@@ -49,16 +59,18 @@ def serve(
     fleet: Path = FLEET,
     data: Path = DATA,
     endpoint: str = ENDPOINT,
-    pools: int = typer.Option(4, help="Comms hub pool actors."),
+    pools: int = typer.Option(4, min=1, help="Comms hub pool actors."),
     wan_latency: float = typer.Option(
-        0.0, help="Fixed WAN round trip to every comms hub, seconds."
+        0.0, min=0.0, help="Fixed WAN round trip to every comms hub, seconds."
     ),
-    wan_loss: float = typer.Option(0.0, help="Probability that one WAN attempt is lost."),
+    wan_loss: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Probability that one WAN attempt is lost."
+    ),
     hold: float = typer.Option(
-        2 * 86400.0, help="Seconds a response or alert is held for an absent user."
+        2 * 86400.0, min=0.0, help="Seconds a response or alert is held for an absent user."
     ),
     schedule_window: float = typer.Option(
-        3600.0, help="Schedule firings are spread over this many seconds after their time."
+        3600.0, min=0.0, help="Schedule firings are spread over this many seconds after their time."
     ),
 ) -> None:
     """Run the hub until interrupted, printing a status line every few seconds."""
@@ -94,10 +106,44 @@ def serve(
     console.print("hub stopped")
 
 
-def _client(fleet: Path, user: str, endpoint: str, auto_hello: bool = True) -> HubClient:
-    return HubClient(
-        endpoint, hub_keypair(fleet).public, user_keypair(fleet, user), auto_hello=auto_hello
-    )
+def _client_keys(fleet: Path, keys: Path | None, user: str) -> tuple[bytes, KeyPair]:
+    """The hub's public key and the user's key pair, from ``--keys`` or ``<fleet>/keys``."""
+    import zmq.auth
+
+    kdir = keys if keys is not None else fleet / "keys"
+    hub_public = kdir / "hub.key"
+    if not hub_public.exists():
+        raise UserError(
+            f"no hub key {hub_public}",
+            "run 'dcc keys' for the fleet, or point --keys (DCC_KEYS) at the hub's key directory",
+        )
+    public, _ = zmq.auth.load_certificate(str(hub_public))
+    mine = kdir / "users" / f"{user}.key_secret"
+    if not mine.exists():
+        raise UserError(
+            f"no key file {mine} for user {user!r}",
+            "run 'dcc keys' for the fleet (it creates a key pair for every user in users.csv)",
+        )
+    return public, load_keypair(mine)
+
+
+def _client(
+    fleet: Path, keys: Path | None, user: str, endpoint: str, auto_hello: bool = True
+) -> HubClient:
+    known_user(fleet, user)
+    public, pair = _client_keys(fleet, keys, user)
+    return HubClient(endpoint, public, pair, auto_hello=auto_hello)
+
+
+def _connect(client: HubClient, endpoint: str, timeout: float) -> None:
+    try:
+        client.connect(timeout)
+    except TimeoutError:
+        raise UserError(
+            f"no hub answered at {endpoint} within {timeout:g} s",
+            "is 'dcc serve' running there with this fleet's keys? (--endpoint, --connect-timeout)",
+            ExitStatus.FAILURE,
+        ) from None
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -105,7 +151,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise typer.BadParameter(f"parameter {item!r} is not key=value")
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--param")
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -120,38 +166,57 @@ def _show(msg: Any) -> str:
 
 def send(
     user: str = typer.Option(..., help="User id (its keys are in the fleet's keys directory)."),
-    role: str = typer.Option(..., help="Role to act in (IS, ES, GS, ED, GT, RSA, OU)."),
+    role: Role = typer.Option(..., help="Role to act in."),
     service: str = typer.Option(..., help="Service reference variant, e.g. 4.1.1."),
     device: str | None = typer.Option(None, help="Target device id."),
     param: list[str] = typer.Option(
         [], "--param", "-p", help="Parameter key=value (value as JSON if it parses)."
     ),
-    execute_at: float | None = typer.Option(
-        None, help="Execution time, seconds since the epoch (future dated)."
+    execute_at: str | None = typer.Option(
+        None,
+        callback=check_instant,
+        help="Execution time (future dated): ISO 8601 (UTC unless zoned) or epoch seconds.",
     ),
-    wait: float = typer.Option(30.0, help="Seconds to wait for the response."),
+    wait: float = typer.Option(30.0, min=0.0, help="Seconds to wait for the response."),
+    connect_timeout: float = typer.Option(
+        5.0, min=0.1, help="Seconds to wait for the hub's welcome before giving up."
+    ),
     sign: bool = typer.Option(
         False, help="Sign a critical command with the user's key (the simulated devices' scheme)."
     ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
+    keys: Path | None = KEYS,
 ) -> None:
     """Send one service request, print the acknowledgement and the response, acknowledge it."""
     params = _parse_params(param)
-    signature = b""
-    if sign and device is not None:
-        party = load_fleet(fleet).users[user].party_id
-        signature = sign_request(party, service, device)
-    with _client(fleet, user, endpoint) as client:
-        client.connect()
-        answer = client.request(role, service, device, params, execute_at, signature)
+    at = parse_instant(execute_at)
+    party = known_user(fleet, user).party_id
+    signature = sign_request(party, service, device) if sign and device is not None else b""
+    with _client(fleet, keys, user, endpoint) as client:
+        rid = client.next_request_id()
+        # the wire protocol's own checks, before waiting for a hub that would refuse it
+        wire.ServiceRequest(
+            request_id=rid,
+            role=role,
+            service=service,
+            device_id=device,
+            params=params,
+            execute_at=at,
+            signature=signature,
+        )
+        _connect(client, endpoint, connect_timeout)
+        answer = client.request(role, service, device, params, at, signature, request_id=rid)
         console.print(_show(answer))
         if isinstance(answer, wire.Refusal):
             raise typer.Exit(1)
         resp = client.wait_for(wire.ServiceResponse, wait, request_id=answer.request_id)
         if resp is None:
-            console.print(f"no response within {wait} s; it stays held for {user} (dcc listen)")
-            raise typer.Exit(2)
+            raise UserError(
+                f"no response within {wait:g} s; it stays held for {user}",
+                "collect it later with 'dcc listen', or wait longer with --wait",
+                ExitStatus.FAILURE,
+            )
         console.print(_show(resp))
         client.ack([resp.delivery_id])
         client.receive(0.2)  # let the ack leave before closing
@@ -159,14 +224,23 @@ def send(
 
 def listen(
     user: str = typer.Option(..., help="User id."),
-    count: int = typer.Option(0, help="Stop after this many deliveries (0: until interrupted)."),
-    timeout: float = typer.Option(0.0, help="Stop after this many idle seconds (0: never)."),
+    count: int = typer.Option(
+        0, min=0, help="Stop after this many deliveries (0: until interrupted)."
+    ),
+    timeout: float = typer.Option(
+        0.0, min=0.0, help="Stop after this many idle seconds (0: never)."
+    ),
+    connect_timeout: float = typer.Option(
+        5.0, min=0.1, help="Seconds to wait for the hub's welcome before giving up."
+    ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
+    keys: Path | None = KEYS,
 ) -> None:
     """Print responses and alerts for a user as they arrive, acknowledging each."""
     got = 0
-    with _client(fleet, user, endpoint) as client:
+    with _client(fleet, keys, user, endpoint) as client:
+        _connect(client, endpoint, connect_timeout)
         while count == 0 or got < count:
             msg = client.receive(timeout or 3600.0)
             if msg is None:
@@ -179,28 +253,13 @@ def listen(
     console.print(f"{got} deliveries received")
 
 
-def parse_instant(text: str | None) -> float | None:
-    """Epoch seconds or an ISO date-time (UTC when no zone is given), or None."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r} is neither epoch seconds nor an ISO date-time") from err
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
-
-
 def audit(
     data: Path = DATA,
     user: str | None = typer.Option(None, help="Only this user."),
     device: str | None = typer.Option(None, help="Only this device."),
-    since: str | None = typer.Option(None, help="From this time (ISO or epoch seconds)."),
-    until: str | None = typer.Option(None, help="Before this time (ISO or epoch seconds)."),
-    limit: int = typer.Option(50, help="At most this many records."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    limit: int = typer.Option(50, min=1, help="At most this many records."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
 ) -> None:
     """Query the audit trail by user, device and time."""
@@ -210,8 +269,7 @@ def audit(
             audit_query(path, user, device, parse_instant(since), parse_instant(until), limit)
         )
     except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+        raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
     if as_json:
         for r in records:
             typer.echo(json.dumps({k: getattr(r, k) for k in r.__dataclass_fields__}, default=str))

@@ -15,7 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.store import sla_records
-from cli.hub_cmds import DATA, parse_instant
+from cli.errors import ExitStatus, UserError
+from cli.hub_cmds import NO_STORE_HINT
+from cli.inputs import DATA, SINCE, UNTIL, parse_instant
 from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
 from hub.reference.catalogue import CATALOGUE
 
@@ -26,16 +28,15 @@ report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=T
 def sla(
     data: Path = DATA,
     by_user: bool = typer.Option(False, "--by-user", help="One row per service and user."),
-    since: str | None = typer.Option(None, help="From this time (ISO or epoch seconds)."),
-    until: str | None = typer.Option(None, help="Before this time (ISO or epoch seconds)."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Per service (and user): responses, p50/p95/p99 response time, share within target."""
     try:
         records = sla_records(data / "hub.sqlite", parse_instant(since), parse_instant(until))
     except FileNotFoundError as err:
-        Console().print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+        raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
     rows = summarise(records, by_user=by_user)
     if as_json:
         typer.echo(
@@ -86,4 +87,4 @@ def sla(
             )
         Console().print(table)
     if any(r.breached for r in rows):
-        raise typer.Exit(3)
+        raise typer.Exit(ExitStatus.SLA_BREACH)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 from collections import Counter
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli.errors import ExitStatus
 from cli.plots import plot_outputs
 from hub.policies.sla import summarise
 from hub.reference.uktime import to_uk_local
 from meters_sim.bulk import simulate_region
 from meters_sim.flows import flow_classes, outage_classes, region_links
-from meters_sim.scenario import Region, Scenario, ScenarioError
+from meters_sim.scenario import Region, Scenario
 from meters_sim.scenario_files import read_scenario
 from meters_sim.simulator import SimConfig, Simulation
 from meters_sim.workload import schedule_load
@@ -38,6 +41,14 @@ from simfield.fleet_files import write_fleet
 from simfield.headend_plugins import load_head_ends
 
 console = Console()
+
+
+class Mode(StrEnum):
+    """Which model runs a scenario."""
+
+    AUTO = "auto"
+    EVENT = "event"
+    BULK = "bulk"
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -266,23 +277,21 @@ def simulate(
         ..., help="A scenario TOML file (see scenarios/ and docs/scenarios.md)."
     ),
     out: Path | None = typer.Option(None, help="Output directory (default: out/<scenario name>)."),
-    mode: str = typer.Option(
-        "auto", help="event, bulk, or auto (event up to --event-limit sites)."
+    mode: Mode = typer.Option(
+        Mode.AUTO,
+        case_sensitive=False,
+        help="event, bulk, or auto (event up to --event-limit sites).",
     ),
     event_limit: int = typer.Option(
-        5_000, help="Largest fleet (sites) run in event mode under auto."
+        5_000, min=0, help="Largest fleet (sites) run in event mode under auto."
     ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
-    try:
-        scenario = read_scenario(scenario_file)
-    except ScenarioError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from None
-    if mode not in ("auto", "event", "bulk"):
-        raise typer.BadParameter(f"mode must be event, bulk or auto, not {mode!r}")
+    scenario = read_scenario(scenario_file)  # a ScenarioError is reported by cli.errors
     chosen = (
-        mode if mode != "auto" else ("event" if scenario.fleet.sites <= event_limit else "bulk")
+        mode.value
+        if mode is not Mode.AUTO
+        else ("event" if scenario.fleet.sites <= event_limit else "bulk")
     )
     directory = out or Path("out") / scenario.run.name
     directory.mkdir(parents=True, exist_ok=True)
@@ -295,5 +304,5 @@ def simulate(
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")
     if breaches:
         for b in breaches:
-            console.print(f"[red]SLA breach: {b}[/red]")
-        raise typer.Exit(3)
+            sys.stderr.write(f"SLA breach: {b}\n")
+        raise typer.Exit(ExitStatus.SLA_BREACH)
