@@ -6,12 +6,11 @@ Must never: change what a service is; that is ``hub.reference.catalogue``'s.
 
 from __future__ import annotations
 
-import json
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli import output
 from hub.flows.non_device import executable
 from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 from hub.reference.roles import Role
@@ -30,7 +29,9 @@ def _status(service: Service) -> str:
 
 
 def catalogue(
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per service."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON document: an array of one object per service."
+    ),
     role: Role | None = typer.Option(None, help="Only services this role may send."),
 ) -> None:
     """Show every service request: flags, eligible roles, priority, target and charge class."""
@@ -38,9 +39,7 @@ def catalogue(
     if role is not None:
         services = tuple(s for s in services if role in s.roles)
     if as_json:
-        typer.echo(
-            json.dumps([{**s.to_json(), "executes": executable(s)} for s in services], indent=2)
-        )
+        output.document([{**s.to_json(), "executes": executable(s)} for s in services])
         return
     runs = sum(1 for s in services if executable(s))
     table = Table(

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.live import HubSettings, LiveHub
+from cli import output
 from hub import wire
 from hub.flows.non_device import ANSWERED
 from hub.policies.access import AccessContext, AccessRequest
@@ -229,7 +230,7 @@ def _drive(hub: LiveHub, fleet_dir: Path, plan: _Plan, tally: _Tally) -> None:
 
 
 def _short(body: Mapping[str, Value]) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in list(body.items())[:4])
+    text = ", ".join(f"{k}={v!r}" for k, v in list(output.humane(dict(body)).items())[:4])
     return text if len(text) < 110 else text[:107] + "..."
 
 

@@ -6,11 +6,10 @@ Must never: hold hub decisions.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import signal
+import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from rich.table import Table
 
 from actors.live import HubSettings, LiveHub
 from actors.store import audit_query
+from cli import output
 from cli.errors import ExitStatus, UserError
 from cli.inputs import (
     DATA,
@@ -43,15 +43,22 @@ from simfield.wan import LatencyKind, WanProfile
 
 console = Console()
 
+JSON_DOCUMENT = typer.Option(False, "--json", help="Print the result as one JSON document.")
+_EVERY_RECORD = 2**62  # a limit the store never reaches
 NO_STORE_HINT = "a hub writes its store when 'dcc serve' first runs; check --data (or DCC_DATA)"
 
 
 def keys(
-    fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replace existing keys.")
+    fleet: Path = FLEET,
+    overwrite: bool = typer.Option(False, help="Replace existing keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
     users = load_users(fleet)
     created = create_keys(fleet, sorted(users), overwrite=overwrite)
+    if as_json:
+        output.document({"keys": str(fleet / "keys"), "users": len(users), "created": created})
+        return
     console.print(f"{len(created)} key pairs created under {fleet / 'keys'} ({len(users)} users)")
 
 
@@ -135,9 +142,9 @@ def _client(
     return HubClient(endpoint, public, pair, auto_hello=auto_hello)
 
 
-def _connect(client: HubClient, endpoint: str, timeout: float) -> None:
+def _connect(client: HubClient, endpoint: str, timeout: float) -> wire.Welcome:
     try:
-        client.connect(timeout)
+        return client.connect(timeout)
     except TimeoutError:
         raise UserError(
             f"no hub answered at {endpoint} within {timeout:g} s",
@@ -160,8 +167,10 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _show(msg: Any) -> str:
-    fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
-    return f"{type(msg).__name__} " + json.dumps(fields, default=str)
+    """A wire message for people: its name and its fields, times in ISO 8601 UTC."""
+    fields = output.humane(output.message_fields(msg))
+    del fields["type"]
+    return f"{type(msg).__name__} " + json.dumps(fields, ensure_ascii=False)
 
 
 def send(
@@ -187,6 +196,7 @@ def send(
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
     keys: Path | None = KEYS,
+    as_json: bool = JSON_DOCUMENT,
 ) -> None:
     """Send one service request, print the acknowledgement and the response, acknowledge it."""
     params = _parse_params(param)
@@ -207,17 +217,28 @@ def send(
         )
         _connect(client, endpoint, connect_timeout)
         answer = client.request(role, service, device, params, at, signature, request_id=rid)
-        console.print(_show(answer))
+        if not as_json:
+            print(_show(answer))
+        resp = None
+        if isinstance(answer, wire.Acknowledgement):
+            resp = client.wait_for(wire.ServiceResponse, wait, request_id=answer.request_id)
+        if as_json:
+            output.document(
+                {
+                    "answer": output.message_fields(answer),
+                    "response": None if resp is None else output.message_fields(resp),
+                }
+            )
         if isinstance(answer, wire.Refusal):
-            raise typer.Exit(1)
-        resp = client.wait_for(wire.ServiceResponse, wait, request_id=answer.request_id)
+            raise typer.Exit(ExitStatus.FAILURE)
         if resp is None:
             raise UserError(
                 f"no response within {wait:g} s; it stays held for {user}",
                 "collect it later with 'dcc listen', or wait longer with --wait",
                 ExitStatus.FAILURE,
             )
-        console.print(_show(resp))
+        if not as_json:
+            print(_show(resp))
         client.ack([resp.delivery_id])
         client.receive(0.2)  # let the ack leave before closing
 
@@ -236,21 +257,35 @@ def listen(
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
     keys: Path | None = KEYS,
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per line for every message (JSON lines)."
+    ),
 ) -> None:
     """Print responses and alerts for a user as they arrive, acknowledging each."""
     got = 0
     with _client(fleet, keys, user, endpoint) as client:
-        _connect(client, endpoint, connect_timeout)
+        welcome = _connect(client, endpoint, connect_timeout)
+        if as_json:
+            output.line(output.message_fields(welcome))
+        else:
+            print(_show(welcome))
         while count == 0 or got < count:
             msg = client.receive(timeout or 3600.0)
             if msg is None:
                 break
-            console.print(_show(msg))
+            if as_json:
+                output.line(output.message_fields(msg))
+            else:
+                print(_show(msg))
             if isinstance(msg, (wire.ServiceResponse, wire.DeviceAlertNotice, wire.HubAlert)):
                 client.ack([msg.delivery_id])
                 got += 1
         client.receive(0.2)
-    console.print(f"{got} deliveries received")
+    summary = f"{got} deliveries received"
+    if as_json:
+        sys.stderr.write(summary + "\n")
+    else:
+        console.print(summary)
 
 
 def audit(
@@ -260,19 +295,31 @@ def audit(
     since: str | None = SINCE,
     until: str | None = UNTIL,
     limit: int = typer.Option(50, min=1, help="At most this many records."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (JSON lines)."),
+    oldest_first: bool = typer.Option(
+        False, "--oldest-first", help="The oldest records first (default: the newest first)."
+    ),
 ) -> None:
-    """Query the audit trail by user, device and time."""
+    """Query the audit trail by user, device and time, newest first."""
     path = data / "hub.sqlite"
     try:
         records = list(
-            audit_query(path, user, device, parse_instant(since), parse_instant(until), limit)
+            audit_query(
+                path,
+                user,
+                device,
+                parse_instant(since),
+                parse_instant(until),
+                limit if oldest_first else _EVERY_RECORD,
+            )
         )
     except FileNotFoundError as err:
         raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
+    if not oldest_first:  # the store answers oldest first: keep the newest ``limit``
+        records = records[: -limit - 1 : -1]
     if as_json:
         for r in records:
-            typer.echo(json.dumps({k: getattr(r, k) for k in r.__dataclass_fields__}, default=str))
+            output.line(output.record(r, times=("at",)))
         return
     table = Table(title=f"audit: {len(records)} records")
     for col in (
@@ -289,7 +336,7 @@ def audit(
         table.add_column(col, overflow="fold")
     for r in records:
         table.add_row(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at)),
+            output.iso(r.at) or "-",
             r.direction.value,
             r.user_id or "-",
             r.kind,

@@ -7,7 +7,6 @@ Must never: compute SLA rules itself; ``hub.policies.sla`` does.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -15,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from actors.store import sla_records
+from cli import output
 from cli.errors import ExitStatus, UserError
 from cli.hub_cmds import NO_STORE_HINT
 from cli.inputs import DATA, SINCE, UNTIL, parse_instant
@@ -30,7 +30,9 @@ def sla(
     by_user: bool = typer.Option(False, "--by-user", help="One row per service and user."),
     since: str | None = SINCE,
     until: str | None = UNTIL,
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document instead of a table (keys in docs/cli.md)."
+    ),
 ) -> None:
     """Per service (and user): responses, p50/p95/p99 response time, share within target."""
     try:
@@ -39,21 +41,30 @@ def sla(
         raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
     rows = summarise(records, by_user=by_user)
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
+        output.document(
+            {
+                "since": output.iso(parse_instant(since)),
+                "until": output.iso(parse_instant(until)),
+                "responses": len(records),
+                "service_level_target": SERVICE_LEVEL_TARGET,
+                "service_level_minimum": SERVICE_LEVEL_MINIMUM,
+                "rows": [
                     {
-                        "key": r.key,
+                        "service": r.key[0],
+                        "name": CATALOGUE[r.key[0]].name,
+                        **({"user": r.key[1]} if by_user else {}),
                         "count": r.count,
                         "p50_s": r.p50_s,
                         "p95_s": r.p95_s,
                         "p99_s": r.p99_s,
+                        "target_s": CATALOGUE[r.key[0]].target_response_s,
                         "within_target": r.within_target,
+                        "meets_target": r.meets_target,
+                        "breached": r.breached,
                     }
                     for r in rows
                 ],
-                indent=2,
-            )
+            }
         )
     else:
         table = Table(

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli import output
 from cli.errors import ExitStatus
 from cli.plots import plot_outputs
 from hub.policies.sla import summarise
@@ -285,8 +286,12 @@ def simulate(
     event_limit: int = typer.Option(
         5_000, min=0, help="Largest fleet (sites) run in event mode under auto."
     ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print summary.json on stdout (progress and tables go to stderr)."
+    ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
+    console.stderr = as_json  # with --json, stdout carries the summary document alone
     scenario = read_scenario(scenario_file)  # a ScenarioError is reported by cli.errors
     chosen = (
         mode.value
@@ -301,6 +306,8 @@ def simulate(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     plot_outputs(directory, scenario.run.name)
+    if as_json:
+        output.document(summary)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")
     if breaches:
         for b in breaches:
