@@ -8,15 +8,19 @@ Must never: hold hub decisions; it calls the core and the drivers.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 import typer
+import typer.main
 from typer.core import TyperGroup
 
 from cli import errors
 from cli.catalogue_cmd import catalogue
+from cli.config import CONFIG, load_default_map
 from cli.demo_cmd import demo
 from cli.errors import ExitStatus, UserError
 from cli.fleet_cmd import fleet_app
@@ -72,8 +76,16 @@ app = typer.Typer(
     cls=DccGroup,
     help="dcc-hub: smart-metering communications hub and fleet simulator.",
     no_args_is_help=True,
-    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"dcc-hub {version('dcc-hub')}\n")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -84,8 +96,16 @@ def _options(
         envvar="DCC_DEBUG",
         help="Show the traceback of an error (also DCC_DEBUG=1).",
     ),
+    config: Path | None = CONFIG,
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
 ) -> None:
-    """dcc-hub: smart-metering communications hub and fleet simulator."""
+    """dcc-hub: smart-metering communications hub and fleet simulator.
+
+    Options can also come from DCC_* environment variables and a dcc.toml file
+    (docs/cli.md): the command line wins over the environment, which wins over the file.
+    """
 
 
 app.command("catalogue")(catalogue)
@@ -103,13 +123,17 @@ app.command("simulate")(simulate)
 def main() -> None:
     """Console entry point: runs the app and turns whatever escapes it into a message and an
     exit status (usage errors found before a command starts, such as an unknown option)."""
+    args = sys.argv[1:]
     try:
-        status = app(prog_name="dcc", standalone_mode=False)
+        command = typer.main.get_command(app)
+        defaults = load_default_map(command, args)
+        status = command.main(args, prog_name="dcc", standalone_mode=False, default_map=defaults)
     except typer.Abort:
         sys.stderr.write("aborted\n")
         status = ExitStatus.FAILURE
     except typer.TyperException as exc:
         raise SystemExit(_fail(exc, debug=False).exit_code) from None
     except Exception as exc:
-        raise SystemExit(_fail(exc, debug="--debug" in sys.argv).exit_code) from None
+        debug = "--debug" in args or os.environ.get("DCC_DEBUG", "") not in ("", "0")
+        raise SystemExit(_fail(exc, debug).exit_code) from None
     raise SystemExit(status if isinstance(status, int) else 0)

@@ -42,15 +42,25 @@ def check_endpoint(value: str) -> str:
 
 
 FLEET = typer.Option(
-    Path("data/fleet"), "--fleet", help="Fleet directory (dcc fleet generate).", show_default=True
+    Path("data/fleet"),
+    "--fleet",
+    envvar="DCC_FLEET",
+    help="Fleet directory (dcc fleet generate).",
 )
-DATA = typer.Option(Path("data/hub"), "--data", help="Data directory holding hub.sqlite.")
+DATA = typer.Option(
+    Path("data/hub"), "--data", envvar="DCC_DATA", help="Data directory holding hub.sqlite."
+)
 ENDPOINT = typer.Option(
-    DEFAULT_ENDPOINT, "--endpoint", help="Hub endpoint, tcp://host:port.", callback=check_endpoint
+    DEFAULT_ENDPOINT,
+    "--endpoint",
+    envvar="DCC_ENDPOINT",
+    help="Hub endpoint, tcp://host:port.",
+    callback=check_endpoint,
 )
 KEYS = typer.Option(
     None,
     "--keys",
+    envvar="DCC_KEYS",
     help="Key directory holding hub.key and users/<id>.key_secret (default: <fleet>/keys).",
     show_default=False,
 )
