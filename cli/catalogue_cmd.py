@@ -6,14 +6,15 @@ Must never: change what a service is; that is ``hub.reference.catalogue``'s.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli import output
-from hub.flows.non_device import executable
-from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 from hub.reference.roles import Role
+
+if TYPE_CHECKING:
+    from hub.reference.catalogue import Service
 
 
 def _yn(flag: bool) -> str:
@@ -21,6 +22,8 @@ def _yn(flag: bool) -> str:
 
 
 def _status(service: Service) -> str:
+    from hub.flows.non_device import executable
+
     if not service.in_scope:
         return "[red]out of scope (H5)[/red]"
     if not executable(service):
@@ -35,6 +38,12 @@ def catalogue(
     role: Role | None = typer.Option(None, help="Only services this role may send."),
 ) -> None:
     """Show every service request: flags, eligible roles, priority, target and charge class."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.flows.non_device import executable
+    from hub.reference.catalogue import CATALOGUE, FutureDated
+
     services = CATALOGUE.services()
     if role is not None:
         services = tuple(s for s in services if role in s.roles)

@@ -13,12 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from cli import output
-from simfield.fleet import generate_fleet
-from simfield.fleet_files import write_fleet
 
 fleet_app = typer.Typer(
     help="Synthetic fleets: generate the files of a fleet directory.", no_args_is_help=True
@@ -55,6 +51,12 @@ def generate(
     ] = False,
 ) -> None:
     """Generate a fleet of --sites sites into the --out directory (docs/fleet-files.md)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from simfield.fleet import generate_fleet
+    from simfield.fleet_files import write_fleet
+
     day = _as_of(as_of)
     console = Console(stderr=as_json)
     started = time.perf_counter()

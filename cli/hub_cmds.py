@@ -11,14 +11,11 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from actors.live import HubSettings, LiveHub
-from actors.store import audit_query
 from cli import output
 from cli.errors import ExitStatus, UserError
 from cli.inputs import (
@@ -33,13 +30,12 @@ from cli.inputs import (
     load_users,
     parse_instant,
 )
-from hub import wire
-from hub.engine.core import EngineConfig
 from hub.reference.roles import Role
-from sdk.client import HubClient
-from sdk.keys import KeyPair, create_keys, load_keypair
-from simfield.devices import sign_request
-from simfield.wan import LatencyKind, WanProfile
+
+if TYPE_CHECKING:  # the drivers are imported by the commands that use them (a fast --help)
+    from hub import wire
+    from sdk.client import HubClient
+    from sdk.keys import KeyPair
 
 console = Console()
 
@@ -54,6 +50,8 @@ def keys(
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
+    from sdk.keys import create_keys
+
     users = load_users(fleet)
     created = create_keys(fleet, sorted(users), overwrite=overwrite)
     if as_json:
@@ -81,6 +79,10 @@ def serve(
     ),
 ) -> None:
     """Run the hub until interrupted, printing a status line every few seconds."""
+    from actors.live import HubSettings, LiveHub
+    from hub.engine.core import EngineConfig
+    from simfield.wan import LatencyKind, WanProfile
+
     wan = WanProfile(
         latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO,
         median_s=wan_latency,
@@ -117,6 +119,8 @@ def _client_keys(fleet: Path, keys: Path | None, user: str) -> tuple[bytes, KeyP
     """The hub's public key and the user's key pair, from ``--keys`` or ``<fleet>/keys``."""
     import zmq.auth
 
+    from sdk.keys import load_keypair
+
     kdir = keys if keys is not None else fleet / "keys"
     hub_public = kdir / "hub.key"
     if not hub_public.exists():
@@ -137,6 +141,8 @@ def _client_keys(fleet: Path, keys: Path | None, user: str) -> tuple[bytes, KeyP
 def _client(
     fleet: Path, keys: Path | None, user: str, endpoint: str, auto_hello: bool = True
 ) -> HubClient:
+    from sdk.client import HubClient
+
     known_user(fleet, user)
     public, pair = _client_keys(fleet, keys, user)
     return HubClient(endpoint, public, pair, auto_hello=auto_hello)
@@ -199,6 +205,9 @@ def send(
     as_json: bool = JSON_DOCUMENT,
 ) -> None:
     """Send one service request, print the acknowledgement and the response, acknowledge it."""
+    from hub import wire
+    from simfield.devices import sign_request
+
     params = _parse_params(param)
     at = parse_instant(execute_at)
     party = known_user(fleet, user).party_id
@@ -262,6 +271,8 @@ def listen(
     ),
 ) -> None:
     """Print responses and alerts for a user as they arrive, acknowledging each."""
+    from hub import wire
+
     got = 0
     with _client(fleet, keys, user, endpoint) as client:
         welcome = _connect(client, endpoint, connect_timeout)
@@ -301,6 +312,10 @@ def audit(
     ),
 ) -> None:
     """Query the audit trail by user, device and time, newest first."""
+    from rich.table import Table
+
+    from actors.store import audit_query
+
     path = data / "hub.sqlite"
     try:
         records = list(

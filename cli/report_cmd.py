@@ -10,16 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from actors.store import sla_records
 from cli import output
 from cli.errors import ExitStatus, UserError
 from cli.hub_cmds import NO_STORE_HINT
 from cli.inputs import DATA, SINCE, UNTIL, parse_instant
-from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
-from hub.reference.catalogue import CATALOGUE
 
 report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=True)
 
@@ -35,6 +30,13 @@ def sla(
     ),
 ) -> None:
     """Per service (and user): responses, p50/p95/p99 response time, share within target."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from actors.store import sla_records
+    from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
+    from hub.reference.catalogue import CATALOGUE
+
     try:
         records = sla_records(data / "hub.sqlite", parse_instant(since), parse_instant(until))
     except FileNotFoundError as err:

@@ -17,29 +17,18 @@ import time
 from collections import Counter
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 from cli import output
 from cli.errors import ExitStatus
-from cli.plots import plot_outputs
-from hub.policies.sla import summarise
-from hub.reference.uktime import to_uk_local
-from meters_sim.bulk import simulate_region
-from meters_sim.flows import flow_classes, outage_classes, region_links
-from meters_sim.scenario import Region, Scenario
-from meters_sim.scenario_files import read_scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
+
+if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --help)
+    from rich.progress import Progress
+
+    from meters_sim.scenario import Scenario
 
 console = Console()
 
@@ -64,6 +53,8 @@ def _r(x: float) -> float:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -74,6 +65,17 @@ def _progress() -> Progress:
 
 
 def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+    from rich.table import Table
+
+    from hub.policies.sla import summarise
+    from meters_sim.scenario import Region
+    from meters_sim.simulator import SimConfig, Simulation
+    from meters_sim.workload import schedule_load
+    from simfield.fleet import generate_fleet
+    from simfield.fleet_dir import load_fleet
+    from simfield.fleet_files import write_fleet
+    from simfield.headend_plugins import load_head_ends
+
     fleet_dir = out / "fleet"
     write_fleet(
         generate_fleet(
@@ -181,6 +183,14 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+    import numpy as np
+    from rich.table import Table
+
+    from hub.reference.uktime import to_uk_local
+    from meters_sim.bulk import simulate_region
+    from meters_sim.flows import flow_classes, outage_classes, region_links
+    from meters_sim.scenario import Region
+
     classes = flow_classes(scenario)
     links = region_links(scenario)
     days = scenario.run.duration_s / 86_400.0
@@ -291,6 +301,9 @@ def simulate(
     ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
+    from cli.plots import plot_outputs  # matplotlib: only when drawing
+    from meters_sim.scenario_files import read_scenario
+
     console.stderr = as_json  # with --json, stdout carries the summary document alone
     scenario = read_scenario(scenario_file)  # a ScenarioError is reported by cli.errors
     chosen = (
