@@ -146,7 +146,7 @@ def _load_fleet(directory: Path) -> Fleet:
     except Exception as err:
         raise StartError(
             f"cannot read the fleet in {directory}: {err}; "
-            "pass --fleet a directory written by 'dcc fleet generate'",
+            "pass --fleet a directory written by 'dcc fleet generate' (format: docs/fleet-files.md)",
             StartFault.BAD_INPUT,
         ) from err
 

@@ -312,7 +312,8 @@ def _log_to_stderr() -> None:
 
 
 def _refuse(line: str, status: int) -> NoReturn:
-    typer.echo(line, err=True)
+    """One line on stderr in the CLI's error convention (``error: ...``), then exit."""
+    typer.echo(f"error: {line}", err=True)
     raise typer.Exit(status)
 
 
