@@ -24,7 +24,7 @@ from cli.config import CONFIG, load_default_map
 from cli.demo_cmd import demo
 from cli.errors import ExitStatus, UserError
 from cli.fleet_cmd import fleet_app
-from cli.hub_cmds import audit, health, keys, listen, send, serve
+from cli.hub_cmds import audit, health, keys_app, listen, send, serve
 from cli.report_cmd import report_app
 from cli.simulate_cmd import simulate
 
@@ -110,7 +110,7 @@ def _options(
 
 app.command("catalogue")(catalogue)
 app.add_typer(fleet_app, name="fleet", help="Generate synthetic fleets.")
-app.command("keys")(keys)
+app.add_typer(keys_app, name="keys")
 app.command("serve")(serve)
 app.command("health")(health)
 app.command("send")(send)

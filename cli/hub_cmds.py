@@ -80,12 +80,24 @@ class Durability(StrEnum):
     NORMAL = "normal"
 
 
+keys_app = typer.Typer(
+    help="CURVE keys. Alone, 'dcc keys' makes pairs for demos and tests; 'register' records "
+    "the public key a user generated, 'revoke' revokes one, 'list' lists them.",
+)
+
+
+@keys_app.callback(invoke_without_command=True)
 def keys(
+    ctx: typer.Context,
     fleet: Path = FLEET,
     overwrite: bool = typer.Option(False, help="Replace existing keys."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
-    """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
+    """Without a sub-command, for demos and tests: create the hub's key pair and a CURVE pair
+    for every user of a fleet (and the parties' signing keys). Real users generate their own
+    pairs and give the operator only the public key ('dcc keys register')."""
+    if ctx.invoked_subcommand is not None:
+        return
     from sdk.keys import create_keys
 
     users = load_users(fleet)
@@ -94,6 +106,71 @@ def keys(
         output.document({"keys": str(fleet / "keys"), "users": len(users), "created": created})
         return
     console.print(f"{len(created)} key pairs created under {fleet / 'keys'} ({len(users)} users)")
+
+
+@keys_app.command("register")
+def keys_register(
+    user: str = typer.Option(..., help="The user id (in the fleet's users.csv)."),
+    public_key: str = typer.Option(..., help="The user's CURVE public key, 40 characters of Z85."),
+    fleet: Path = FLEET,
+    replace: bool = typer.Option(
+        False, help="Revoke the user's current key and register this one."
+    ),
+    as_json: bool = JSON_DOCUMENT,
+) -> None:
+    """Register a public key a user generated; a running hub accepts it within a second."""
+    from actors.security import fingerprint
+    from sdk.keys import register_public_key
+
+    known_user(fleet, user)
+    try:
+        path = register_public_key(fleet, user, public_key.strip(), replace=replace)
+    except ValueError as err:
+        raise UserError(
+            f"cannot register the key: {err}", "check the key, or pass --replace"
+        ) from None
+    if as_json:
+        output.document(
+            {"user": user, "fingerprint": fingerprint(public_key.strip()), "file": str(path)}
+        )
+        return
+    console.print(f"registered key {fingerprint(public_key.strip())} for {user} ({path})")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    user: str = typer.Option(..., help="The user id."),
+    fleet: Path = FLEET,
+    as_json: bool = JSON_DOCUMENT,
+) -> None:
+    """Revoke a user's key: a running hub refuses it from its next tick (new handshakes, and
+    frames on connections already open)."""
+    from sdk.keys import revoke_key
+
+    try:
+        moved = revoke_key(fleet, user)
+    except LookupError as err:
+        raise UserError(str(err), "list the registered keys with 'dcc keys list'") from None
+    if as_json:
+        output.document({"user": user, "revoked": [str(p) for p in moved]})
+        return
+    console.print(f"revoked the key of {user}; kept as {', '.join(str(p) for p in moved)}")
+
+
+@keys_app.command("list")
+def keys_list(fleet: Path = FLEET, as_json: bool = JSON_DOCUMENT) -> None:
+    """The users with a registered key, and each key's fingerprint (never a secret)."""
+    from actors.security import fingerprint
+    from sdk.keys import registered_keys
+
+    keys = registered_keys(fleet)
+    if as_json:
+        output.document(
+            [{"user": u, "fingerprint": fingerprint(k), "public_key": k} for u, k in keys.items()]
+        )
+        return
+    for user_id, key in keys.items():
+        print(f"{user_id}\t{fingerprint(key)}\t{key}")
 
 
 def serve(

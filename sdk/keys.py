@@ -112,3 +112,78 @@ def hub_keypair(data_dir: Path) -> KeyPair:
 def user_keypair(data_dir: Path, user_id: str) -> KeyPair:
     """A user's key pair (what an integrator is handed)."""
     return load_keypair(keys_dir(data_dir) / "users" / f"{user_id}.key_secret")
+
+
+Z85_KEY_CHARS = 40
+"""A CURVE public key in Z85: 40 characters for its 32 bytes."""
+
+
+def public_key_problem(z85_key: str) -> str | None:
+    """Why ``z85_key`` is not a CURVE public key in Z85, or None."""
+    from zmq.utils import z85
+
+    if len(z85_key) != Z85_KEY_CHARS:
+        return f"a CURVE public key in Z85 has {Z85_KEY_CHARS} characters, not {len(z85_key)}"
+    try:
+        raw = z85.decode(z85_key.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, KeyError, IndexError):
+        return "not Z85 text (the alphabet of ZeroMQ's zmq_z85_encode)"
+    if len(raw) != 32:
+        return "does not decode to 32 bytes"
+    return None
+
+
+def register_public_key(data_dir: Path, user_id: str, z85_key: str, replace: bool = False) -> Path:
+    """Register a public key a user generated (its secret key never leaves the user): write
+    ``keys/users/<user>.key`` in pyzmq's certificate format, atomically, so a running hub picks
+    it up. A user already holding a key keeps it unless ``replace`` (the old key is revoked
+    first). ``ValueError`` for a malformed key or an existing one."""
+    problem = public_key_problem(z85_key)
+    if problem is not None:
+        raise ValueError(problem)
+    users = keys_dir(data_dir) / "users"
+    users.mkdir(parents=True, exist_ok=True)
+    target = users / f"{user_id}.key"
+    if target.exists():
+        if not replace:
+            raise ValueError(f"user {user_id} already has a registered key ({target})")
+        revoke_key(data_dir, user_id)
+    text = (
+        "#   ****  CURVE public key registered with 'dcc keys register'  ****\n"
+        "metadata\ncurve\n"
+        f'    public-key = "{z85_key}"\n'
+    )
+    aside = target.with_name(target.name + ".new")
+    aside.write_text(text, encoding="ascii")
+    aside.replace(target)
+    return target
+
+
+def revoke_key(data_dir: Path, user_id: str, now: float | None = None) -> list[Path]:
+    """Revoke a user's key: its files move to ``keys/revoked/<user>-<UTC time>.*`` (kept for
+    the record), so a running hub refuses it from its next tick. Returns the files' new
+    places; ``LookupError`` when the user has no registered key."""
+    import time
+
+    users = keys_dir(data_dir) / "users"
+    files = [p for p in (users / f"{user_id}.key", users / f"{user_id}.key_secret") if p.exists()]
+    if not (users / f"{user_id}.key").exists():
+        raise LookupError(f"user {user_id} has no registered key")
+    revoked = keys_dir(data_dir) / "revoked"
+    revoked.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    moved = []
+    for path in files:
+        dest = revoked / f"{user_id}-{stamp}{path.suffix}"
+        path.replace(dest)
+        moved.append(dest)
+    return moved
+
+
+def registered_keys(data_dir: Path) -> dict[str, str]:
+    """User id -> registered public key (Z85), from ``keys/users/``."""
+    out = {}
+    for path in sorted((keys_dir(data_dir) / "users").glob("*.key")):
+        public, _ = zmq.auth.load_certificate(str(path))
+        out[path.stem] = public.decode("ascii")
+    return out
