@@ -52,7 +52,7 @@ def _code(eng: HubEngine, frame: bytes, now: float = T0) -> ResponseCode:
 
 def _diarised(request_id: str) -> bytes:
     """A future-dated tariff change: it travels as bulk work."""
-    return _req(request_id, "1.1.1", execute_at=T0 + 86_400, signature=b"kid:SUPA:x")
+    return _req(request_id, "1.1.1", execute_at=T0 + 86_400, signature=b"\x5a" * 64)
 
 
 # ---- per comms hub ---------------------------------------------------------------------------
