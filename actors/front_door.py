@@ -25,6 +25,7 @@ from actors.uplinks import Uplinks
 from hub import wire
 from hub.engine import Effects, HubEngine
 from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
+from hub.ports.payloads import PayloadCache
 from hub.ports.store import Store
 from hub.reference.standard import DeviceAlert
 from sdk.keys import KeyPair
@@ -39,6 +40,12 @@ MAX_DELIVERY_CONNECTIONS = MAX_CONNECTIONS_PER_USER
 """Connections per user remembered for pushed deliveries."""
 HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
 """Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
+RCV_BYTES_PER_CONNECTION = 128 << 20
+"""Most bytes ZeroMQ queues from one connection before the front door reads them: the
+ROUTER's receive high-water mark times the largest frame it lets through (``MAXMSGSIZE``).
+Beyond it libzmq stops reading that connection, so TCP pushes back on the sender."""
+RCV_HWM = max(1, RCV_BYTES_PER_CONNECTION // HARD_FRAME_CAP)
+"""The ROUTER's receive high-water mark, in frames per connection (64)."""
 
 
 class BindError(Exception):
@@ -97,6 +104,8 @@ class FrontDoor:
         # ROUTER identities that said Hello, per user; pushes go to the most recent one still
         # connected (a short-lived second connection does not strand a listener)
         self._routes = DeliveryRoutes[bytes](MAX_DELIVERY_CONNECTIONS)
+        self.payloads = PayloadCache(store)
+        """Payloads of held deliveries recently made or pushed (the rest are in the store)."""
         self._direct: list[tuple[bytes, bytes]] = []  # answers to frames, to their senders
         self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
 
@@ -141,7 +150,7 @@ class FrontDoor:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_CAP)
             router.setsockopt(zmq.SNDHWM, 100_000)
-            router.setsockopt(zmq.RCVHWM, 100_000)
+            router.setsockopt(zmq.RCVHWM, RCV_HWM)  # x MAXMSGSIZE: RCV_BYTES_PER_CONNECTION
             router.linger = 0
             router.bind(self._endpoint)
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -275,12 +284,14 @@ class FrontDoor:
                 self.engine.next_delivery,
                 self.engine.scheduler.next_number if effects.save_schedules else None,
             )
+        self.payloads.made(effects)
         direct, self._direct = self._direct, []
         for identity, payload in direct:
             self._send(router, identity, payload)  # an answer lost here is resubmitted (idempotent)
-        for send in effects.send:
+        for send in self.payloads.filled(effects.send):  # payloads from the cache or the store
             if not self._push(router, send.user_id, send.payload):
                 # nobody to take it: deliveries stay held and are pushed again after Hello
                 self.engine.on_unreachable(send.user_id)
+        self.payloads.removed(effects)
         for d in effects.dispatch:
             self._head_ends[d.head_end].tell(Encode(d))

@@ -16,7 +16,7 @@ from hub.engine.lifecycle import (
     RequestState,
     lifecycle_markdown,
 )
-from hub.engine.outbox import Delivery, DeliveryKind
+from hub.engine.outbox import Delivery, DeliveryKind, Held
 
 __all__ = [
     "TRANSITIONS",
@@ -28,6 +28,7 @@ __all__ = [
     "Dispatch",
     "Effects",
     "EngineConfig",
+    "Held",
     "HubEngine",
     "IllegalMoveError",
     "RequestEvent",

@@ -15,7 +15,7 @@ from __future__ import annotations
 from hub import wire
 from hub.engine.delivery import DeliveryEngine, dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
-from hub.engine.lifecycle import RequestEvent, RequestRecord, RequestState
+from hub.engine.lifecycle import Remembered, RequestEvent, RequestRecord, RequestState
 from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
 from hub.policies.access import AccessRequest
@@ -321,9 +321,9 @@ class RequestPipeline(DeliveryEngine):
         ]
 
     def _resubmission(
-        self, seen: RequestRecord, fingerprint: bytes, req: wire.ServiceRequest, now: float
+        self, seen: Remembered, fingerprint: bytes, req: wire.ServiceRequest, now: float
     ) -> Effects:
-        if seen.fingerprint != fingerprint:
+        if not seen.same_content(fingerprint):
             reason = f"request id {req.request_id} was already used for a different request"
             self._count(ResponseCode.H4)
             refusal = wire.Refusal(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
-from hub.engine.outbox import Delivery
+from hub.engine.outbox import Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 
@@ -36,8 +36,9 @@ class Restored:
     requests: list[RequestRecord]
     """Requests received since the idempotency cut-off, and every request in ``OPEN_STATES``
     whenever received; by seq."""
-    deliveries: list[Delivery]
-    """Every held delivery, by delivery id (not in flight: no attempts, no send time)."""
+    deliveries: list[Held]
+    """Every held delivery, by delivery id, without its payload (``Store.payloads`` reads
+    those when they are pushed), not in flight (no attempts)."""
     next_seq: int
     """The next request seq: the last one persisted, and never below any stored request's."""
     next_delivery: int
@@ -60,7 +61,8 @@ class Store(Protocol):
 
     def load(self, since: float) -> Restored:
         """What a restart needs: requests received at or after ``since`` or still unanswered,
-        every held delivery and schedule, transfer progress and the next ids."""
+        every held delivery (not its payload) and schedule, transfer progress and the next
+        ids."""
         ...
 
     def apply(
@@ -74,7 +76,15 @@ class Store(Protocol):
         id) and deleted, transfer progress saved (replacing), then the next ids
         (``next_schedule`` only when given). Removing or completing what is not stored is no
         error. On any error nothing of the batch is applied.
+
+        A request is stored compactly once final: a refused one, and a completed one from its
+        completion on, keeps no parameters and no signature (what idempotency needs is its
+        identity, fingerprint and first answer).
         """
+        ...
+
+    def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
+        """The payloads of these held deliveries, by delivery id (ids not held are left out)."""
         ...
 
     def purge_requests(self, before: float) -> int:
