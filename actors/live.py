@@ -25,32 +25,33 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pykka
 import zmq
 from pykka.messages import ProxySetAttr
 
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
-from actors.front_door import BindError, FrontDoor
+from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.security import UserKeyAuthenticator, user_public_keys
-from actors.store import open_store, store_file
+from actors.store import StoreOpenError, Synchronous, open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
-from hub.engine import EngineConfig, HubEngine
+from hub.engine import Effects, EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
 from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
-from simfield.site import FieldBuilder
+from simfield.site import FieldBuilder, load_trust_anchors
 from simfield.wan import WanProfile
 
 log = logging.getLogger(__name__)
 
 _instances = itertools.count()
+_T = TypeVar("_T")
 
 MAX_POOLS = 256
 """Most comms hub pool actors (each is an OS thread; a few host every comms hub)."""
@@ -126,6 +127,10 @@ def check_settings(settings: HubSettings) -> None:
         problems.append(f"pools must be 1 to {MAX_POOLS}, not {settings.pools}")
     if not (math.isfinite(settings.tick_s) and settings.tick_s > 0):
         problems.append(f"tick must be a positive number of seconds, not {settings.tick_s}")
+    if not (math.isfinite(settings.answer_within_s) and 0 < settings.answer_within_s <= 3600):
+        problems.append(
+            f"answer-within must be above 0 and at most 3600 seconds, not {settings.answer_within_s}"
+        )
     e = settings.engine
     if not (math.isfinite(e.hold_s) and e.hold_s > 0):
         problems.append(f"hold must be a positive number of seconds, not {e.hold_s}")
@@ -141,7 +146,7 @@ def _load_fleet(directory: Path) -> Fleet:
     except Exception as err:
         raise StartError(
             f"cannot read the fleet in {directory}: {err}; "
-            "pass --fleet a directory written by 'dcc fleet generate'",
+            "pass --fleet a directory written by 'dcc fleet generate' (format: docs/fleet-files.md)",
             StartFault.BAD_INPUT,
         ) from err
 
@@ -183,7 +188,14 @@ class HubSettings:
     seed: int = 1
     """Seed of the simulated devices and the WAN model."""
     tick_s: float = 1.0
-    """How often retries, expiries and timeouts are looked at."""
+    """Longest wait between checks of the housekeeping the engine does not time (refused
+    handshakes); the engine itself is ticked when it says something is due."""
+    synchronous: Synchronous = Synchronous.FULL
+    """How durable each commit of the store is (FULL: an acknowledged request survives a
+    power cut; NORMAL: it survives the process being killed; see docs/design.md)."""
+    answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
+    """Requests the front door has not decided this long after reading them are answered H8
+    (busy, retry after) instead of late, so every frame is answered within about this bound."""
 
     @property
     def store_path(self) -> Path:
@@ -215,7 +227,8 @@ class LiveHub:
         self._head_ends: dict[str, Any] = {}
         self._pools: list[Any] = []
         self.front_door: FrontDoor | None = None
-        self.engine: HubEngine | None = None
+        self._engine: HubEngine | None = None
+        self._access: AccessContext | None = None
 
     @property
     def endpoint(self) -> str:
@@ -224,9 +237,31 @@ class LiveHub:
         return self.front_door.endpoint
 
     @property
+    def engine(self) -> HubEngine | None:
+        """The engine the front door drives (a new one, rebuilt from the store, after each
+        storage outage); None before the start."""
+        if self.front_door is not None:
+            return self.front_door.engine
+        return self._engine
+
+    def in_store_thread(self, fn: Callable[[Store], _T]) -> _T:
+        """Run ``fn`` on the store, in the front door's thread that owns it, and return what
+        it returns (tests and maintenance; e.g. the full-store test hook
+        ``SqliteStore.max_pages``)."""
+        assert self.front_door is not None, "hub not started"
+        assert self._store is not None, "hub not started"
+        store = self._store
+        return self.front_door.call_in_loop(lambda: fn(store))
+
+    @property
     def handshakes_refused(self) -> int:
         """CURVE handshakes refused by ZAP (unknown or inactive keys)."""
         return self._auth.refused if self._auth else 0
+
+    @property
+    def public_key(self) -> str:
+        """The hub's CURVE public key in Z85 (what service users set as the server key)."""
+        return self._keys.public.decode("ascii")
 
     def start(self) -> LiveHub:
         """Start everything; returns self once clients can connect. If a part cannot start,
@@ -244,6 +279,8 @@ class LiveHub:
         return self
 
     def _start_error(self, err: Exception) -> StartError:
+        if isinstance(err, StoreOpenError):  # names the file and what to do
+            return StartError(str(err), StartFault.BAD_INPUT)
         if isinstance(err, BindError):
             where = self.settings.endpoint
             if err.errno == errno.EADDRINUSE:
@@ -273,22 +310,11 @@ class LiveHub:
         auth = UserKeyAuthenticator(ctx, s.fleet_dir, fleet.users)
         auth.start()
         self._auth = auth
-        store = open_store(s.data_dir)
+        store = open_store(s.data_dir, synchronous=s.synchronous)
         self._store = store
-        access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
-        engine = HubEngine(access, replace(s.engine, batch_release=True))
-        self.engine = engine
-        restored = store.load(since=self._clock() - s.engine.idempotency_s)
-        startup = engine.restore(
-            restored.requests,
-            restored.deliveries,
-            restored.next_seq,
-            restored.next_delivery,
-            self._clock(),
-            restored.schedules,
-            restored.next_schedule,
-            restored.transfers,
-        )
+        self._access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
+        engine, startup = self._restored_engine(self._clock())
+        self._engine = engine
         self._timers = TimerService()
         uplink = Uplinks(ctx, f"inproc://dcc-uplink-{next(_instances)}")
         codecs = load_head_ends()
@@ -297,7 +323,12 @@ class LiveHub:
         }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
-            fleet.inventory, fleet.registration, fleet.payment_modes, s.seed, self._clock()
+            fleet.inventory,
+            fleet.registration,
+            fleet.payment_modes,
+            s.seed,
+            self._clock(),
+            anchors=load_trust_anchors(s.fleet_dir),
         )
         self._pools = [
             CommsHubPoolActor.start(
@@ -326,8 +357,31 @@ class LiveHub:
             s.tick_s,
             initial=startup,
             gate=auth,
+            rebuild=self._restored_engine,
+            answer_within_s=s.answer_within_s,
         )
         self.front_door.start()
+
+    def _restored_engine(self, now: float) -> tuple[HubEngine, Effects]:
+        """A new engine holding what the store holds, as at a start (and after a storage
+        outage, in the front door's thread): the engine, and what restoring it decided
+        (accepted requests dispatched again)."""
+        assert self._store is not None
+        assert self._access is not None
+        s = self.settings
+        engine = HubEngine(self._access, replace(s.engine, batch_release=True))
+        restored = self._store.load(since=now - s.engine.idempotency_s)
+        startup = engine.restore(
+            restored.requests,
+            restored.deliveries,
+            restored.next_seq,
+            restored.next_delivery,
+            now,
+            restored.schedules,
+            restored.next_schedule,
+            restored.transfers,
+        )
+        return engine, startup
 
     def stop(self) -> None:
         """Stop every part in order and release the store: the front door (nothing new

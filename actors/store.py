@@ -1,15 +1,22 @@
 """The embedded default store: one SQLite file (WAL) for requests, deliveries and audit.
 
-Decides: the schema, how one step's effects become one transaction (group commit: the
-front door applies a whole batch of decisions at once, then sends), the file's name under a
-data directory, and how reports open it read-only. It implements ``hub.ports.Store``.
+Decides: the schema and its version (``PRAGMA user_version``: an older store is migrated when
+opened, a newer one refused), how one step's effects become one transaction (group commit: the
+front door applies a whole batch of decisions at once, then sends), how durable a commit is
+(``Synchronous``: FULL by default, so an acknowledged request survives a power cut), what a
+failed commit raises (``StoreFailedError`` with the first error; the connection stays usable),
+how a damaged or foreign file is refused at open (``StoreOpenError`` naming the file and what
+to do), the file's name under a data directory, and how reports open it read-only. It
+implements ``hub.ports.Store``.
 Must never: decide anything about a request; it records what the engine decided. A writable
 store is used from one thread only (the front door's), so it keeps a single connection.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+from enum import StrEnum
 from pathlib import Path
 
 import msgpack
@@ -18,17 +25,52 @@ from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord
 from hub.engine.outbox import DeliveryKind, Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
-from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
 from hub.reference.roles import Role
+
+log = logging.getLogger(__name__)
 
 STORE_FILE = "hub.sqlite"
 """The store's file name inside a data directory."""
+SCHEMA_VERSION = 1
+"""The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
+PROBE_BYTES = 1 << 20
+"""What ``probe`` writes (then removes) to check the file takes a large batch again: 1 MiB."""
 _UNIQUE_FAILURES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _OPEN = tuple(sorted(s.value for s in OPEN_STATES))
 _OPEN_IN = "(" + ",".join("?" * len(_OPEN)) + ")"
 _KINDS = {k.value: k for k in DeliveryKind}
 _EMPTY_MAP = msgpack.packb({})
 _PAYLOADS_AT_ONCE = 500  # ids per query (below SQLite's bound on parameters)
+_WHAT_TO_DO = (
+    "restore it from a backup, or move it aside to start with an empty store "
+    "(what it held is then lost)"
+)
+
+
+class Synchronous(StrEnum):
+    """How durable a commit is (SQLite's ``PRAGMA synchronous`` in WAL mode)."""
+
+    FULL = "full"
+    """The WAL is synced at every commit: an acknowledged request survives a power cut or an
+    operating-system crash (the default)."""
+    NORMAL = "normal"
+    """The WAL is synced only at checkpoints: a commit survives the hub process being killed,
+    but the last commits before a power cut or an operating-system crash may be lost."""
+
+
+class StoreOpenError(Exception):
+    """The store's file cannot be used: not a SQLite file, damaged (it fails ``PRAGMA
+    quick_check``), or written by a newer version of the hub. ``str()`` is one line naming the
+    file and what to do."""
+
+    def __init__(self, path: Path, problem: str, what_to_do: str = _WHAT_TO_DO) -> None:
+        super().__init__(f"cannot open the store {path}: {problem}; {what_to_do}")
+        self.path = path
+        """The file."""
+        self.problem = problem
+        """What is wrong with it."""
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS requests (
@@ -88,7 +130,14 @@ CREATE TABLE IF NOT EXISTS sla (
 );
 CREATE INDEX IF NOT EXISTS sla_responded ON sla (responded_at);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS probe (filler BLOB NOT NULL);
 """
+"""Schema version 1. Stores written before versions were recorded have ``user_version`` 0 and
+every table but ``probe``: running this script on them is their migration to version 1."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+"""``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
+store); each runs in the same transaction as the version it records."""
 
 
 def store_file(data_dir: Path) -> Path:
@@ -96,17 +145,27 @@ def store_file(data_dir: Path) -> Path:
     return data_dir / STORE_FILE
 
 
-def open_store(data_dir: Path, read_only: bool = False) -> Store:
+def open_store(
+    data_dir: Path, read_only: bool = False, synchronous: Synchronous = Synchronous.FULL
+) -> Store:
     """The store of a data directory: writable (created if absent) for the hub, or read-only
     for reports (``FileNotFoundError`` when the hub never ran there)."""
-    return SqliteStore(store_file(data_dir), read_only=read_only)
+    return SqliteStore(store_file(data_dir), read_only=read_only, synchronous=synchronous)
 
 
 class SqliteStore(Store):
     """Requests, deliveries and audit in one SQLite file (the default ``Store``)."""
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
+    def __init__(
+        self, path: Path, read_only: bool = False, synchronous: Synchronous = Synchronous.FULL
+    ) -> None:
+        """Open (or create) the file. A writable store is checked (``PRAGMA quick_check``) and
+        migrated to ``SCHEMA_VERSION``; ``StoreOpenError`` if it cannot be used."""
         self.path = path
+        self.read_only = read_only
+        """A report's view: every write raises ``sqlite3.OperationalError`` (readonly)."""
+        self.synchronous = synchronous
+        """How durable each commit is."""
         if read_only:
             if not path.exists():
                 raise FileNotFoundError(f"no hub store at {path}")
@@ -114,11 +173,77 @@ class SqliteStore(Store):
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(SCHEMA)
+        try:
+            self._open(read_only)
+        except BaseException:
+            self._db.close()
+            raise
         self._next_seq = 1
         self._next_delivery = 1
+
+    def _open(self, read_only: bool) -> None:
+        db = self._db
+        try:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StoreOpenError(
+                    self.path,
+                    f"it was written by a newer version of the hub (schema {version}; this one "
+                    f"reads up to {SCHEMA_VERSION})",
+                    "run the hub version that wrote it, or restore a backup made by this one",
+                )
+            if read_only:
+                return
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"PRAGMA synchronous={self.synchronous.name}")
+            problems = [r[0] for r in db.execute("PRAGMA quick_check(5)").fetchall()]
+            if problems != ["ok"]:
+                raise StoreOpenError(
+                    self.path, "it fails its integrity check: " + "; ".join(problems)[:300]
+                )
+            if version < SCHEMA_VERSION:
+                self._migrate(version)
+        except sqlite3.DatabaseError as err:
+            raise StoreOpenError(self.path, str(err)) from err
+
+    def _migrate(self, version: int) -> None:
+        """Run the migrations from ``version`` up to ``SCHEMA_VERSION`` in one transaction."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for step in MIGRATIONS[version:SCHEMA_VERSION]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        if version:
+            log.warning(
+                "store %s migrated from schema %d to %d", self.path, version, SCHEMA_VERSION
+            )
+
+    @property
+    def synchronous_in_force(self) -> Synchronous:
+        """The durability the connection really uses (read back from SQLite)."""
+        level = int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+        return Synchronous.FULL if level >= 2 else Synchronous.NORMAL
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def max_pages(self, pages: int | None = None) -> int:
+        """Limit the file to ``pages`` pages (never below what it holds; None: leave the limit)
+        and return the limit in force. Lowering it makes the store full on demand: the test
+        hook for a full disk."""
+        if pages is not None:
+            self._db.execute(f"PRAGMA max_page_count={int(pages)}")
+        return int(self._db.execute("PRAGMA max_page_count").fetchone()[0])
 
     def close(self) -> None:
         """Close the connection."""
@@ -126,6 +251,12 @@ class SqliteStore(Store):
 
     def load(self, since: float) -> Restored:
         """Requests received since ``since`` or still unanswered, and every held delivery."""
+        try:
+            return self._load(since)
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
+
+    def _load(self, since: float) -> Restored:
         rows = self._db.execute(
             "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
             "execute_at, received_at, state, reply, comms_hub, head_end, signature, scheduled FROM requests "
@@ -186,7 +317,36 @@ class SqliteStore(Store):
     def apply(
         self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None = None
     ) -> None:
-        """Write one step's decisions in one transaction (durable before anything is sent)."""
+        """Write one step's decisions in one transaction (durable before anything is sent).
+
+        ``StoreConflictError`` on a uniqueness rule broken; ``StoreFailedError`` with the first
+        error when the storage fails (disk full, I/O error); either way nothing of the batch
+        is written and the store can be used again."""
+        try:
+            self._apply(effects, next_seq, next_delivery, next_schedule)
+        except sqlite3.IntegrityError as err:
+            if err.sqlite_errorname in _UNIQUE_FAILURES:
+                raise StoreConflictError(str(err)) from err
+            raise
+        except sqlite3.OperationalError as err:  # full, I/O, locked, gone: the storage's fault
+            if self.read_only:
+                raise  # writing through a report's view is the caller's mistake
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
+        self._next_seq, self._next_delivery = next_seq, next_delivery
+
+    def _rollback(self) -> None:
+        """End a failed transaction, if SQLite has not ended it already; a failure here is
+        logged and never hides the error that made the transaction fail."""
+        if not self._db.in_transaction:
+            return
+        try:
+            self._db.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            log.warning("rollback of a failed batch failed too: %s", err)
+
+    def _apply(
+        self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None
+    ) -> None:
         db = self._db
         db.execute("BEGIN")
         try:
@@ -300,28 +460,43 @@ class SqliteStore(Store):
                     [("next_seq", next_seq), ("next_delivery", next_delivery)],
                 )
             db.execute("COMMIT")
-        except sqlite3.IntegrityError as err:
-            db.execute("ROLLBACK")
-            if err.sqlite_errorname in _UNIQUE_FAILURES:
-                raise StoreConflictError(str(err)) from err
-            raise
         except BaseException:
-            db.execute("ROLLBACK")
+            self._rollback()
             raise
-        self._next_seq, self._next_delivery = next_seq, next_delivery
+
+    def probe(self) -> None:
+        """Write ``PROBE_BYTES`` into the ``probe`` table and delete them in one committed
+        transaction (the file must find room for them, and the WAL must take them); nothing a
+        load or a report reads changes. ``StoreFailedError`` while that fails."""
+        db = self._db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT INTO probe VALUES (zeroblob(?))", (PROBE_BYTES,))
+                db.execute("DELETE FROM probe")
+                db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
 
     def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
-        """The payloads of these held deliveries, by delivery id (ids not held are left out)."""
+        """The payloads of these held deliveries, by delivery id (ids not held are left out;
+        ``StoreFailedError`` if the storage cannot be read)."""
         found: dict[int, bytes] = {}
-        for i in range(0, len(delivery_ids), _PAYLOADS_AT_ONCE):
-            chunk = delivery_ids[i : i + _PAYLOADS_AT_ONCE]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self._db.execute(
-                    f"SELECT delivery_id, payload FROM deliveries WHERE delivery_id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            )
+        try:
+            for i in range(0, len(delivery_ids), _PAYLOADS_AT_ONCE):
+                chunk = delivery_ids[i : i + _PAYLOADS_AT_ONCE]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self._db.execute(
+                        f"SELECT delivery_id, payload FROM deliveries WHERE delivery_id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
         return found
 
     def purge_requests(self, before: float) -> int:

@@ -8,10 +8,12 @@ acknowledges every delivery it receives. Reported, per priority class: requests 
 I99 / H8 / otherwise, unanswered; p50 / p99 time from send to answer (I99 or a refusal); device
 responses received per second; and the hub's RSS over the run and after it.
 
-Run: .venv/bin/python benchmarks/overload.py [--clients 3] [--seconds 20] [--rate 300]
-     [--meters 40] [--wan-latency 1.0]
+Run: .venv/bin/python benchmarks/overload.py [--clients 3] [--seconds 20] [--rate 150]
+     [--meters 40] [--wan-latency 1.0] [--answer-within 1.0]
 The sustainable rate is about ``meters / wan_latency`` requests per second (one command per
-comms hub in flight); the default offers about ten times that. Loopback only.
+comms hub in flight); the default offers about ten times that. With ``--wan-latency 0`` the
+front door itself is the bottleneck (saturation run, e.g. ``--rate 3000``). Loopback only,
+on a free port.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import multiprocessing as mp
 import random
 import shutil
+import socket
 import sys
 import tempfile
 import threading
@@ -129,6 +132,9 @@ def main() -> None:
     ap.add_argument("--wan-latency", type=float, default=1.0)
     ap.add_argument("--sites", type=int, default=1500)
     ap.add_argument("--after", type=float, default=15.0, help="seconds of RSS after the load")
+    ap.add_argument(
+        "--answer-within", type=float, default=None, help="dcc serve --answer-within (seconds)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dcc-overload-"))
     hub = None
@@ -140,16 +146,13 @@ def main() -> None:
                 by_user.setdefault(m.user, []).append(m)
         users = sorted(by_user, key=lambda u: -len(by_user[u]))[: args.clients]
         per_user = max(1, args.meters // len(users))
-        endpoint = "tcp://127.0.0.1:5593"
-        hub = start_hub(
-            fleet_dir,
-            tmp / "data",
-            endpoint,
-            "--pools",
-            "2",
-            "--wan-latency",
-            str(args.wan_latency),
-        )
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        extra = ["--pools", "2", "--wan-latency", str(args.wan_latency)]
+        if args.answer_within is not None:
+            extra += ["--answer-within", str(args.answer_within)]
+        hub = start_hub(fleet_dir, tmp / "data", endpoint, *extra)
         samples: list[tuple[float, float]] = []
         stop = threading.Event()
         sampler = threading.Thread(target=_sampler, args=(hub.pid, samples, stop), daemon=True)
@@ -205,7 +208,9 @@ def main() -> None:
         result = {
             "command": "python benchmarks/overload.py " + " ".join(sys.argv[1:]),
             "offered_per_s": args.clients * args.rate,
-            "sustainable_per_s": round(args.meters / args.wan_latency, 1),
+            "sustainable_per_s": (
+                round(args.meters / args.wan_latency, 1) if args.wan_latency > 0 else None
+            ),
             "classes": classes,
             "responses_per_s": round(sum(r[2] for r in results) / elapsed, 1),
             "rss_mb": {

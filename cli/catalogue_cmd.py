@@ -6,14 +6,15 @@ Must never: change what a service is; that is ``hub.reference.catalogue``'s.
 
 from __future__ import annotations
 
-import json
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from hub.flows.services import executable
-from hub.reference.catalogue import CATALOGUE, FutureDated, Service
+from cli import output
+from hub.reference.roles import Role
+
+if TYPE_CHECKING:
+    from hub.reference.catalogue import Service
 
 
 def _yn(flag: bool) -> str:
@@ -21,6 +22,8 @@ def _yn(flag: bool) -> str:
 
 
 def _status(service: Service) -> str:
+    from hub.flows.services import executable
+
     if not service.in_scope:
         return "[red]out of scope (H5)[/red]"
     if not executable(service):
@@ -29,17 +32,23 @@ def _status(service: Service) -> str:
 
 
 def catalogue(
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object per service."),
-    role: str | None = typer.Option(None, help="Only services this role may send (IS, GS, ...)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print one JSON document: an array of one object per service."
+    ),
+    role: Role | None = typer.Option(None, help="Only services this role may send."),
 ) -> None:
     """Show every service request: flags, eligible roles, priority, target and charge class."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.flows.services import executable
+    from hub.reference.catalogue import CATALOGUE, FutureDated
+
     services = CATALOGUE.services()
     if role is not None:
-        services = tuple(s for s in services if role.upper() in {r.value for r in s.roles})
+        services = tuple(s for s in services if role in s.roles)
     if as_json:
-        typer.echo(
-            json.dumps([{**s.to_json(), "executes": executable(s)} for s in services], indent=2)
-        )
+        output.document([{**s.to_json(), "executes": executable(s)} for s in services])
         return
     runs = sum(1 for s in services if executable(s))
     table = Table(

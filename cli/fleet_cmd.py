@@ -13,11 +13,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from simfield.fleet import generate_fleet
-from simfield.fleet_files import write_fleet
+from cli import output
 
 fleet_app = typer.Typer(
     help="Synthetic fleets: generate the files of a fleet directory.", no_args_is_help=True
@@ -49,16 +46,37 @@ def generate(
         str | None,
         typer.Option("--as-of", help="Day the fleet describes, yyyy-mm-dd (default: today, UTC)."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document.")
+    ] = False,
 ) -> None:
     """Generate a fleet of --sites sites into the --out directory (docs/fleet-files.md)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from simfield.fleet import generate_fleet
+    from simfield.fleet_files import write_fleet
+
     day = _as_of(as_of)
-    console = Console()
+    console = Console(stderr=as_json)
     started = time.perf_counter()
     with console.status(f"generating {sites:,} sites"):
         arrays = generate_fleet(sites, seed, day)
         generated = time.perf_counter()
         counts = write_fleet(arrays, out)
     finished = time.perf_counter()
+    if as_json:
+        output.document(
+            {
+                "fleet": str(out),
+                "seed": seed,
+                "as_of": day.isoformat(),
+                "sites": sites,
+                "files": counts,
+                "seconds": round(finished - started, 3),
+            }
+        )
+        return
     table = Table(title=f"fleet in {out} (seed {seed}, as of {day.isoformat()})")
     table.add_column("file")
     table.add_column("records", justify="right")

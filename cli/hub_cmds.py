@@ -10,7 +10,6 @@ Must never: hold hub decisions, or keep a hub running that has lost a part.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -20,29 +19,40 @@ import threading
 import time
 import types
 from contextlib import closing
-from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from actors.live import HubSettings, LiveHub, Part, StartError, StartFault
-from actors.store import open_store
-from hub import wire
-from hub.engine import EngineConfig
-from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, user_keypair
-from simfield.devices import sign_request
-from simfield.fleet_dir import load_fleet
-from simfield.wan import LatencyKind, WanProfile
+from cli import output
+from cli.errors import ExitStatus, UserError
+from cli.inputs import (
+    DATA,
+    ENDPOINT,
+    FLEET,
+    KEYS,
+    SINCE,
+    UNTIL,
+    check_instant,
+    known_user,
+    load_users,
+    parse_instant,
+)
+from hub.reference.roles import Role
+
+if TYPE_CHECKING:  # the drivers are imported by the commands that use them (a fast --help)
+    from actors.live import LiveHub
+    from hub import wire
+    from sdk.client import HubClient
+    from sdk.keys import KeyPair
 
 console = Console()
 
-FLEET = typer.Option(Path("data/fleet"), "--fleet", help="Fleet directory (dcc fleet generate).")
-DATA = typer.Option(Path("data/hub"), "--data", help="Data directory holding hub.sqlite.")
-ENDPOINT = typer.Option("tcp://127.0.0.1:5570", "--endpoint", help="Hub endpoint.")
+JSON_DOCUMENT = typer.Option(False, "--json", help="Print the result as one JSON document.")
+_EVERY_RECORD = 2**62  # a limit the store never reaches
+NO_STORE_HINT = "a hub writes its store when 'dcc serve' first runs; check --data (or DCC_DATA)"
 
 EXIT_RUNTIME = 1
 """``dcc serve`` could not start for a reason of the machine (the port is in use, ...)."""
@@ -62,12 +72,27 @@ DEAD_STOP_S = 2.0
 log = logging.getLogger("dcc.serve")
 
 
+class Durability(StrEnum):
+    """``dcc serve --synchronous``: the store's durability level (``actors.store.Synchronous``,
+    named here so that ``--help`` need not import the store)."""
+
+    FULL = "full"
+    NORMAL = "normal"
+
+
 def keys(
-    fleet: Path = FLEET, overwrite: bool = typer.Option(False, help="Replace existing keys.")
+    fleet: Path = FLEET,
+    overwrite: bool = typer.Option(False, help="Replace existing keys."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as one JSON document."),
 ) -> None:
     """Create CURVE key pairs for the hub and every user of a fleet (pyzmq certificate files)."""
-    users = load_fleet(fleet).users
+    from sdk.keys import create_keys
+
+    users = load_users(fleet)
     created = create_keys(fleet, sorted(users), overwrite=overwrite)
+    if as_json:
+        output.document({"keys": str(fleet / "keys"), "users": len(users), "created": created})
+        return
     console.print(f"{len(created)} key pairs created under {fleet / 'keys'} ({len(users)} users)")
 
 
@@ -75,16 +100,30 @@ def serve(
     fleet: Path = FLEET,
     data: Path = DATA,
     endpoint: str = ENDPOINT,
-    pools: int = typer.Option(4, help="Comms hub pool actors."),
+    pools: int = typer.Option(4, min=1, help="Comms hub pool actors."),
     wan_latency: float = typer.Option(
-        0.0, help="Fixed WAN round trip to every comms hub, seconds."
+        0.0, min=0.0, help="Fixed WAN round trip to every comms hub, seconds."
     ),
-    wan_loss: float = typer.Option(0.0, help="Probability that one WAN attempt is lost."),
+    wan_loss: float = typer.Option(
+        0.0, min=0.0, max=1.0, help="Probability that one WAN attempt is lost."
+    ),
     hold: float = typer.Option(
-        2 * 86400.0, help="Seconds a response or alert is held for an absent user."
+        2 * 86400.0, min=0.0, help="Seconds a response or alert is held for an absent user."
     ),
     schedule_window: float = typer.Option(
-        3600.0, help="Schedule firings are spread over this many seconds after their time."
+        3600.0, min=0.0, help="Schedule firings are spread over this many seconds after their time."
+    ),
+    synchronous: Durability = typer.Option(
+        Durability.FULL,
+        "--synchronous",
+        case_sensitive=False,
+        help="Durability of each commit: full survives a power cut (the default); normal "
+        "survives the process being killed, and is faster (see benchmarks/README.md).",
+    ),
+    answer_within: float = typer.Option(
+        1.0,
+        help="Requests not decided this many seconds after they arrive are answered H8 "
+        "(busy, retry after) instead of late.",
     ),
     health_file: Path | None = typer.Option(
         None,
@@ -105,6 +144,11 @@ def serve(
     Exit status: 0 after a requested stop; 1 if the start failed for a runtime reason (the
     port is in use); 2 for bad options, fleet, keys or store; 70 if a part of the running hub
     died (restart it)."""
+    from actors.live import HubSettings, LiveHub, Part, StartError, StartFault
+    from actors.store import Synchronous
+    from hub.engine import EngineConfig
+    from simfield.wan import LatencyKind, WanProfile
+
     _log_to_stderr()
     try:
         fault = Part(inject_fault) if inject_fault is not None else None
@@ -122,6 +166,8 @@ def serve(
             pools=pools,
             wan=wan,
             engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
+            synchronous=Synchronous(synchronous.value),
+            answer_within_s=answer_within,
         )
     except ValueError as err:
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)
@@ -144,6 +190,7 @@ def serve(
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT if bad else EXIT_RUNTIME)
     health = _Health(health_file, hub.endpoint)
     typer.echo(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
+    typer.echo(f"hub public key (Z85): {hub.public_key}")
     next_status = time.monotonic() + STATUS_EVERY_S
     while not stop.wait(WATCH_EVERY_S):
         dead = hub.failure()
@@ -265,7 +312,8 @@ def _log_to_stderr() -> None:
 
 
 def _refuse(line: str, status: int) -> NoReturn:
-    typer.echo(line, err=True)
+    """One line on stderr in the CLI's error convention (``error: ...``), then exit."""
+    typer.echo(f"error: {line}", err=True)
     raise typer.Exit(status)
 
 
@@ -287,10 +335,48 @@ def _exit_now(line: str, status: int) -> NoReturn:
     os._exit(status)
 
 
-def _client(fleet: Path, user: str, endpoint: str, auto_hello: bool = True) -> HubClient:
-    return HubClient(
-        endpoint, hub_keypair(fleet).public, user_keypair(fleet, user), auto_hello=auto_hello
-    )
+def _client_keys(fleet: Path, keys: Path | None, user: str) -> tuple[bytes, KeyPair]:
+    """The hub's public key and the user's key pair, from ``--keys`` or ``<fleet>/keys``."""
+    import zmq.auth
+
+    from sdk.keys import load_keypair
+
+    kdir = keys if keys is not None else fleet / "keys"
+    hub_public = kdir / "hub.key"
+    if not hub_public.exists():
+        raise UserError(
+            f"no hub key {hub_public}",
+            "run 'dcc keys' for the fleet, or point --keys (DCC_KEYS) at the hub's key directory",
+        )
+    public, _ = zmq.auth.load_certificate(str(hub_public))
+    mine = kdir / "users" / f"{user}.key_secret"
+    if not mine.exists():
+        raise UserError(
+            f"no key file {mine} for user {user!r}",
+            "run 'dcc keys' for the fleet (it creates a key pair for every user in users.csv)",
+        )
+    return public, load_keypair(mine)
+
+
+def _client(
+    fleet: Path, keys: Path | None, user: str, endpoint: str, auto_hello: bool = True
+) -> HubClient:
+    from sdk.client import HubClient
+
+    known_user(fleet, user)
+    public, pair = _client_keys(fleet, keys, user)
+    return HubClient(endpoint, public, pair, auto_hello=auto_hello)
+
+
+def _connect(client: HubClient, endpoint: str, timeout: float) -> wire.Welcome:
+    try:
+        return client.connect(timeout)
+    except TimeoutError:
+        raise UserError(
+            f"no hub answered at {endpoint} within {timeout:g} s",
+            "is 'dcc serve' running there with this fleet's keys? (--endpoint, --connect-timeout)",
+            ExitStatus.FAILURE,
+        ) from None
 
 
 def _parse_params(items: list[str]) -> dict[str, Any]:
@@ -298,7 +384,7 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep:
-            raise typer.BadParameter(f"parameter {item!r} is not key=value")
+            raise typer.BadParameter(f"{item!r} is not key=value", param_hint="--param")
         try:
             params[key] = json.loads(raw)
         except json.JSONDecodeError:
@@ -307,106 +393,168 @@ def _parse_params(items: list[str]) -> dict[str, Any]:
 
 
 def _show(msg: Any) -> str:
-    fields = {f.name: getattr(msg, f.name) for f in dataclasses.fields(msg)}
-    return f"{type(msg).__name__} " + json.dumps(fields, default=str)
+    """A wire message for people: its name and its fields, times in ISO 8601 UTC."""
+    fields = output.humane(output.message_fields(msg))
+    del fields["type"]
+    return f"{type(msg).__name__} " + json.dumps(fields, ensure_ascii=False)
 
 
 def send(
     user: str = typer.Option(..., help="User id (its keys are in the fleet's keys directory)."),
-    role: str = typer.Option(..., help="Role to act in (IS, ES, GS, ED, GT, RSA, OU)."),
+    role: Role = typer.Option(..., help="Role to act in."),
     service: str = typer.Option(..., help="Service reference variant, e.g. 4.1.1."),
     device: str | None = typer.Option(None, help="Target device id."),
     param: list[str] = typer.Option(
         [], "--param", "-p", help="Parameter key=value (value as JSON if it parses)."
     ),
-    execute_at: float | None = typer.Option(
-        None, help="Execution time, seconds since the epoch (future dated)."
+    execute_at: str | None = typer.Option(
+        None,
+        callback=check_instant,
+        help="Execution time (future dated): ISO 8601 (UTC unless zoned) or epoch seconds.",
     ),
-    wait: float = typer.Option(30.0, help="Seconds to wait for the response."),
+    wait: float = typer.Option(30.0, min=0.0, help="Seconds to wait for the response."),
+    connect_timeout: float = typer.Option(
+        5.0, min=0.1, help="Seconds to wait for the hub's welcome before giving up."
+    ),
     sign: bool = typer.Option(
-        False, help="Sign a critical command with the user's key (the simulated devices' scheme)."
+        False, help="Sign a critical command with the user's party's key (keys/signing/)."
     ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
+    keys: Path | None = KEYS,
+    as_json: bool = JSON_DOCUMENT,
 ) -> None:
     """Send one service request, print the acknowledgement and the response, acknowledge it."""
+    from hub import wire
+
     params = _parse_params(param)
+    at = parse_instant(execute_at)
+    party = known_user(fleet, user).party_id
     signature = b""
     if sign and device is not None:
-        party = load_fleet(fleet).users[user].party_id
-        signature = sign_request(party, service, device)
-    with _client(fleet, user, endpoint) as client:
-        client.connect()
-        answer = client.request(role, service, device, params, execute_at, signature)
-        console.print(_show(answer))
+        from sdk.keys import signing_key
+
+        signature = signing_key(fleet, party).sign(service, device, params)
+    with _client(fleet, keys, user, endpoint) as client:
+        rid = client.next_request_id()
+        # the wire protocol's own checks, before waiting for a hub that would refuse it
+        wire.ServiceRequest(
+            request_id=rid,
+            role=role,
+            service=service,
+            device_id=device,
+            params=params,
+            execute_at=at,
+            signature=signature,
+        )
+        _connect(client, endpoint, connect_timeout)
+        answer = client.request(role, service, device, params, at, signature, request_id=rid)
+        if not as_json:
+            print(_show(answer))
+        resp = None
+        if isinstance(answer, wire.Acknowledgement):
+            resp = client.wait_for(wire.ServiceResponse, wait, request_id=answer.request_id)
+        if as_json:
+            output.document(
+                {
+                    "answer": output.message_fields(answer),
+                    "response": None if resp is None else output.message_fields(resp),
+                }
+            )
         if isinstance(answer, wire.Refusal):
-            raise typer.Exit(1)
-        resp = client.wait_for(wire.ServiceResponse, wait, request_id=answer.request_id)
+            raise typer.Exit(ExitStatus.FAILURE)
         if resp is None:
-            console.print(f"no response within {wait} s; it stays held for {user} (dcc listen)")
-            raise typer.Exit(2)
-        console.print(_show(resp))
+            raise UserError(
+                f"no response within {wait:g} s; it stays held for {user}",
+                "collect it later with 'dcc listen', or wait longer with --wait",
+                ExitStatus.FAILURE,
+            )
+        if not as_json:
+            print(_show(resp))
         client.ack([resp.delivery_id])
         client.receive(0.2)  # let the ack leave before closing
 
 
 def listen(
     user: str = typer.Option(..., help="User id."),
-    count: int = typer.Option(0, help="Stop after this many deliveries (0: until interrupted)."),
-    timeout: float = typer.Option(0.0, help="Stop after this many idle seconds (0: never)."),
+    count: int = typer.Option(
+        0, min=0, help="Stop after this many deliveries (0: until interrupted)."
+    ),
+    timeout: float = typer.Option(
+        0.0, min=0.0, help="Stop after this many idle seconds (0: never)."
+    ),
+    connect_timeout: float = typer.Option(
+        5.0, min=0.1, help="Seconds to wait for the hub's welcome before giving up."
+    ),
     fleet: Path = FLEET,
     endpoint: str = ENDPOINT,
+    keys: Path | None = KEYS,
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON object per line for every message (JSON lines)."
+    ),
 ) -> None:
     """Print responses and alerts for a user as they arrive, acknowledging each."""
+    from hub import wire
+
     got = 0
-    with _client(fleet, user, endpoint) as client:
+    with _client(fleet, keys, user, endpoint) as client:
+        welcome = _connect(client, endpoint, connect_timeout)
+        if as_json:
+            output.line(output.message_fields(welcome))
+        else:
+            print(_show(welcome))
         while count == 0 or got < count:
             msg = client.receive(timeout or 3600.0)
             if msg is None:
                 break
-            console.print(_show(msg))
+            if as_json:
+                output.line(output.message_fields(msg))
+            else:
+                print(_show(msg))
             if isinstance(msg, (wire.ServiceResponse, wire.DeviceAlertNotice, wire.HubAlert)):
                 client.ack([msg.delivery_id])
                 got += 1
         client.receive(0.2)
-    console.print(f"{got} deliveries received")
-
-
-def parse_instant(text: str | None) -> float | None:
-    """Epoch seconds or an ISO date-time (UTC when no zone is given), or None."""
-    if text is None:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError as err:
-        raise typer.BadParameter(f"{text!r} is neither epoch seconds nor an ISO date-time") from err
-    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+    summary = f"{got} deliveries received"
+    if as_json:
+        sys.stderr.write(summary + "\n")
+    else:
+        console.print(summary)
 
 
 def audit(
     data: Path = DATA,
     user: str | None = typer.Option(None, help="Only this user."),
     device: str | None = typer.Option(None, help="Only this device."),
-    since: str | None = typer.Option(None, help="From this time (ISO or epoch seconds)."),
-    until: str | None = typer.Option(None, help="Before this time (ISO or epoch seconds)."),
-    limit: int = typer.Option(50, help="At most this many records."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per line."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    limit: int = typer.Option(50, min=1, help="At most this many records."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line (JSON lines)."),
+    oldest_first: bool = typer.Option(
+        False, "--oldest-first", help="The oldest records first (default: the newest first)."
+    ),
 ) -> None:
-    """Query the audit trail by user, device and time."""
-    start, end = parse_instant(since), parse_instant(until)
+    """Query the audit trail by user, device and time, newest first."""
+    from rich.table import Table
+
+    from actors.store import open_store
+
     try:
         with closing(open_store(data, read_only=True)) as store:
-            records = store.audit_records(user, device, start, end, limit)
+            records = store.audit_records(
+                user,
+                device,
+                parse_instant(since),
+                parse_instant(until),
+                limit if oldest_first else _EVERY_RECORD,
+            )
     except FileNotFoundError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+        raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
+    if not oldest_first:  # the store answers oldest first: keep the newest ``limit``
+        records = records[: -limit - 1 : -1]
     if as_json:
         for r in records:
-            typer.echo(json.dumps({k: getattr(r, k) for k in r.__dataclass_fields__}, default=str))
+            output.line(output.record(r, times=("at",)))
         return
     table = Table(title=f"audit: {len(records)} records")
     for col in (
@@ -423,7 +571,7 @@ def audit(
         table.add_column(col, overflow="fold")
     for r in records:
         table.add_row(
-            time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(r.at)),
+            output.iso(r.at) or "-",
             r.direction.value,
             r.user_id or "-",
             r.kind,

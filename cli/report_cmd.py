@@ -7,18 +7,15 @@ Must never: compute SLA rules itself; ``hub.policies.sla`` does.
 
 from __future__ import annotations
 
-import json
 from contextlib import closing
 from pathlib import Path
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from actors.store import open_store
-from cli.hub_cmds import DATA, parse_instant
-from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
-from hub.reference.catalogue import CATALOGUE
+from cli import output
+from cli.errors import ExitStatus, UserError
+from cli.hub_cmds import NO_STORE_HINT
+from cli.inputs import DATA, SINCE, UNTIL, parse_instant
 
 report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=True)
 
@@ -27,35 +24,52 @@ report_app = typer.Typer(help="Reports from the hub's store.", no_args_is_help=T
 def sla(
     data: Path = DATA,
     by_user: bool = typer.Option(False, "--by-user", help="One row per service and user."),
-    since: str | None = typer.Option(None, help="From this time (ISO or epoch seconds)."),
-    until: str | None = typer.Option(None, help="Before this time (ISO or epoch seconds)."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
+    since: str | None = SINCE,
+    until: str | None = UNTIL,
+    as_json: bool = typer.Option(
+        False, "--json", help="One JSON document instead of a table (keys in docs/cli.md)."
+    ),
 ) -> None:
     """Per service (and user): responses, p50/p95/p99 response time, share within target."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from actors.store import open_store
+    from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SERVICE_LEVEL_TARGET, summarise
+    from hub.reference.catalogue import CATALOGUE
+
     start, end = parse_instant(since), parse_instant(until)
     try:
         with closing(open_store(data, read_only=True)) as store:
             records = store.sla_records(start, end)
     except FileNotFoundError as err:
-        Console().print(f"[red]{err}[/red]")
-        raise typer.Exit(1) from None
+        raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
     rows = summarise(records, by_user=by_user)
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
+        output.document(
+            {
+                "since": output.iso(parse_instant(since)),
+                "until": output.iso(parse_instant(until)),
+                "responses": len(records),
+                "service_level_target": SERVICE_LEVEL_TARGET,
+                "service_level_minimum": SERVICE_LEVEL_MINIMUM,
+                "rows": [
                     {
-                        "key": r.key,
+                        "service": r.key[0],
+                        "name": CATALOGUE[r.key[0]].name,
+                        **({"user": r.key[1]} if by_user else {}),
                         "count": r.count,
                         "p50_s": r.p50_s,
                         "p95_s": r.p95_s,
                         "p99_s": r.p99_s,
+                        "target_s": CATALOGUE[r.key[0]].target_response_s,
                         "within_target": r.within_target,
+                        "meets_target": r.meets_target,
+                        "breached": r.breached,
                     }
                     for r in rows
                 ],
-                indent=2,
-            )
+            }
         )
     else:
         table = Table(
@@ -89,4 +103,4 @@ def sla(
             )
         Console().print(table)
     if any(r.breached for r in rows):
-        raise typer.Exit(3)
+        raise typer.Exit(ExitStatus.SLA_BREACH)

@@ -12,32 +12,33 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 import time
 from collections import Counter
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from cli.plots import plot_outputs
-from hub.policies.sla import summarise
-from hub.reference.uktime import to_uk_local
-from meters_sim.bulk import simulate_region
-from meters_sim.flows import flow_classes, outage_classes, region_links
-from meters_sim.scenario import Region, Scenario, ScenarioError
-from meters_sim.scenario_files import read_scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
+from cli import output
+from cli.errors import ExitStatus
+
+if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --help)
+    from rich.progress import Progress
+
+    from meters_sim.scenario import Scenario
 
 console = Console()
+
+
+class Mode(StrEnum):
+    """Which model runs a scenario."""
+
+    AUTO = "auto"
+    EVENT = "event"
+    BULK = "bulk"
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -52,6 +53,8 @@ def _r(x: float) -> float:
 
 
 def _progress() -> Progress:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -62,6 +65,19 @@ def _progress() -> Progress:
 
 
 def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+    from rich.table import Table
+
+    from hub.policies.sla import summarise
+    from meters_sim.scenario import Region
+    from meters_sim.simulator import SimConfig, Simulation
+    from meters_sim.workload import schedule_load
+    from sdk.keys import signing_keys
+    from simfield.fleet import generate_fleet
+    from simfield.fleet_dir import load_fleet
+    from simfield.fleet_files import write_fleet
+    from simfield.headend_plugins import load_head_ends
+    from simfield.site import load_trust_anchors
+
     fleet_dir = out / "fleet"
     write_fleet(
         generate_fleet(
@@ -83,9 +99,16 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         fleet.payment_modes,
         load_head_ends(),
         config,
+        anchors=load_trust_anchors(fleet_dir),
     )
     planned = schedule_load(
-        sim, scenario, fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes
+        sim,
+        scenario,
+        fleet.users,
+        fleet.registration,
+        fleet.inventory,
+        fleet.payment_modes,
+        signing_keys=signing_keys(fleet_dir),
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)
@@ -169,6 +192,14 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
 
 
 def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+    import numpy as np
+    from rich.table import Table
+
+    from hub.reference.uktime import to_uk_local
+    from meters_sim.bulk import simulate_region
+    from meters_sim.flows import flow_classes, outage_classes, region_links
+    from meters_sim.scenario import Region
+
     classes = flow_classes(scenario)
     links = region_links(scenario)
     days = scenario.run.duration_s / 86_400.0
@@ -266,23 +297,28 @@ def simulate(
         ..., help="A scenario TOML file (see scenarios/ and docs/scenarios.md)."
     ),
     out: Path | None = typer.Option(None, help="Output directory (default: out/<scenario name>)."),
-    mode: str = typer.Option(
-        "auto", help="event, bulk, or auto (event up to --event-limit sites)."
+    mode: Mode = typer.Option(
+        Mode.AUTO,
+        case_sensitive=False,
+        help="event, bulk, or auto (event up to --event-limit sites).",
     ),
     event_limit: int = typer.Option(
-        5_000, help="Largest fleet (sites) run in event mode under auto."
+        5_000, min=0, help="Largest fleet (sites) run in event mode under auto."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print summary.json on stdout (progress and tables go to stderr)."
     ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
-    try:
-        scenario = read_scenario(scenario_file)
-    except ScenarioError as err:
-        console.print(f"[red]{err}[/red]")
-        raise typer.Exit(2) from None
-    if mode not in ("auto", "event", "bulk"):
-        raise typer.BadParameter(f"mode must be event, bulk or auto, not {mode!r}")
+    from cli.plots import plot_outputs  # matplotlib: only when drawing
+    from meters_sim.scenario_files import read_scenario
+
+    console.stderr = as_json  # with --json, stdout carries the summary document alone
+    scenario = read_scenario(scenario_file)  # a ScenarioError is reported by cli.errors
     chosen = (
-        mode if mode != "auto" else ("event" if scenario.fleet.sites <= event_limit else "bulk")
+        mode.value
+        if mode is not Mode.AUTO
+        else ("event" if scenario.fleet.sites <= event_limit else "bulk")
     )
     directory = out or Path("out") / scenario.run.name
     directory.mkdir(parents=True, exist_ok=True)
@@ -292,8 +328,10 @@ def simulate(
         json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
     plot_outputs(directory, scenario.run.name)
+    if as_json:
+        output.document(summary)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")
     if breaches:
         for b in breaches:
-            console.print(f"[red]SLA breach: {b}[/red]")
-        raise typer.Exit(3)
+            sys.stderr.write(f"SLA breach: {b}\n")
+        raise typer.Exit(ExitStatus.SLA_BREACH)

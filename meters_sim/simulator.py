@@ -10,7 +10,8 @@ connections keep what they get in an inbox until asked; commands are carried by 
 hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
 head-end formats, the WAN model of the site's region, the simulated devices, every failure),
 and this driver only waits in simulated time and counts commands and WAN bytes per cell; the
-engine ticks on a fixed simulated interval. Every answer, response and alert is logged as a
+engine ticks when it says something is due (``HubEngine.next_due``), woken sooner by a step
+that makes something due sooner. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
 the store is the engine's own memory, so a run is reproducible from its seed.
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import random
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -41,6 +43,7 @@ from hub.reference.standard import DeviceAlert
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
+from simfield.devices import PublicKey
 from simfield.line import Action, Carried, Deliver, Fail, Integrity, Line, Lost, Wait, WakeAt
 from simfield.site import FieldBuilder, SiteHost
 from simfield.wan import WanProfile
@@ -74,8 +77,6 @@ class SimConfig:
     """WAN profile per region (North, Central, South); missing regions get the default."""
     seed: int = 1
     """Seed of the devices and the WAN model."""
-    tick_s: float = 1.0
-    """How often the engine's timers are looked at, simulated seconds."""
     ack_delay_s: float = 0.0
     """How long a user takes to acknowledge a delivery."""
 
@@ -132,14 +133,22 @@ class Simulation:
         payment_modes: dict[str, PaymentMode],
         head_ends: Mapping[str, HeadEnd],
         config: SimConfig,
+        anchors: Mapping[str, PublicKey] | None = None,
     ) -> None:
+        """``anchors``: the parties' public signing keys the simulated devices hold
+        (``simfield.site.load_trust_anchors``); without them no critical command verifies."""
         self.config = config
         self.env = simpy.Environment(initial_time=config.start)
         access = AccessContext(dict(users), CATALOGUE, registration, inventory)
         self.engine = HubEngine(access, config.engine)
         self._inventory = inventory
         self._field = FieldBuilder(
-            inventory, registration, payment_modes, config.seed, config.start
+            inventory,
+            registration,
+            payment_modes,
+            config.seed,
+            config.start,
+            anchors=anchors or {},
         )
         self._codecs = head_ends
         self._rng = random.Random(config.seed)
@@ -164,6 +173,8 @@ class Simulation:
         self.cell_bytes: dict[tuple[str, int], int] = {}
         """(cell, interval index) -> command bytes carried, for WAN utilisation."""
         self.interval_s = 900.0
+        self._planned = -math.inf  # when the ticker wakes next (-inf: running or not started)
+        self._nudge = self.env.event()  # wakes the ticker before its plan
         self.env.process(self._ticker())
 
     # ---- driving -------------------------------------------------------------------------------
@@ -246,6 +257,8 @@ class Simulation:
         self.counters["expired"] += effects.expired
         for made in effects.add_deliveries:
             self._payloads[made.delivery_id] = made.payload
+        if effects.faults:  # contained engine failures (answered, audited by the engine)
+            self.counters["faults"] = self.counters.get("faults", 0) + len(effects.faults)
         for send in effects.send:
             if send.push:
                 payload = send.payload
@@ -260,6 +273,7 @@ class Simulation:
             self._payloads.pop(delivery_id, None)
         for d in effects.dispatch:
             self._carry(d)
+        self._replan()
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
@@ -371,7 +385,28 @@ class Simulation:
     def _wake(self, comms_hub: str, _: simpy.Event) -> None:
         self._perform(self._hubs[comms_hub].line.wake(self.env.now))
 
+    def _replan(self) -> None:
+        """After a step: wake the ticker now if the step made something due before its plan."""
+        due = self.engine.next_due(self.env.now)
+        if due is not None and due < self._planned:
+            self._planned = due
+            if not self._nudge.triggered:
+                self._nudge.succeed()
+
     def _ticker(self) -> Generator[simpy.Event, Any, None]:
+        """Tick the engine whenever it says something is due, and sleep until the next
+        instant it names (or until a step makes something due sooner)."""
+        env, engine = self.env, self.engine
         while True:
-            yield self.env.timeout(self.config.tick_s)
-            self._apply(self.engine.tick(self.env.now))
+            now = env.now
+            due = engine.next_due(now)
+            if due is not None and due <= now:
+                self._planned = -math.inf  # its own effects need no wake-up
+                self._apply(engine.tick(now))
+                due = engine.next_due(now)
+                if due is not None and due <= now:  # sweep slices left: after this instant's
+                    yield env.timeout(0)  # other events, tick again
+                    continue
+            self._planned = math.inf if due is None else due
+            self._nudge = env.event()
+            yield self._nudge if due is None else env.timeout(due - now) | self._nudge

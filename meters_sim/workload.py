@@ -15,6 +15,7 @@ failed cell for the outage (their requests get E20).
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
@@ -32,7 +33,7 @@ from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData, SupplierRegistration
 from meters_sim.scenario import FLAT, HourProfile, Scenario
 from meters_sim.simulator import Simulation
-from simfield.devices import sign_request
+from sdk.signing import SigningKey
 from simfield.site import SiteHost
 
 
@@ -98,8 +99,12 @@ def schedule_load(
     registration: RegistrationData,
     inventory: Inventory,
     payment_modes: dict[str, PaymentMode],
+    *,
+    signing_keys: Mapping[str, SigningKey],
 ) -> dict[str, int]:
-    """Put the scenario's users and events on the simulation; returns what was planned."""
+    """Put the scenario's users and events on the simulation; returns what was planned.
+    ``signing_keys`` are the parties' private keys (``sdk.keys.signing_keys``): the simulated
+    suppliers sign their critical commands with them."""
     rng = random.Random(scenario.run.seed)
     start = scenario.run.start.timestamp()
     end = start + scenario.run.duration_s
@@ -220,14 +225,16 @@ def schedule_load(
             if rng.random() >= change.share or m.role is not Role.IS:
                 continue
             dev = m.device.device_id
+            tariff = example_params(change.service, at)
+            key = signing_keys.get(m.user.party_id)
             req = wire.ServiceRequest(
                 request_id=rid("tc"),
                 role=m.role,
                 service=change.service,
                 device_id=dev,
-                params=example_params(change.service, at),
+                params=tariff,
                 execute_at=at,
-                signature=sign_request(m.user.party_id, change.service, dev),
+                signature=key.sign(change.service, dev, tariff) if key else b"",
             )
             sim.at(send + rng.random() * 60, partial(sim.request, m.user.user_id, req))
             planned["tariff_changes"] += 1

@@ -2,8 +2,10 @@
 acknowledge responses and alerts, with redeliveries removed.
 
 Decides: how a client announces itself (Hello after every successful handshake, so a hub
-restart or a reconnection gets held deliveries pushed again), and which deliveries are
-duplicates (delivery ids already handed to the caller are acknowledged again and dropped).
+restart or a reconnection gets held deliveries pushed again), which deliveries are
+duplicates (delivery ids already handed to the caller are acknowledged again and dropped), and
+that a critical command sent without a signature is signed with the client's signing key when
+it was given one.
 Must never: share its socket between threads; use one HubClient per thread.
 """
 
@@ -19,9 +21,11 @@ import zmq
 from zmq.utils.monitor import recv_monitor_message
 
 from hub import wire
+from hub.reference.catalogue import CATALOGUE
 from hub.reference.roles import Role
 from hub.reference.standard import Value
 from sdk.keys import KeyPair
+from sdk.signing import SigningKey
 
 Inbound = (
     wire.Acknowledgement
@@ -46,10 +50,13 @@ class HubClient:
         max_in_flight: int | None = None,
         dedup_window: int = 1_000_000,
         auto_hello: bool = True,
+        signing_key: SigningKey | None = None,
     ) -> None:
         """Connect to ``endpoint``. With ``auto_hello`` (the default) the client says Hello
         after every handshake and so becomes the user's delivery connection; a connection that
-        only sends requests can leave that to another (answers still come back to it)."""
+        only sends requests can leave that to another (answers still come back to it). With a
+        ``signing_key`` (the user's party's), critical commands sent unsigned are signed."""
+        self._signing_key = signing_key
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
         sock = self._ctx.socket(zmq.DEALER)
@@ -110,7 +117,18 @@ class HubClient:
         execute_at: float | None = None,
         signature: bytes = b"",
     ) -> None:
-        """Send a service request without waiting (the answer arrives through ``receive``)."""
+        """Send a service request without waiting (the answer arrives through ``receive``).
+        A critical command without ``signature`` is signed with the client's signing key, if
+        it has one."""
+        service_entry = CATALOGUE.get(service)
+        if (
+            not signature
+            and self._signing_key is not None
+            and device_id is not None
+            and service_entry is not None
+            and service_entry.critical
+        ):
+            signature = self._signing_key.sign(service, device_id, params or {})
         req = wire.ServiceRequest(
             request_id=request_id,
             role=Role(role),

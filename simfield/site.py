@@ -2,7 +2,9 @@
 (the live hub's comms hub pools and the SimPy simulator).
 
 Decides: how a fleet site becomes a simulated ``Premises`` (its inventory device ids, payment
-mode, the suppliers' key ids that critical commands must be signed with, a per-site seed), and
+mode, its suppliers' and network operators' party ids and the public signing keys its devices
+hold as trust anchors, a per-site seed), where those keys come from (the fleet's
+``keys/signing/<party id>.pub.pem`` files), and
 how device exceptions become device answers (a device not at the site is rejected; a site
 without power does not answer, so the hub sees no response).
 Must never: decide anything for the hub; it stands in for the real devices behind a comms hub.
@@ -11,7 +13,11 @@ Must never: decide anything for the hub; it stands in for the real devices behin
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hub.flows.firmware import FIRMWARE_SERVICES
 from hub.reference.roles import DeviceType
@@ -20,16 +26,30 @@ from hub.reference.uktime import uk_date
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
+from hub.wire.signing import PUBLIC_KEY_SUFFIX, SIGNING_KEYS_DIR
 from simfield.devices import (
     DeviceUnreachableError,
     Layout,
     Premises,
-    SignatureCheck,
+    PublicKey,
     UnknownDeviceError,
 )
 
 INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
+
+
+def load_trust_anchors(fleet_dir: Path) -> dict[str, PublicKey]:
+    """Every party's public signing key in a fleet directory (``keys/signing/*.pub.pem``), by
+    party id; empty when the fleet has none. A file that holds no P-256 public key is an
+    error (``ValueError``), not a key silently left out."""
+    anchors: dict[str, PublicKey] = {}
+    for path in sorted((fleet_dir / "keys" / SIGNING_KEYS_DIR).glob(f"*{PUBLIC_KEY_SUFFIX}")):
+        key = load_pem_public_key(path.read_bytes())
+        if not isinstance(key, PublicKey):
+            raise ValueError(f"{path} does not hold an ECDSA public key")
+        anchors[path.name.removesuffix(PUBLIC_KEY_SUFFIX)] = key
+    return anchors
 
 
 class NoAnswerError(Exception):
@@ -139,7 +159,12 @@ class FieldBuilder:
         payment_modes: dict[str, PaymentMode],
         seed: int,
         clock_now: float,
+        *,
+        anchors: Mapping[str, PublicKey],
     ) -> None:
+        """``anchors`` maps party ids to public signing keys (``load_trust_anchors``): each
+        device holds its supplier's and network operator's."""
+        self._anchors = anchors
         self._inventory = inventory
         self._registration = registration
         self._payment_modes = payment_modes
@@ -175,11 +200,15 @@ class FieldBuilder:
             payment_mode=mode,
             supplier_key_id=electricity_supplier or gas_supplier or "UNREGISTERED",
             gas_supplier_key_id=gas_supplier,
+            network_key_id=_network(reg, esme.mpxn if esme else None)
+            or _network(reg, gsme.mpxn if gsme else None)
+            or "UNKNOWN",
+            gas_network_key_id=_network(reg, gsme.mpxn if gsme else None),
             mpan=esme.mpxn if esme else None,
             mprn=gsme.mpxn if gsme else None,
             device_ids=ids,
             in_home_devices=DeviceType.IHD in ids or DeviceType.PPMID in ids,
-            signature_check=SignatureCheck.STRICT,
+            keys=self._anchors,
         )
         extra = tuple(
             Premises(
@@ -189,10 +218,11 @@ class FieldBuilder:
                 layout=Layout.ELECTRICITY_ONLY,
                 payment_mode=PaymentMode.CREDIT,
                 supplier_key_id=_supplier(reg, d.mpxn, day) or "UNREGISTERED",
+                network_key_id=_network(reg, d.mpxn) or "UNKNOWN",
                 mpan=d.mpxn,
                 device_ids={DeviceType.ESME: d.device_id},
                 in_home_devices=False,
-                signature_check=SignatureCheck.STRICT,
+                keys=self._anchors,
             )
             for d in exports
         )
@@ -212,3 +242,10 @@ def _supplier(reg: RegistrationData, mpxn: str | None, day: date) -> str | None:
         return None
     mp = reg.meter_point(mpxn)
     return mp.supplier_on(day) if mp else None
+
+
+def _network(reg: RegistrationData, mpxn: str | None) -> str | None:
+    if not mpxn:
+        return None
+    mp = reg.meter_point(mpxn)
+    return mp.network_operator if mp else None

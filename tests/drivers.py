@@ -27,6 +27,7 @@ from sdk.client import Delivered, HubClient
 from sdk.keys import hub_keypair, user_keypair
 from simfield.fleet_dir import Fleet
 from simfield.headend_plugins import load_head_ends
+from simfield.site import load_trust_anchors
 
 Answer = wire.Acknowledgement | wire.Refusal
 POLL_S = 0.02
@@ -42,7 +43,8 @@ class DriverSettings:
     hold_s: float = 3600.0
     """How long deliveries are held for an absent user."""
     tick_s: float = 0.1
-    """How often the engine's timers are looked at."""
+    """The live hub's longest wait between checks of the housekeeping the engine does not time
+    (the simulator ticks when the engine says something is due)."""
     schedule_window_s: float = 1.0
     """Schedule firings are spread over this window after their nominal time."""
 
@@ -300,13 +302,14 @@ class SimConn:
 
 
 class SimDriver:
-    """The simulator, starting at the wall-clock time it is made (the fleet is as of today)."""
+    """The simulator, starting at the wall-clock time it is made (the fleet is as of today);
+    its devices hold the public signing keys of ``fleet_dir``, as the live hub's do."""
 
     name = "sim"
 
-    def __init__(self, fleet: Fleet, settings: DriverSettings) -> None:
+    def __init__(self, fleet: Fleet, settings: DriverSettings, fleet_dir: Path) -> None:
         self.fleet = fleet
-        config = SimConfig(start=time.time(), engine=settings.engine(), tick_s=settings.tick_s)
+        config = SimConfig(start=time.time(), engine=settings.engine())
         self.sim = Simulation(
             fleet.users,
             fleet.registration,
@@ -314,6 +317,7 @@ class SimDriver:
             fleet.payment_modes,
             load_head_ends(),
             config,
+            anchors=load_trust_anchors(fleet_dir),
         )
         self._conns: list[SimConn] = []
 

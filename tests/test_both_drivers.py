@@ -23,9 +23,9 @@ from hub.reference.roles import Role
 from hub.reference.service_params import example_params
 from hub.reference.standard import Value
 from hub.reference.uktime import from_uk_local, to_uk_local
-from simfield.devices import sign_request
+from sdk.keys import signing_key, signing_keys
 from simfield.fleet_dir import Fleet, load_fleet
-from tests.drivers import Driver, DriverSettings, LiveDriver, SimDriver, not_opted_in_meter
+from tests.drivers import Conn, Driver, DriverSettings, LiveDriver, SimDriver, not_opted_in_meter
 from tests.live_support import make_fleet, network_user, other_supplier, supplier_meter
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,7 +63,7 @@ def driver(
     if request.param == "live":
         d = LiveDriver(fleet_dir, fleet, tmp_path / "data", settings)
     else:
-        d = SimDriver(fleet, settings)
+        d = SimDriver(fleet, settings, fleet_dir)
     try:
         yield d
     finally:
@@ -308,20 +308,21 @@ def test_a_dsp_pattern_future_dated_read_is_held_until_its_time_then_answered(
 
 
 def test_a_device_pattern_future_dated_tariff_change_is_answered_then_its_outcome_delivered(
-    driver: Driver,
+    driver: Driver, fleet_dir: Path
 ) -> None:
     user, meter = supplier_meter(driver.fleet)
     party = driver.fleet.users[user].party_id
     conn = driver.connect(user, auto_ack=True)
     at = driver.now() + 2.0
+    tariff = example_params("1.1.1", at)
     req = _req(
         "fd-device",
         Role.IS,
         "1.1.1",
         meter.device_id,
-        example_params("1.1.1", at),
+        tariff,
         execute_at=at,
-        signature=sign_request(party, "1.1.1", meter.device_id),
+        signature=signing_key(fleet_dir, party).sign("1.1.1", meter.device_id, tariff),
     )
     ack = conn.request(req)
     assert isinstance(ack, wire.Acknowledgement), ack
@@ -381,3 +382,67 @@ def test_a_schedule_created_with_a_short_window_fires_and_its_firing_is_answered
     assert fired.code is ResponseCode.I0, fired
     assert fired.service == "4.8.1"
     assert fired.device_id == meter.device_id
+
+
+# ---- signed critical commands ------------------------------------------------------------------
+
+
+def test_a_critical_command_signed_with_the_suppliers_key_is_executed(
+    driver: Driver, fleet_dir: Path
+) -> None:
+    user, meter = supplier_meter(driver.fleet)
+    party = driver.fleet.users[user].party_id
+    conn = driver.connect(user, auto_ack=True)
+    signature = signing_key(fleet_dir, party).sign("7.2", meter.device_id, {})
+    ack = conn.request(_req("sig-ok", Role.IS, "7.2", meter.device_id, signature=signature))
+    assert isinstance(ack, wire.Acknowledgement), ack
+    resp = _response(conn, "sig-ok")
+    assert resp.code is ResponseCode.I0, resp
+
+
+def test_an_unsigned_or_malformed_critical_command_is_refused_by_the_hub_with_e12(
+    driver: Driver,
+) -> None:
+    user, meter = supplier_meter(driver.fleet)
+    conn = driver.connect(user, auto_ack=True)
+    for rid, signature in (("sig-none", b""), ("sig-short", b"\x01" * 32)):
+        answer = conn.request(_req(rid, Role.IS, "7.2", meter.device_id, signature=signature))
+        assert isinstance(answer, wire.Refusal), answer
+        assert answer.code is ResponseCode.E12
+
+
+def test_a_critical_command_signed_with_another_partys_key_is_rejected_by_the_device_with_8f3e(
+    driver: Driver, fleet_dir: Path
+) -> None:
+    user, meter = supplier_meter(driver.fleet)
+    party = driver.fleet.users[user].party_id
+    intruder = next(p for p in signing_keys(fleet_dir) if p != party)
+    conn = driver.connect(user, auto_ack=True)
+    signature = signing_key(fleet_dir, intruder).sign("7.2", meter.device_id, {})
+    ack = conn.request(_req("sig-bad", Role.IS, "7.2", meter.device_id, signature=signature))
+    assert isinstance(ack, wire.Acknowledgement), ack
+    resp: wire.ServiceResponse | None = None
+    alert: wire.DeviceAlertNotice | None = None
+    for _ in range(20):
+        msg = conn.next_delivery(30)
+        assert msg is not None, "no device rejection or no 8F3E alert"
+        if isinstance(msg, wire.ServiceResponse) and msg.request_id == "sig-bad":
+            resp = msg
+        elif isinstance(msg, wire.DeviceAlertNotice) and msg.alert_code == "8F3E":
+            alert = msg
+        if resp is not None and alert is not None:
+            break
+    assert resp is not None
+    assert resp.code is ResponseCode.H11, resp
+    assert "does not verify" in str(resp.body.get("reason"))
+    assert alert is not None
+    assert alert.device_id == meter.device_id
+
+
+def _response(conn: Conn, request_id: str) -> wire.ServiceResponse:
+    for _ in range(20):
+        msg = conn.next_delivery(30)
+        assert msg is not None, f"no response to {request_id}"
+        if isinstance(msg, wire.ServiceResponse) and msg.request_id == request_id:
+            return msg
+    raise AssertionError(f"no response to {request_id} among the deliveries")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from hub.reference.catalogue import CATALOGUE, FutureDated
 from hub.reference.roles import DeviceType
@@ -16,15 +17,14 @@ from hub.reference.service_params import example_params
 from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.reference.utrn import make_utrn
 from hub.registers.records import PaymentMode
+from sdk.signing import SigningKey
 from simfield.devices import (
     SLOT_S,
     DeviceUnreachableError,
     Layout,
     Premises,
-    SignatureCheck,
     SupplyState,
     UnknownDeviceError,
-    sign_request,
 )
 
 INSTALL = datetime(2025, 1, 20, tzinfo=UTC).timestamp()
@@ -32,13 +32,25 @@ NOW = INSTALL + 14 * 86_400.0  # 3 Feb 2025: past the first billing date (1 Feb)
 HOUR = 3_600.0
 DAY = 86_400.0
 SUPPLIER = "SUPPLIER"
+NETWORK = "NETWORK"
+KEYS = {
+    party: SigningKey(ec.derive_private_key(secret, ec.SECP256R1()))
+    for party, secret in [
+        (SUPPLIER, 0x5151),
+        (NETWORK, 0x4E4E),
+        ("GAINER", 0x6A6A),
+        ("INTRUDER", 0x1D1D),
+    ]
+}
+"""Fixed signing keys; the sites' devices hold the supplier's and the network operator's."""
 E, G = DeviceType.ESME, DeviceType.GSME
 _ids = itertools.count()
 
 
 def make_site(seed: int = 7, **options: object) -> Premises:
     """A dual-fuel prepayment site installed at INSTALL with £200 credit on each meter."""
-    settings: dict[str, object] = {"credit_pence": 20_000, **options}
+    held = {p: KEYS[p].public_key for p in (SUPPLIER, NETWORK)}
+    settings: dict[str, object] = {"credit_pence": 20_000, "keys": held, **options}
     return Premises("SITE-1", seed, INSTALL, **settings)  # type: ignore[arg-type]
 
 
@@ -53,18 +65,20 @@ def command(
     key: str | None = None,
     signature: bytes | None = None,
 ) -> DeviceCommand:
-    """A command to the site's device, signed with the device's supplier key if critical."""
+    """A command to the site's device, signed if critical with ``key``'s party key (default:
+    the party the device knows as its supplier)."""
     device_id = site.device_ids[device_type]
+    values = dict(example_params(service, now) if params is None else params)
     if signature is None:
-        signing_key = key or site.device(device_id).supplier_key_id
+        signer = KEYS[key or site.device(device_id).supplier_key_id]
         known = CATALOGUE.get(service)
         critical = known is not None and known.critical
-        signature = sign_request(signing_key, service, device_id) if critical else b""
+        signature = signer.sign(service, device_id, values) if critical else b""
     return DeviceCommand(
         command_id=f"cmd-{next(_ids)}",
         service=service,
         device_id=device_id,
-        params=dict(example_params(service, now) if params is None else params),
+        params=values,
         execute_at=execute_at,
         signature=signature,
     )
@@ -599,25 +613,82 @@ def test_a_non_critical_command_needs_no_signature(site: Premises) -> None:
     assert response.status is CommandStatus.SUCCESS
 
 
-def test_a_signature_with_a_key_the_device_does_not_hold_is_rejected(site: Premises) -> None:
-    response, _ = send(site, E, "7.2", {}, key="INTRUDER")
+def test_another_partys_signature_is_rejected_with_8f3e(site: Premises) -> None:
+    response, alerts = send(site, E, "7.2", {}, key="INTRUDER")
     assert response.status is CommandStatus.REJECTED
-    assert "does not hold" in response.reason
+    assert "does not verify" in response.reason
+    assert codes(alerts) == ["8F3E"]
+    assert site.meter(E).supply is SupplyState.ENABLED
 
 
-def test_a_strict_device_rejects_a_signature_that_names_no_key() -> None:
-    lenient, strict = make_site(), make_site(signature_check=SignatureCheck.STRICT)
-    assert send(lenient, E, "7.2", {}, signature=b"opaque")[0].status is CommandStatus.SUCCESS
-    assert send(strict, E, "7.2", {}, signature=b"opaque")[0].status is CommandStatus.REJECTED
+def test_a_signature_over_other_parameters_is_rejected(site: Premises) -> None:
+    device_id = site.device_ids[E]
+    other = KEYS[SUPPLIER].sign("1.6", device_id, {"payment_mode": "credit"})
+    response, alerts = send(site, E, "1.6", {"payment_mode": "prepayment"}, signature=other)
+    assert response.status is CommandStatus.REJECTED
+    assert codes(alerts) == ["8F3E"]
+
+
+def test_a_malformed_signature_is_rejected_with_8f3e(site: Premises) -> None:
+    for bad in (b"opaque", b"\x00" * 64, b"\x01" * 63):
+        response, alerts = send(site, E, "7.2", {}, signature=bad)
+        assert response.status is CommandStatus.REJECTED
+        assert codes(alerts) == ["8F3E"]
+
+
+def test_the_supplier_signature_is_accepted_and_the_command_runs(site: Premises) -> None:
+    response, alerts = send(site, E, "7.2", {}, key=SUPPLIER)
+    assert response.status is CommandStatus.SUCCESS, response.reason
+    assert "8F3E" not in codes(alerts)
+    assert site.meter(E).supply is not SupplyState.ENABLED
+
+
+def test_the_network_operator_signs_its_own_credential_update(site: Premises) -> None:
+    new_key = KEYS["GAINER"].public_der()
+    params: dict[str, Value] = {
+        "party_role": "network_operator",
+        "key_id": "GAINER",
+        "certificate": new_key,
+    }
+    response, _ = send(site, E, "6.15.1", params, key=NETWORK)
+    assert response.status is CommandStatus.SUCCESS, response.reason
+
+
+def test_a_device_holding_no_key_verifies_no_critical_command() -> None:
+    bare = make_site(keys={})
+    response, alerts = send(bare, E, "7.2", {})
+    assert response.status is CommandStatus.REJECTED
+    assert "no trust anchor" in response.reason
+    assert "8F3E" in codes(alerts)
 
 
 def test_change_of_supplier_credentials_replace_the_key_the_device_trusts(site: Premises) -> None:
-    ok(site, E, "6.23", {"supplier_key_id": "GAINER", "certificate": b"\x30" * 32})
-    assert send(site, E, "7.2", {}, key=SUPPLIER)[0].status is CommandStatus.REJECTED
+    ok(site, E, "6.23", {"supplier_key_id": "GAINER", "certificate": KEYS["GAINER"].public_der()})
+    refused, alerts = send(site, E, "7.2", {}, key=SUPPLIER)
+    assert refused.status is CommandStatus.REJECTED
+    assert codes(alerts) == ["8F3E"]
     assert send(site, E, "7.2", {}, key="GAINER")[0].status is CommandStatus.SUCCESS
     old_code = send(site, E, "2.2", {"utrn": utrn(site, E, 500, 1)})
     assert codes(old_code[1]) == ["8F63"]
     assert ok(site, E, "2.2", {"utrn": utrn(site, E, 500, 1, key="GAINER")})["amount_pence"] == 500
+
+
+def test_a_supplier_credential_update_replaces_the_supplier_key(site: Premises) -> None:
+    params: dict[str, Value] = {
+        "party_role": "supplier",
+        "key_id": "GAINER",
+        "certificate": KEYS["GAINER"].public_der(),
+    }
+    ok(site, E, "6.15.1", params)
+    assert send(site, E, "7.2", {}, key=SUPPLIER)[0].status is CommandStatus.REJECTED
+    assert send(site, E, "7.2", {}, key="GAINER")[0].status is CommandStatus.SUCCESS
+
+
+def test_a_credential_that_is_not_a_public_key_is_refused(site: Premises) -> None:
+    response, _ = send(site, E, "6.23", {"supplier_key_id": "GAINER", "certificate": b"\x30" * 32})
+    assert response.status is CommandStatus.REJECTED
+    assert "P-256 public key" in response.reason
+    assert send(site, E, "7.2", {}, key=SUPPLIER)[0].status is CommandStatus.SUCCESS
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,9 @@ from tests.world import CHF, COS_DAY, ESME, MPAN, World, at
 
 T0 = at(COS_DAY - timedelta(days=10)).timestamp()
 
+SIGNATURE = b"\x5a" * 64
+"""A signature of the right form (the hub checks form; the device verifies)."""
+
 
 def _engine(**config: float) -> HubEngine:
     return HubEngine(World().access, EngineConfig(**config))  # type: ignore[arg-type]
@@ -287,7 +290,7 @@ def test_a_held_request_stops_at_execution_if_the_supplier_changed_meanwhile() -
 def test_a_device_pattern_command_goes_now_and_its_outcome_alert_goes_to_the_sender() -> None:
     eng = _engine()
     later = T0 + 3600
-    sig = b"kid:SUPA:x"
+    sig = SIGNATURE
     eff = eng.on_frame("u-supa", _req("r1", service="1.1.1", execute_at=later, signature=sig), T0)
     [dispatch] = eff.dispatch
     assert dispatch.command.execute_at == later
@@ -302,7 +305,7 @@ def test_a_device_pattern_command_without_its_outcome_gets_e30() -> None:
     eng = _engine(outcome_timeout_s=600.0)
     later = T0 + 3600
     eff = eng.on_frame(
-        "u-supa", _req("r1", service="1.1.1", execute_at=later, signature=b"kid:SUPA:x"), T0
+        "u-supa", _req("r1", service="1.1.1", execute_at=later, signature=SIGNATURE), T0
     )
     cmd = eff.dispatch[0].command.command_id
     eng.on_device_response(DeviceResponse(cmd, ESME, "1.1.1", CommandStatus.SCHEDULED), T0 + 1)
@@ -458,7 +461,7 @@ def test_diarised_work_travels_as_bulk_and_on_demand_work_goes_first() -> None:
     eng = _engine()
     later = T0 + 86400
     diarised = eng.on_frame(
-        "u-supa", _req("t1", service="1.1.1", execute_at=later, signature=b"kid:SUPA:x"), T0
+        "u-supa", _req("t1", service="1.1.1", execute_at=later, signature=SIGNATURE), T0
     )
     on_demand = eng.on_frame("u-supa", _req("r1"), T0)
     assert diarised.dispatch[0].priority == PriorityClass.BULK

@@ -16,6 +16,7 @@ from hub.engine import (
     RequestState,
     lifecycle_markdown,
 )
+from hub.reference.catalogue import PriorityClass
 from hub.reference.roles import Role
 
 DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design.md"
@@ -37,6 +38,7 @@ def _record(state: RequestState, seq: int = 1, execute_at: float | None = 50.0) 
         reply=b"",
         comms_hub="CH1",
         head_end="tlv",
+        priority=PriorityClass.ON_DEMAND,
     )
 
 

@@ -3,6 +3,7 @@ refusal never with its parameters, in memory and in the store."""
 
 from __future__ import annotations
 
+import math
 import tracemalloc
 from pathlib import Path
 
@@ -96,3 +97,44 @@ def test_a_remembered_request_id_costs_under_200_bytes_whatever_the_request_size
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
     assert index.remembered == 20_000
     assert grown / 20_000 < 200, grown / 20_000
+
+
+def _refused(seq: int, request_id: str, at: float, reply: bytes) -> RequestRecord:
+    return RequestRecord(
+        seq, "u-supa", request_id, bytes([seq]) * 32, "4.1.1", Role.IS, ESME, {}, None, at,
+        RequestState.REFUSED, reply,
+    )  # fmt: skip
+
+
+def test_what_a_failed_step_added_is_forgotten_and_what_came_before_is_kept() -> None:
+    reply = _engine().on_frame("u-supa", _big_refused_frame("x"), T0).save_requests[0].reply
+    index = RequestIndex()
+    index.add(_refused(1, "before", T0, reply))  # outside any step: kept, not noted
+    index.step_begins()
+    index.add(_refused(2, "r2", T0 + 0.5, reply))
+    index.add(_refused(3, "r3", T0 + 2.5, reply))
+    gone = index.discard_since(2)
+    index.step_ends()
+    assert [r.request_id for r in gone] == ["r3", "r2"]
+    assert index.known("u-supa", "r2") is None
+    assert index.known("u-supa", "r3") is None
+    assert index.known("u-supa", "before") is not None
+    assert (index.remembered, index.oldest_remembered_at()) == (1, float(math.ceil(T0)))
+    # the forgetting order is intact: the one left goes when due, and nothing else is counted
+    assert index.forget(T0 + 9, keep_s=10.0, most=10) == 0
+    assert index.remembered == 1
+    assert index.forget(T0 + 10, keep_s=10.0, most=10) == 0
+    assert (index.remembered, index.oldest_remembered_at()) == (0, None)
+
+
+def test_a_request_id_is_forgotten_keep_s_after_it_was_received_and_next_due_says_when() -> None:
+    reply = _engine().on_frame("u-supa", _big_refused_frame("x"), T0).save_requests[0].reply
+    index = RequestIndex()
+    index.add(_refused(1, "r1", T0, reply))
+    assert index.next_due(T0, timeout_s=60.0, keep_s=100.0, most=10) == T0 + 100
+    assert index.next_due(T0, timeout_s=60.0, keep_s=100.0, most=0) == T0  # over the bound
+    index.forget(T0 + 99.5, keep_s=100.0, most=10)
+    assert index.remembered == 1
+    index.forget(T0 + 100, keep_s=100.0, most=10)
+    assert index.remembered == 0
+    assert index.next_due(T0 + 100, timeout_s=60.0, keep_s=100.0, most=10) is None

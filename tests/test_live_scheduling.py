@@ -20,8 +20,7 @@ from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 from hub.reference.uktime import uk_date
 from sdk.client import HubClient
-from sdk.keys import hub_keypair, user_keypair
-from simfield.devices import sign_request
+from sdk.keys import hub_keypair, signing_key, user_keypair
 from simfield.fleet_dir import Fleet, load_fleet
 from tests.live_support import make_fleet, supplier_meter
 
@@ -132,7 +131,7 @@ def test_a_dsp_future_dated_read_is_held_and_answered_after_its_time(
 
 
 def test_a_device_pattern_tariff_change_is_scheduled_then_actioned_with_8f66(
-    owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
+    owner: tuple[HubClient, str, str], fleet: Fleet, fleet_dir: Path, clock: Clock
 ) -> None:
     client, user, device = owner
     from hub.reference.service_params import example_params
@@ -146,7 +145,7 @@ def test_a_device_pattern_tariff_change_is_scheduled_then_actioned_with_8f66(
         device,
         params,
         execute_at=at,
-        signature=sign_request(party, "1.1.1", device),
+        signature=signing_key(fleet_dir, party).sign("1.1.1", device, params),
     )
     assert isinstance(ack, wire.Acknowledgement), ack
     resp = client.wait_for(wire.ServiceResponse, 20, request_id=ack.request_id)
@@ -197,7 +196,7 @@ def test_the_sla_report_shows_the_responses_made(
 
 
 def test_a_firmware_rollout_transfers_the_image_in_blocks_then_activates_it(
-    owner: tuple[HubClient, str, str], fleet: Fleet, clock: Clock
+    owner: tuple[HubClient, str, str], fleet: Fleet, fleet_dir: Path, clock: Clock
 ) -> None:
     client, user, device = owner
     party = fleet.users[user].party_id
@@ -219,7 +218,7 @@ def test_a_firmware_rollout_transfers_the_image_in_blocks_then_activates_it(
         device,
         {"version": "9.9.9"},
         execute_at=at,
-        signature=sign_request(party, "11.3", device),
+        signature=signing_key(fleet_dir, party).sign("11.3", device, {"version": "9.9.9"}),
     )
     assert isinstance(activate, wire.Acknowledgement), activate
     assert client.wait_for(wire.ServiceResponse, 20, request_id=activate.request_id) is not None

@@ -107,3 +107,34 @@ def test_columns_and_queues_are_compacted_so_memory_follows_what_is_held() -> No
     assert len(box._ids) <= COMPACT_SLACK + 2
     assert len(box._users["u1"].ids) <= COMPACT_SLACK + 2
     assert [p.delivery.delivery_id for p in box.online("u1", 1e6)] == [1]
+
+
+def test_a_discarded_delivery_is_never_pushed_retried_or_expired() -> None:
+    box = Outbox(retry_s=10.0)
+    box.online("u1", 0.0)
+    box.add(_d(1), 0.0)
+    box.add(_d(2), 0.0)
+    box.discard(2)
+    box.discard(2)  # twice is harmless, as is an id never held
+    box.discard(99)
+    assert (len(box), box.depth("u1"), box.holds(2)) == (1, 1, False)
+    done, pushes = box.ack("u1", [1], 1.0)
+    assert ([d.delivery_id for d in done], pushes) == ([1], [])
+    assert box.next_due() is None
+    assert box.tick(500.0) == ([], [])
+
+
+def test_next_due_skips_stale_timers_and_names_the_earliest_retry_or_expiry() -> None:
+    box = Outbox(retry_s=10.0)
+    assert box.next_due() is None
+    box.online("u1", 0.0)
+    box.add(_d(1, hold=100.0), 0.0)  # pushed at 0: retried at 10
+    box.add(_d(2, hold=5.0), 1.0)  # expires at 5, before the one held earlier
+    assert box.next_due() == 5.0
+    box.ack("u1", [2], 2.0)  # its expiry entry goes stale
+    assert box.next_due() == 10.0
+    box.ack("u1", [1], 3.0)  # its retry and expiry go stale
+    assert box.next_due() is None
+    box.add(_d(3, created=4.0, hold=100.0), 4.0)
+    box.offline("u1")  # no retry while offline: only the expiry is due
+    assert box.next_due() == 104.0

@@ -304,6 +304,15 @@ def test_the_next_ids_are_the_persisted_ones_and_never_below_what_is_stored(
     assert (again.next_seq, again.next_delivery) == (31, 41)
 
 
+def test_a_probe_of_a_working_store_succeeds_and_changes_nothing_a_restart_loads(
+    backend: Backend,
+) -> None:
+    backend.store.apply(Effects(save_requests=[_request(1)], add_deliveries=[_delivery(1)]), 2, 2)
+    before = backend.store.load(since=0.0)
+    backend.store.probe()
+    assert backend.reopen().load(since=0.0) == before
+
+
 def test_what_is_applied_and_loaded_is_copied_so_callers_cannot_change_the_store(
     backend: Backend,
 ) -> None:

@@ -212,9 +212,12 @@ def test_a_full_hub_refuses_bulk_first_and_still_admits_top_ups_and_alerts() -> 
     assert tm.occupancy() == 24
     assert isinstance(tm.admit("u", ON_DEMAND, 0.0), Admitted)
     tm.release(ON_DEMAND)
+    # on-demand work fills the shared room, then displaces queued bulk work up to its own bound
     on_demand = _fill(tm, ON_DEMAND)
-    assert on_demand.reason is BusyReason.HUB_FULL
-    assert tm.occupancy() == 30
+    assert on_demand.reason is BusyReason.QUEUE_FULL
+    assert (tm.depth(ON_DEMAND), tm.depth(BULK), tm.occupancy()) == (20, 10, 30)
+    assert len(tm.take_displaced()) == 14
+    assert tm.take_displaced() == []
     assert isinstance(tm.admit("u", BULK, 0.0), Busy)
     urgent = _fill(tm, URGENT)
     assert urgent.reason is BusyReason.QUEUE_FULL

@@ -9,10 +9,12 @@ import pytest
 from meters_sim.scenario import Region, load_scenario
 from meters_sim.simulator import SimConfig, Simulation
 from meters_sim.workload import schedule_load
+from sdk.keys import create_keys, signing_keys
 from simfield.fleet import generate_fleet
 from simfield.fleet_dir import load_fleet
 from simfield.fleet_files import write_fleet
 from simfield.headend_plugins import load_head_ends
+from simfield.site import load_trust_anchors
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -42,6 +44,7 @@ def test_change_of_supplier_churn_moves_meter_points_and_the_gaining_supplier_is
         tmp_path,
     )
     fleet = load_fleet(tmp_path)
+    create_keys(tmp_path, [])
     before = {k: v.registrations for k, v in fleet.registration.meter_points.items()}
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
     config = SimConfig(
@@ -54,9 +57,16 @@ def test_change_of_supplier_churn_moves_meter_points_and_the_gaining_supplier_is
         fleet.payment_modes,
         load_head_ends(),
         config,
+        anchors=load_trust_anchors(tmp_path),
     )
     planned = schedule_load(
-        sim, scenario, fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes
+        sim,
+        scenario,
+        fleet.users,
+        fleet.registration,
+        fleet.inventory,
+        fleet.payment_modes,
+        signing_keys=signing_keys(tmp_path),
     )
     sim.run(until=config.start + scenario.run.duration_s)
     assert planned["changes_of_supplier"] > 0

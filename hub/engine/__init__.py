@@ -6,7 +6,15 @@ core, outbox).
 
 from hub.engine.config import EngineConfig
 from hub.engine.core import HubEngine
-from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
+from hub.engine.effects import (
+    AuditKind,
+    AuditRecord,
+    Direction,
+    Dispatch,
+    Effects,
+    EngineFault,
+    Send,
+)
 from hub.engine.lifecycle import (
     TRANSITIONS,
     IllegalMoveError,
@@ -28,6 +36,7 @@ __all__ = [
     "Dispatch",
     "Effects",
     "EngineConfig",
+    "EngineFault",
     "Held",
     "HubEngine",
     "IllegalMoveError",

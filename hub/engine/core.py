@@ -3,7 +3,8 @@
 Decides what the hub does with a device's response or failure, with a frame that fails its
 integrity check, with a restart (each request back in its lifecycle state) and with time
 (response timeouts, held requests coming due, outcome deadlines, the daily change-of-supplier
-sweep, the flows' timers, quarantine, idempotency forgetting). The request pipeline (``hub.engine.pipeline``), delivery
+sweep, the flows' timers, quarantine, idempotency forgetting), and when a driver must next
+tick (``next_due``). The request pipeline (``hub.engine.pipeline``), delivery
 (``hub.engine.delivery``), the lifecycle (``hub.engine.lifecycle``) and the service flows
 (``hub.flows.services``) make the rest of its decisions; each comes back as ``Effects``:
 records to persist, messages to send, commands to dispatch, and audit records, in that order
@@ -15,9 +16,10 @@ import a driver. The live actors and the simulator both drive this same class.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from hub.engine.config import EngineConfig
+from hub.engine.containment import contained, fault_of
 from hub.engine.delivery import dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
@@ -31,7 +33,13 @@ from hub.policies.access import AccessContext, AccessRequest
 from hub.reference.catalogue import FutureDated
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import CommandStatus, DeviceResponse
-from hub.reference.uktime import uk_date
+from hub.reference.uktime import from_uk_local, uk_date
+
+RESUME_FAILED = (
+    "internal error while resuming this request after a restart; nothing was done; "
+    "send it again with a new request id"
+)
+"""The reason of the H12 response to an accepted request the hub failed to resume."""
 
 FORGET_IDLE_EVERY_S = 60.0
 """How often idle anomaly and security counters are swept."""
@@ -50,6 +58,7 @@ class HubEngine(RequestPipeline):
         self._flow_list: list[ServiceFlow] = list(built.values())
         self._next_forget = 0.0
         self._swept_day: date | None = None  # the UK day the change-of-supplier sweep covers
+        self._next_sweep = 0.0  # when the next UK day (and its sweep) starts
         self._sweep: list[tuple[ServiceFlow, str] | int] = []  # flow items, held request seqs
 
     @property
@@ -93,13 +102,37 @@ class HubEngine(RequestPipeline):
                 assert rec.execute_at is not None
                 self.index.await_outcome(rec, rec.execute_at + self.config.outcome_timeout_s)
             if state is RequestState.ACCEPTED:
-                effects.extend(self.execute(rec, now))
+                effects.extend(self._resume(rec, now))
         for d in deliveries:
             self.outbox.restore(d)
         return effects
 
+    def _resume(self, rec: RequestRecord, now: float) -> Effects:
+        """Carry out again a request accepted before the restart. If that raises, the failure
+        is contained (undone, audited, counted, alerted) and the request answered H12, so an
+        acknowledged request is never silently lost."""
+        mark = self._step_begin()
+        if mark is None:  # inside a guarded step: it contains this
+            return self.execute(rec, now)
+        try:
+            return self.execute(rec, now)
+        except Exception as err:
+            effects = self._contain("restore", err, mark, None, now)
+        finally:
+            self._step_end()
+        if rec.state.final or rec.state is RequestState.AWAITING_OUTCOME:
+            return effects
+        if rec.state is RequestState.QUEUED:
+            self._withdrawn.add(rec.seq)  # its command is not sent: it is answered instead
+        try:
+            effects.extend(self.respond(rec, ResponseCode.H12, {"reason": RESUME_FAILED}, now))
+        except Exception as err:  # the fault is recorded; the request stays accepted
+            effects.faults.append(fault_of("restore (answer)", err))
+        return effects
+
     # ---- messages from devices -----------------------------------------------------------
 
+    @contained("on_device_response")
     def on_device_response(self, resp: DeviceResponse, now: float) -> Effects:
         """A head-end decoded a device's response to one of our commands."""
         rec = self._in_flight_for(resp.command_id)
@@ -130,6 +163,7 @@ class HubEngine(RequestPipeline):
             body.setdefault("scheduled_for", rec.execute_at)
         return self.respond(rec, ResponseCode.I0, body, now)
 
+    @contained("on_device_failure")
     def on_device_failure(
         self, command_id: str, code: ResponseCode, reason: str, now: float
     ) -> Effects:
@@ -145,6 +179,7 @@ class HubEngine(RequestPipeline):
         rec = None if seq is None else self.index.get(seq)
         return rec if rec is not None and rec.state.in_flight else None
 
+    @contained("on_integrity_failure")
     def on_integrity_failure(
         self, comms_hub: str, head_end: str, reason: str, now: float
     ) -> Effects:
@@ -168,13 +203,14 @@ class HubEngine(RequestPipeline):
 
     # ---- time ------------------------------------------------------------------------------
 
+    @contained("tick")
     def tick(self, now: float) -> Effects:
         """Retry unacknowledged pushes, expire what outlived its hold, time out unanswered
         commands, release held requests, answer missed outcomes, sweep, run the flows'
         timers, quarantine notices and expiry, forget old request ids."""
         effects = self._tick_outbox(now)
-        overdue = now - self.config.response_timeout_s
-        while (timed_out := self.index.next_timeout(overdue)) is not None:
+        timeout_s = self.config.response_timeout_s
+        while (timed_out := self.index.next_timeout(now, timeout_s)) is not None:
             if timed_out.state.in_flight:
                 effects.extend(
                     self.respond(
@@ -209,12 +245,38 @@ class HubEngine(RequestPipeline):
             self.anomaly.forget_idle(now)
             self.security.forget_idle(now)
             self._next_forget = now + FORGET_IDLE_EVERY_S
-        early = self.index.forget_before(
-            now - self.config.idempotency_s, self.config.idempotency_max
-        )
+        early = self.index.forget(now, self.config.idempotency_s, self.config.idempotency_max)
         if early:
             self.counters["forgotten_early"] = self.counters.get("forgotten_early", 0) + early
         return effects
+
+    def next_due(self, now: float) -> float | None:
+        """The earliest instant at which ``tick`` would do anything: a delivery to retry or
+        expire, a response overdue, a held request or an outcome deadline come due, a flow's
+        timer (schedule firings), a queued command traffic management would start, a
+        quarantine notice or expiry, the change-of-supplier sweep (``now`` while a sweep has
+        work left, otherwise the next UK midnight), the forgetting of idle counters and of old
+        request ids. ``now`` or earlier: tick now. Never later than anything due; it may be
+        early (a timer found stale only when it comes), and after a tick at ``now`` it is later
+        than ``now`` unless the sweep has slices left. None only when nothing will ever be due
+        without new input. Costs the heads of the timer heaps and queues, never a scan."""
+        cfg = self.config
+        if self._sweep:
+            return now
+        due = self.index.next_due(
+            now, cfg.response_timeout_s, cfg.idempotency_s, cfg.idempotency_max
+        )
+        for candidate in (
+            self.outbox.next_due(),
+            self.traffic.next_start(now),
+            self.quarantine.next_due(cfg.quarantine_hold_s),
+            *(flow.next_due() for flow in self._flow_list),
+            self._next_sweep,
+            self._next_forget,
+        ):
+            if candidate is not None and (due is None or candidate < due):
+                due = candidate
+        return due
 
     def _cos_sweep(self, now: float) -> Effects:
         """On each new UK day, check every flow's sweep items (schedules) and every held
@@ -224,6 +286,7 @@ class HubEngine(RequestPipeline):
         day = uk_date(dt(now))
         if day != self._swept_day:
             self._swept_day = day
+            self._next_sweep = _uk_midnight_after(day)
             items: list[tuple[ServiceFlow, str] | int] = [
                 (flow, item) for flow in self._flow_list for item in flow.sweep_items()
             ]
@@ -265,3 +328,9 @@ class HubEngine(RequestPipeline):
     def pending(self) -> int:
         """Accepted requests awaiting a device response."""
         return self.index.in_flight
+
+
+def _uk_midnight_after(day: date) -> float:
+    """The instant the UK day after ``day`` starts (epoch seconds)."""
+    midnight = datetime.combine(day + timedelta(days=1), datetime.min.time())
+    return from_uk_local(midnight).timestamp()

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from hub import wire
 from hub.engine.config import EngineConfig
+from hub.engine.containment import contained
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
 from hub.engine.lifecycle import RequestIndex, RequestRecord
 from hub.engine.outbox import Delivery, DeliveryKind, Outbox, Push
@@ -32,8 +33,10 @@ from hub.policies.anomaly import (
 from hub.policies.security import SecurityAlert, SecurityMonitor
 from hub.policies.sla import SlaRecord
 from hub.policies.traffic import TrafficManager
+from hub.reference.catalogue import PriorityClass
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import DeviceAlert, Value
+from hub.reference.text import bounded
 from hub.reference.uktime import uk_date
 
 HUB_ALERT_CODES: dict[NoticeKind, str] = {
@@ -74,6 +77,9 @@ class DeliveryEngine:
         self._next_delivery = 1
         self.counters: dict[str, int] = {}
         """Outcome counts by code, and 'unknown_uplink', for reports."""
+        self._in_step = False  # inside a guarded step (hub.engine.containment)
+        self._reserved_places: list[PriorityClass] = []  # traffic places the step holds
+        self._withdrawn: set[int] = set()  # seqs of undone requests whose commands are queued
 
     def new_seq(self) -> int:
         """Take the next request sequence number."""
@@ -135,12 +141,9 @@ class DeliveryEngine:
         self, rec: RequestRecord, code: ResponseCode, body: dict[str, Value], now: float
     ) -> Effects:
         """Answer a request: move it on in its lifecycle, record its SLA, and hold its
-        response for its user."""
-        self.index.move(rec, self.index.answer_event(rec))
-        flow = self._flows.get(rec.service)
-        if flow is not None:
-            flow.forget(rec.seq)
-        self._count(code, prefix="response:")
+        response for its user (built first, then the request moved, so a failure changes
+        nothing the undo of its step cannot take back)."""
+        event = self.index.answer_event(rec)
         future = rec.execute_at is not None and rec.execute_at > rec.received_at
         started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
         target = self.access.catalogue[rec.service].target_response_s
@@ -162,8 +165,14 @@ class DeliveryEngine:
             now,
             rec.request_id,
         )
+        self.index.move(rec, event)
+        flow = self._flows.get(rec.service)
+        if flow is not None:
+            flow.forget(rec.seq)
+        self._count(code, prefix="response:")
         return effects
 
+    @contained("on_device_alert")
     def on_device_alert(self, alert: DeviceAlert, now: float) -> Effects:
         """Route a device alert to every user entitled to it, through the outbox."""
         device = self.access.inventory.device(alert.device_id)
@@ -242,7 +251,7 @@ class DeliveryEngine:
         data: dict[str, Value] = {
             "service": notice.service,
             "count": notice.count,
-            "text": notice.text,
+            "text": bounded(notice.text),
         }
         code = HUB_ALERT_CODES[notice.kind]
         if notice.user_id is None:  # hub-wide: the operator's, recorded in the audit
@@ -255,7 +264,7 @@ class DeliveryEngine:
                         AuditKind.HUB_ALERT,
                         service=notice.service,
                         code=code,
-                        reason=notice.text,
+                        reason=bounded(notice.text),
                     )
                 ]
             )
@@ -335,6 +344,7 @@ class DeliveryEngine:
     def _final_refusal(
         self, user_id: str, request_id: str | None, code: ResponseCode, reason: str, now: float
     ) -> Effects:
+        reason = bounded(reason)
         refusal = wire.Refusal(request_id=request_id, code=code, reason=reason, retry_after_s=None)
         return Effects(
             audit=[
@@ -362,7 +372,7 @@ class DeliveryEngine:
                 AuditKind.SECURITY_ALERT,
                 device_id=None,
                 code=alert.kind.value,
-                reason=f"{alert.subject}: {alert.reason}"[:1024],
+                reason=bounded(f"{alert.subject}: {alert.reason}"),
             )
             into.audit.append(record)
 

@@ -51,6 +51,8 @@ class AuditKind(StrEnum):
     HANDSHAKE_REFUSED = "handshake_refused"
     KEY_REGISTERED = "key_registered"
     KEY_REVOKED = "key_revoked"
+    INTERNAL_ERROR = "internal_error"
+    """An engine step raised and was contained (answered H12 where it answers a frame)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,20 @@ class Dispatch:
     """Its traffic class (lower goes first)."""
 
 
+@dataclass(frozen=True, slots=True)
+class EngineFault:
+    """A contained failure of one engine step, for the driver to log (the engine never logs)."""
+
+    where: str
+    """The entry point that failed, e.g. ``on_frame`` or ``tick``."""
+    error_type: str
+    """The exception's class name."""
+    message: str
+    """The exception's message, bounded."""
+    traceback_text: str
+    """The formatted traceback, bounded (its end kept)."""
+
+
 @dataclass(slots=True)
 class Effects:
     """Everything one step decided, in the order a driver applies it."""
@@ -137,6 +153,8 @@ class Effects:
     """Firmware transfer progress: (request seq, next block)."""
     hello: list[str] = field(default_factory=list)
     """Users that said Hello in this step (their delivery connection is the frame's)."""
+    faults: list[EngineFault] = field(default_factory=list)
+    """Steps that raised and were contained: drivers log each with its traceback."""
     expired: int = 0
     """Deliveries expired undelivered in this step (counted by drivers)."""
 

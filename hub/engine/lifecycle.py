@@ -5,12 +5,17 @@ Decides: which move is legal from which state (``TRANSITIONS``, in the style of 
 ``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps three:
 accepted, completed, refused), what the index holds for each state (the comms hub queue
 counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts),
-and what is remembered of a request for idempotency: its full record only while it is open;
-otherwise a compact entry (a digest of user and request id, the first 16 bytes of its
-fingerprint, its first answer's code and a bounded reason), about 150 bytes whatever the
-request's size. A refused request is remembered, and stored, without its parameters.
+when the next of those deadlines falls (``next_due``), and what is remembered of a request for
+idempotency: its full record only while it is open; otherwise a compact entry (a digest of user
+and request id, the first 16 bytes of its fingerprint, its first answer's code and a bounded
+reason), about 150 bytes whatever the request's size. A refused request is remembered, and
+stored, without its parameters.
 Must never: decide what a request means (the pipeline and the service flows do), send anything,
 or read a clock (``now`` is given).
+
+The comms hub and hub-wide counts are kept per priority class, so a capacity check can count
+only the work of a class and the classes above it (a lower class never takes the room of a
+higher one).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import hashlib
 import heapq
 import math
 from array import array
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -27,6 +32,7 @@ from enum import StrEnum
 import msgpack
 
 from hub import wire
+from hub.reference.catalogue import PriorityClass
 from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.roles import Role
 from hub.reference.standard import Value
@@ -203,6 +209,12 @@ class RequestRecord:
     """The user's signature of a critical command."""
     scheduled: bool = False
     """A firing of a DCC schedule (travels as bulk)."""
+    priority: PriorityClass | None = None
+    """The traffic class its commands travel in, set when it is carried out (not persisted:
+    a restart carries it out again and sets it again)."""
+
+
+_CLASSES = len(PriorityClass)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,13 +287,17 @@ class RequestIndex:
         self._run_head = 0  # runs before it are forgotten
         self._reasons: list[str] = []
         self._reason_numbers: dict[str, int] = {}
+        # what the current step added: (record, key digest, the entry it replaced or None),
+        # kept only while a step runs (None between steps)
+        self._journal: list[tuple[RequestRecord, bytes, bytes | None]] | None = None
         self._live: dict[int, RequestRecord] = {}
-        self._per_hub: dict[str, int] = {}
-        self._in_flight = 0
+        self._per_hub: dict[str, list[int]] = {}  # comms hub -> in flight per class
+        self._in_flight = [0] * _CLASSES
         self._held: list[tuple[float, int]] = []  # heap of (execute_at, seq); stale ones skipped
         self._outcomes: dict[int, float] = {}  # seq -> outcome deadline, while awaited
         self._outcome_heap: list[tuple[float, int]] = []  # stale entries skipped
-        self._dispatched_at: dict[int, float] = {}  # in dispatch order
+        # in dispatch order; an OrderedDict so its head is found at once however many left it
+        self._dispatched_at: OrderedDict[int, float] = OrderedDict()
 
     # ---- membership ----------------------------------------------------------------------
 
@@ -295,6 +311,9 @@ class RequestIndex:
             rec.params, rec.signature = {}, b""
             code, reason = _first_answer(rec.reply)
             rec.reply = Remembered(rec.user_id, rec.request_id, b"", code, reason).reply
+        if self._journal is not None:
+            key = _key(rec.user_id, rec.request_id)
+            self._journal.append((rec, key, self._memory.get(key)))
         self._remember(rec)
 
     def restore(self, rec: RequestRecord, state: RequestState) -> None:
@@ -348,6 +367,47 @@ class RequestIndex:
         reason = self._reasons[int.from_bytes(rest, "big")] if head & _SHARED else rest.decode()
         return Remembered(user_id, request_id, fingerprint, code, reason or MEANINGS[code])
 
+    def step_begins(self) -> None:
+        """An engine step begins: the requests it adds are noted, so that ``discard_since`` can
+        undo them (compact memory cannot be searched by seq)."""
+        self._journal = []
+
+    def step_ends(self) -> None:
+        """The engine step ended: what it added stays (the note of it is dropped, so it costs
+        only what one step adds)."""
+        self._journal = None
+
+    def discard_since(self, seq: int) -> list[RequestRecord]:
+        """Forget every request numbered ``seq`` or later that the current step added, as if it
+        had never been decided (the undo of an engine step that failed); returns them, newest
+        first, in the state they had reached."""
+        gone: list[RequestRecord] = []
+        journal, memory = self._journal or [], self._memory
+        while journal and journal[-1][0].seq >= seq:
+            rec, key, before = journal.pop()
+            gone.append(rec)
+            if key not in memory:
+                continue  # forgotten already, later in the same step
+            if before is not None:
+                memory[key] = before
+                continue
+            del memory[key]
+            if self._order and self._order[-1] == key:
+                self._order.pop()
+                self._run_len[-1] -= 1
+                if not self._run_len[-1] and len(self._run_len) > self._run_head:
+                    self._run_at.pop()
+                    self._run_len.pop()
+        seen = {id(r) for r in gone}
+        gone += [r for s, r in self._live.items() if s >= seq and id(r) not in seen]
+        for rec in gone:
+            self._live.pop(rec.seq, None)
+            if rec.state.in_flight:
+                self._leave_hub(rec)
+            self._dispatched_at.pop(rec.seq, None)
+            self._outcomes.pop(rec.seq, None)  # heap entries go stale and are skipped
+        return gone
+
     @property
     def remembered(self) -> int:
         """Request ids remembered for idempotency."""
@@ -367,18 +427,18 @@ class RequestIndex:
         """Requests not yet final in any of ``states``, in seq order of arrival."""
         return (r for r in self._live.values() if r.state in states)
 
-    def forget_before(self, horizon: float, most: int) -> int:
-        """Forget request ids received before ``horizon`` and, beyond ``most`` remembered, the
-        oldest ones early; returns how many were forgotten early. Requests not yet final stay
-        indexed by seq."""
+    def forget(self, now: float, keep_s: float, most: int) -> int:
+        """Forget request ids received ``keep_s`` or more before ``now`` and, beyond ``most``
+        remembered, the oldest ones early; returns how many were forgotten early. Requests not
+        yet final stay indexed by seq."""
         early = 0
         memory, order, run_at, run_len = self._memory, self._order, self._run_at, self._run_len
         head = self._run_head
         while order:
-            at = run_at[head]
-            if at >= horizon and len(memory) <= most:
+            kept = run_at[head] + keep_s > now
+            if kept and len(memory) <= most:
                 break
-            if at >= horizon:
+            if kept:
                 early += 1
             del memory[order.popleft()]
             run_len[head] -= 1
@@ -424,45 +484,58 @@ class RequestIndex:
 
     def _enter_hub(self, rec: RequestRecord) -> None:
         assert rec.comms_hub is not None, rec.seq
-        self._per_hub[rec.comms_hub] = self._per_hub.get(rec.comms_hub, 0) + 1
-        self._in_flight += 1
+        assert rec.priority is not None, rec.seq  # set when it is carried out
+        counts = self._per_hub.get(rec.comms_hub)
+        if counts is None:
+            counts = self._per_hub[rec.comms_hub] = [0] * _CLASSES
+        counts[rec.priority] += 1
+        self._in_flight[rec.priority] += 1
 
     def _leave_hub(self, rec: RequestRecord) -> None:
         assert rec.comms_hub is not None, rec.seq
-        left = self._per_hub.get(rec.comms_hub, 1) - 1
-        if left:
-            self._per_hub[rec.comms_hub] = left
-        else:
-            self._per_hub.pop(rec.comms_hub, None)
-        self._in_flight -= 1
+        assert rec.priority is not None, rec.seq
+        counts = self._per_hub[rec.comms_hub]
+        counts[rec.priority] -= 1
+        if not any(counts):
+            del self._per_hub[rec.comms_hub]
+        self._in_flight[rec.priority] -= 1
 
     # ---- counts and deadlines -----------------------------------------------------------
 
     @property
     def in_flight(self) -> int:
         """Requests whose commands are queued, dispatched or transferring, hub-wide."""
-        return self._in_flight
+        return sum(self._in_flight)
 
-    def queued_at(self, comms_hub: str) -> int:
-        """Requests in flight through one comms hub."""
-        return self._per_hub.get(comms_hub, 0)
+    def in_flight_from(self, priority: PriorityClass) -> int:
+        """Requests in flight hub-wide in ``priority`` or a more urgent class."""
+        return sum(self._in_flight[: priority + 1])
+
+    def queued_at(self, comms_hub: str, priority: PriorityClass | None = None) -> int:
+        """Requests in flight through one comms hub: all of them, or (``priority``) those in
+        that class or a more urgent one."""
+        counts = self._per_hub.get(comms_hub)
+        if counts is None:
+            return 0
+        return sum(counts if priority is None else counts[: priority + 1])
 
     def dispatched(self, seq: int, now: float) -> None:
         """A command of a dispatched or transferring request started: its response clock runs
         from ``now``."""
         rec = self._live.get(seq)
         if rec is not None and rec.state in (_S.DISPATCHED, _S.TRANSFERRING):
+            self._dispatched_at.pop(seq, None)  # a command started again goes to the back
             self._dispatched_at[seq] = now
 
     def answered_block(self, seq: int) -> None:
         """A block of a transfer was answered: its response clock stops."""
         self._dispatched_at.pop(seq, None)
 
-    def next_timeout(self, dispatched_before: float) -> RequestRecord | None:
-        """The earliest-dispatched request whose command started at or before the given time
-        (its response is overdue), taken off the dispatch clock."""
+    def next_timeout(self, now: float, timeout_s: float = 0.0) -> RequestRecord | None:
+        """The earliest-dispatched request whose command started ``timeout_s`` or more before
+        ``now`` (its response is overdue), taken off the dispatch clock."""
         for seq, at in self._dispatched_at.items():
-            if at > dispatched_before:
+            if at + timeout_s > now:
                 return None
             del self._dispatched_at[seq]
             return self._live.get(seq)
@@ -482,6 +555,11 @@ class RequestIndex:
         """A Device-pattern command: its outcome alert is awaited until ``deadline``."""
         self._outcomes[rec.seq] = deadline
         heapq.heappush(self._outcome_heap, (deadline, rec.seq))
+
+    def cancel_outcome(self, seq: int) -> None:
+        """The command of ``seq`` will not reach its device (displaced before dispatch): its
+        outcome alert is no longer awaited."""
+        self._outcomes.pop(seq, None)
 
     def outcome_arrived(self, seq: int) -> RequestRecord | None:
         """The outcome alert of ``seq`` arrived: the request it answers, if it was awaited
@@ -504,4 +582,34 @@ class RequestIndex:
             rec = self._live.get(seq)
             if rec is not None:
                 due.append(rec)
+        return due
+
+    # ---- the next deadline ----------------------------------------------------------------
+
+    def next_due(self, now: float, timeout_s: float, keep_s: float, most: int) -> float | None:
+        """The earliest instant at which a response times out (``timeout_s`` after its command
+        started), a held request comes due, an outcome deadline passes, or a request id is to
+        be forgotten (``keep_s`` after it was received; ``now`` while more than ``most`` are
+        remembered); None when there is none of these. Costs the heads of the indexes: heap
+        entries found stale are dropped on the way, and one found stale only later makes the
+        answer early, never late."""
+        due: float | None = None
+        for head in self._dispatched_at.values():
+            due = head + timeout_s
+            break
+        held, live = self._held, self._live
+        while held and not ((r := live.get(held[0][1])) is not None and r.state is _S.HELD):
+            heapq.heappop(held)
+        if held and (due is None or held[0][0] < due):
+            due = held[0][0]
+        outcomes, heap = self._outcomes, self._outcome_heap
+        while heap and outcomes.get(heap[0][1]) != heap[0][0]:
+            heapq.heappop(heap)
+        if heap and (due is None or heap[0][0] < due):
+            due = heap[0][0]
+        if len(self._memory) > most:
+            return now
+        oldest = self.oldest_remembered_at()
+        if oldest is not None and (due is None or oldest + keep_s < due):
+            due = oldest + keep_s
         return due

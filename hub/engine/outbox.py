@@ -262,6 +262,16 @@ class Outbox:
         delivery id order."""
         self._hold(held)
 
+    def discard(self, delivery_id: int) -> None:
+        """Drop a delivery as if it had never been made (the undo of an engine step that
+        failed); its timer entries go stale and are skipped."""
+        pos = self._pos(delivery_id)
+        if pos is None:
+            return
+        q = self._users[self._names[self._user[pos]]]
+        q.in_flight.pop(delivery_id, None)
+        self._remove(pos, q)
+
     def add(self, held: Held, now: float) -> list[Push]:
         """Hold a new delivery and push it at once if the user is online with room."""
         q = self._hold(held)
@@ -338,6 +348,20 @@ class Outbox:
         self.expired_count += len(expired)
         self._compact()
         return pushes, expired
+
+    def next_due(self) -> float | None:
+        """When ``tick`` next has a retry or an expiry to look at (None: nothing held). Timer
+        entries already known to be stale are dropped first, so the answer is the head of live
+        work; one found stale only later makes it early, never late."""
+        expiries, retries = self._expiries, self._retries
+        while expiries and not self.holds(expiries[0][1]):
+            heapq.heappop(expiries)
+        while retries and not self.current_retry(retries[0][1], retries[0][2]):
+            heapq.heappop(retries)  # acknowledged, expired, pushed again or taken back
+        due = expiries[0][0] if expiries else None
+        if retries and (due is None or retries[0][0] < due):
+            due = retries[0][0]
+        return due
 
     # ---- upkeep --------------------------------------------------------------------------
 

@@ -13,19 +13,28 @@ branch on a particular hub-handled service (the flows table does).
 from __future__ import annotations
 
 from hub import wire
+from hub.engine.containment import (
+    INTERNAL_ERROR_ALERT,
+    INTERNAL_ERROR_REASON,
+    StepMark,
+    contained,
+    fault_of,
+)
 from hub.engine.delivery import DeliveryEngine, dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
+from hub.engine.ingress import Lane, Peek, lane_for, peek
 from hub.engine.lifecycle import Remembered, RequestEvent, RequestRecord, RequestState
 from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
 from hub.policies.access import AccessRequest
 from hub.policies.anomaly import Thresholds
-from hub.policies.traffic import Busy
+from hub.policies.signatures import signature_refusal
+from hub.policies.traffic import Admitted, Busy
 from hub.reference.catalogue import FutureDated, PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import validate_params
-from hub.reference.standard import DeviceCommand
-from hub.reference.text import bounded
+from hub.reference.standard import DeviceCommand, Value
+from hub.reference.text import bounded, join_reasons
 
 
 def seq_of(command_id: str) -> int | None:
@@ -39,6 +48,7 @@ def seq_of(command_id: str) -> int | None:
 class RequestPipeline(DeliveryEngine):
     """Frames in, requests decided and carried out."""
 
+    @contained("on_frame", answers_frame=True)
     def on_frame(self, user_id: str, frame: bytes, now: float) -> Effects:
         """Handle one frame from an authenticated user."""
         try:
@@ -57,6 +67,47 @@ class RequestPipeline(DeliveryEngine):
             return self.on_set_thresholds(user_id, msg, now)
         return self.on_hello(user_id, msg.max_in_flight, now)
 
+    def triage(self, frame: bytes) -> tuple[Peek, Lane]:
+        """What a frame is at a glance and the ingress lane it waits in: control messages
+        (and frames that cannot be read) first, then requests by their service's class."""
+        seen = peek(frame)
+        if seen.kind != "service_request":
+            return seen, Lane.CONTROL
+        service = self.access.catalogue.get(seen.service or "")
+        return seen, lane_for(service.priority) if service else Lane.ON_DEMAND
+
+    def on_overdue(
+        self, user_id: str, seen: Peek, waited_s: float, bound_s: float, now: float
+    ) -> Effects:
+        """A request that waited in the front door's ingress past the answer bound (or found
+        it full) is answered H8 without being decided: nothing done, its id not remembered,
+        one audit record for the frame. Reads nothing but what ``peek`` read."""
+        self._count(ResponseCode.H8, prefix="overdue:")
+        if waited_s > bound_s:
+            reason = f"busy: waited {waited_s:.1f} s to be decided (bound {bound_s:g} s)"
+        else:
+            reason = "busy: the hub's ingress is full"
+        busy = wire.Refusal(
+            request_id=seen.request_id,
+            code=ResponseCode.H8,
+            reason=reason,
+            retry_after_s=self.config.busy_retry_s,
+        )
+        service = seen.service if seen.service and len(seen.service) <= 32 else None
+        record = AuditRecord(
+            now,
+            Direction.OUT,
+            user_id,
+            AuditKind.REFUSAL,
+            seen.request_id,
+            service,
+            None,
+            ResponseCode.H8.value,
+            reason,
+        )
+        return Effects(audit=[record], send=[Send(user_id, wire.encode(busy))])
+
+    @contained("on_frame_with_revoked_key")
     def on_frame_with_revoked_key(self, user_id: str, frame: bytes, now: float) -> Effects:
         """A frame arrived on a connection whose CURVE key was revoked after its handshake:
         refuse it (E1), whatever it holds, and audit it; nothing else is decided."""
@@ -111,15 +162,14 @@ class RequestPipeline(DeliveryEngine):
                 held.extend(notes)
                 return held
         if code is ResponseCode.I99 and service is not None and self._uses_device(service):
-            admission = self.traffic.admit(
-                user_id, self._priority(service, req.execute_at, now), now
-            )
+            admission = self.admit(user_id, self._priority(service, req.execute_at, now), now)
             if isinstance(admission, Busy):
                 busy = self._busy(
                     user_id, req, f"busy: {admission.detail}", now, admission.retry_after_s
                 )
                 busy.extend(notes)
                 return busy
+            notes.extend(self._answer_displaced(service, now))
         accepted = code is ResponseCode.I99
         reply_msg: wire.Acknowledgement | wire.Refusal = (
             wire.Acknowledgement(request_id=req.request_id, code=code, reason=reason)
@@ -173,13 +223,36 @@ class RequestPipeline(DeliveryEngine):
         busy = wire.Refusal(
             request_id=req.request_id,
             code=ResponseCode.H8,
-            reason=reason[:1024],
+            reason=bounded(reason),
             retry_after_s=retry_after_s if retry_after_s is not None else self.config.busy_retry_s,
         )
         return Effects(
             audit=self._audit_pair(now, user_id, req, ResponseCode.H8, reason),
             send=[Send(user_id, wire.encode(busy))],
         )
+
+    def _answer_displaced(self, by: Service, now: float) -> Effects:
+        """Queued commands traffic management pushed out to admit more urgent work: each was
+        accepted (I99), so each request is answered now, with a ``service_response`` H8 that
+        says why and when to try again (with a new request id); nothing acknowledged is lost."""
+        effects = Effects()
+        for d in self.traffic.take_displaced():
+            seq = seq_of(d.command.command_id)
+            rec = None if seq is None else self.index.get(seq)
+            if rec is None or rec.state.final:
+                continue
+            self.index.cancel_outcome(rec.seq)  # it never reached the device
+            self._count(ResponseCode.H8, prefix="displaced:")
+            reason = (
+                f"busy: displaced before it reached the device by more urgent work "
+                f"({by.code}); resubmit with a new request id"
+            )
+            body: dict[str, Value] = {
+                "reason": reason,
+                "retry_after_s": self.config.busy_retry_s,
+            }
+            effects.extend(self.respond(rec, ResponseCode.H8, body, now))
+        return effects
 
     # ---- anomaly detection and security monitoring -------------------------------------------
 
@@ -194,7 +267,10 @@ class RequestPipeline(DeliveryEngine):
         self._count(ResponseCode.H7)
         text = f"{reason}; release or delete it (quarantine message)"
         refusal = wire.Refusal(
-            request_id=req.request_id, code=ResponseCode.H7, reason=text[:1024], retry_after_s=None
+            request_id=req.request_id,
+            code=ResponseCode.H7,
+            reason=bounded(text),
+            retry_after_s=None,
         )
         return Effects(
             audit=self._audit_pair(now, user_id, req, ResponseCode.H7, reason),
@@ -213,7 +289,7 @@ class RequestPipeline(DeliveryEngine):
                     Direction.IN,
                     user_id,
                     AuditKind(f"quarantine_{msg.action.value}"),
-                    reason=", ".join(msg.request_ids)[:1024],
+                    reason=join_reasons(msg.request_ids, sep=", "),
                 )
             ]
         )
@@ -255,6 +331,7 @@ class RequestPipeline(DeliveryEngine):
             ]
         )
 
+    @contained("on_handshake_refused")
     def on_handshake_refused(self, fingerprint: str, now: float, address: str = "") -> Effects:
         """The transport refused a CURVE handshake (unknown, revoked or suspended key): audit
         it with the key's fingerprint and the peer's address, and count it for security
@@ -275,6 +352,7 @@ class RequestPipeline(DeliveryEngine):
         self._security(self.security.on_handshake_refused(fingerprint, now), now, effects)
         return effects
 
+    @contained("on_key_change")
     def on_key_change(
         self, user_id: str, fingerprint: str, registered: bool, now: float
     ) -> Effects:
@@ -384,42 +462,61 @@ class RequestPipeline(DeliveryEngine):
             return decision.code, decision.reason, service
         problems = validate_params(service.code, req.params)
         if problems:
-            return ResponseCode.E12, "; ".join(problems), service
+            return ResponseCode.E12, join_reasons(problems), service
         if req.execute_at is not None and req.execute_at > now:
             if service.future_dated in (FutureDated.NONE,):
                 return ResponseCode.E12, f"{service.code} cannot be future dated", service
         elif not service.on_demand:
             return ResponseCode.E12, f"{service.code} cannot be sent on demand", service
-        if service.critical and not req.signature:
-            return ResponseCode.E12, f"{service.code} is critical and must be signed", service
-        device = self.access.inventory.device(req.device_id or "")
-        if device is not None:
-            hub_id = self.access.inventory.sites[device.site_id].comms_hub
-            if self.index.queued_at(hub_id) >= self.config.max_per_comms_hub:
-                return (
-                    ResponseCode.H8,
-                    f"comms hub {hub_id} has {self.config.max_per_comms_hub} commands queued",
-                    service,
-                )
-        if self.index.in_flight >= self.config.max_pending:
-            return ResponseCode.H8, f"{self.index.in_flight} requests in progress", service
+        refusal = signature_refusal(service, req.signature)
+        if refusal is not None:
+            return refusal[0], refusal[1], service
+        busy = self._capacity(service, req, now)
+        if busy is not None:
+            return ResponseCode.H8, busy, service
         return decision.code, decision.reason, service
+
+    def _capacity(self, service: Service, req: wire.ServiceRequest, now: float) -> str | None:
+        """Room for one more request of its class at its comms hub and hub-wide, counting
+        only the work of its own class and the more urgent ones (``EngineConfig.class_room``):
+        why not, or None if there is room."""
+        priority = self._priority(service, req.execute_at, now)
+        cfg = self.config
+        device = self.access.inventory.device(req.device_id or "")
+        if device is not None and self._uses_device(service):
+            hub_id = self.access.inventory.sites[device.site_id].comms_hub
+            room = cfg.room(cfg.max_per_comms_hub, priority)
+            if self.index.queued_at(hub_id, priority) >= room:
+                return (
+                    f"comms hub {hub_id} has {room} {priority.name} or more urgent commands queued"
+                )
+        room = cfg.room(cfg.max_pending, priority)
+        if self.index.in_flight_from(priority) >= room:
+            return f"{room} {priority.name} or more urgent requests in progress"
+        return None
 
     def execute(self, rec: RequestRecord, now: float, admitted: bool = False) -> Effects:
         """Carry out an accepted request: hand a hub-handled service to its flow, hold a DSP
         future-dated one, or queue its command with traffic management (``admitted``: a place
         was reserved by admission; otherwise it was accepted earlier and is queued regardless
         of bounds)."""
+        service = self.access.catalogue[rec.service]
+        rec.priority = (
+            PriorityClass.BULK
+            if rec.scheduled
+            else self._priority(service, rec.execute_at, rec.received_at)
+        )
         flow = self._flows.get(rec.service)
         if flow is not None:
             return flow.execute(rec, now, admitted)
-        service = self.access.catalogue[rec.service]
         assert rec.device_id is not None
         future = rec.execute_at is not None and rec.execute_at > now
         if future and self._pattern(rec) is FutureDated.DSP:
             assert rec.execute_at is not None
             if admitted:
-                self.traffic.release(self._priority(service, rec.execute_at, rec.received_at))
+                priority = self._priority(service, rec.execute_at, rec.received_at)
+                self.traffic.release(priority)
+                self._place_used(priority)
             self.index.move(rec, RequestEvent.HOLD)
             return Effects()
         if future and rec.state is RequestState.ACCEPTED:
@@ -433,14 +530,9 @@ class RequestPipeline(DeliveryEngine):
             execute_at=rec.execute_at if future else None,
             signature=rec.signature,
         )
-        priority = (
-            PriorityClass.BULK
-            if rec.scheduled
-            else self._priority(service, rec.execute_at, rec.received_at)
-        )
         self.index.move(rec, RequestEvent.QUEUE)
         size = self.config.traffic.size_of(rec.service)
-        return self.offer(rec, command, priority, size, now, admitted)
+        return self.offer(rec, command, rec.priority, size, now, admitted)
 
     def offer(
         self,
@@ -460,10 +552,12 @@ class RequestPipeline(DeliveryEngine):
         cell = self.access.inventory.sites[device.site_id].cell
         if admitted:
             self.traffic.offer(dispatch, priority, cell, size, now)
+            self._place_used(priority)
         else:
             self.traffic.restore(dispatch, priority, cell, size, now)
         return Effects(dispatch=[] if self.config.batch_release else self._ready(now))
 
+    @contained("release")
     def release(self, now: float) -> Effects:
         """Commands traffic management lets start now (drivers with ``batch_release`` call
         this once after a batch of steps instead of once per command)."""
@@ -472,6 +566,8 @@ class RequestPipeline(DeliveryEngine):
     def _ready(self, now: float) -> list[Dispatch]:
         """Commands traffic management lets start now; their response clock starts here."""
         ready = self.traffic.ready(now)
+        if self._withdrawn:  # commands of requests a failed step undid: never sent
+            ready = [d for d in ready if not self._withdraw(d)]
         for d in ready:
             seq = seq_of(d.command.command_id)
             assert seq is not None, d.command.command_id  # the engine made the id
@@ -518,3 +614,115 @@ class RequestPipeline(DeliveryEngine):
         whose flow sends commands (firmware distribution)."""
         flow = self._flows.get(service.code)
         return not service.non_device if flow is None else flow.uses_device
+
+    # ---- fault containment (hub.engine.containment) -----------------------------------------
+
+    def admit(self, user_id: str, priority: PriorityClass, now: float) -> Admitted | Busy:
+        """Ask traffic management for a place for a request of this class (a place it grants
+        is noted, so that a step that fails before using it gives it back)."""
+        admission = self.traffic.admit(user_id, priority, now)
+        if not isinstance(admission, Busy):
+            self._reserved_places.append(priority)
+        return admission
+
+    def _place_used(self, priority: PriorityClass) -> None:
+        places = self._reserved_places
+        if priority in places:
+            places.remove(priority)
+        elif places:
+            places.pop()
+
+    def _withdraw(self, d: Dispatch) -> bool:
+        """True (and forgotten) if this command is of a request a failed step undid."""
+        seq = seq_of(d.command.command_id)
+        if seq is None or seq not in self._withdrawn:
+            return False
+        self._withdrawn.discard(seq)
+        return True
+
+    def _step_begin(self) -> StepMark | None:
+        """A guarded step begins: where the engine stands (None inside one already)."""
+        if self._in_step:
+            return None
+        self._in_step = True
+        self._reserved_places.clear()
+        self.index.step_begins()
+        return StepMark(self._next_seq, self._next_delivery, dict(self.counters))
+
+    def _step_end(self) -> None:
+        self._in_step = False
+        self.index.step_ends()
+
+    def _undo(self, mark: StepMark) -> None:
+        """Take back what a failed step started: the requests it created (forgotten, their
+        queued commands withdrawn, their flows' state dropped), the traffic places it
+        reserved, the deliveries it made, and its counts."""
+        for rec in self.index.discard_since(mark.seq):
+            flow = self._flows.get(rec.service)
+            if flow is not None:
+                flow.forget(rec.seq)
+            if rec.state in (RequestState.QUEUED, RequestState.TRANSFERRING):
+                self._withdrawn.add(rec.seq)
+        for priority in self._reserved_places:
+            self.traffic.release(priority)
+        self._reserved_places.clear()
+        for delivery_id in range(mark.delivery, self._next_delivery):
+            self.outbox.discard(delivery_id)
+        self.counters.clear()
+        self.counters.update(mark.counters)
+
+    def _contain(
+        self,
+        where: str,
+        err: Exception,
+        mark: StepMark,
+        frame: tuple[str, bytes] | None,
+        now: float,
+    ) -> Effects:
+        """What a step that raised returns instead: the step undone, an H12 refusal to the
+        frame's sender (if it answers a frame), an internal-error audit record, a hub-wide
+        INTERNAL_ERROR hub alert in the operator's audit, a count and the fault itself."""
+        fault = fault_of(where, err)
+        faults = [fault]
+        try:
+            self._undo(mark)
+        except Exception as undo_err:  # reported too; what was built is still answered
+            faults.append(fault_of(f"{where} (undo)", undo_err))
+        try:
+            self.counters["internal_error"] = self.counters.get("internal_error", 0) + 1
+            user_id, request_id = (
+                (frame[0], wire.request_id_of(frame[1])) if frame else (None, None)
+            )
+            text = bounded(f"{where} failed: {fault.error_type}: {fault.message}")
+            effects = Effects(
+                audit=[
+                    AuditRecord(
+                        now,
+                        Direction.IN,
+                        user_id,
+                        AuditKind.INTERNAL_ERROR,
+                        request_id,
+                        code=ResponseCode.H12.value if frame else None,
+                        reason=text,
+                    ),
+                    AuditRecord(
+                        now,
+                        Direction.OUT,
+                        None,
+                        AuditKind.HUB_ALERT,
+                        request_id,
+                        code=INTERNAL_ERROR_ALERT,
+                        reason=text,
+                    ),
+                ],
+                faults=faults,
+            )
+            if user_id is not None:
+                effects.extend(
+                    self._final_refusal(
+                        user_id, request_id, ResponseCode.H12, INTERNAL_ERROR_REASON, now
+                    )
+                )
+            return effects
+        except Exception as late:  # containment itself failed: still never raise
+            return Effects(faults=[*faults, fault_of(f"{where} (containment)", late)])

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hub.reference.standard import Value
+from hub.reference.text import show
 
 FIRMWARE_SERVICES = frozenset({"11.1", "11.4"})
 """Services answered by a block transfer from the hub."""
@@ -31,9 +32,9 @@ def validate_update(params: Mapping[str, Value]) -> list[str]:
     """Problems with 11.1 / 11.4 parameters: ``version`` (1-32 of 0-9 A-Z a-z . _ -) and
     ``image_size`` (bytes, 1 to 4 MiB); nothing else."""
     problems = []
-    unknown = sorted(set(params) - {"version", "image_size"})
+    unknown = sorted((str(n) for n in set(params) - {"version", "image_size"}), key=str)
     if unknown:
-        problems.append(f"unknown parameter(s): {', '.join(unknown)}")
+        problems.append(f"unknown parameter(s): {', '.join(show(name) for name in unknown)}")
     version = params.get("version")
     if not isinstance(version, str) or _VERSION.fullmatch(version) is None:
         problems.append("version must be 1-32 characters of 0-9 A-Z a-z . _ -")

@@ -21,6 +21,7 @@ from hub.reference.catalogue import PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import DeviceType
 from hub.reference.standard import CommandStatus, DeviceCommand, DeviceResponse, Value
+from hub.reference.text import join_reasons
 from hub.wire import ServiceRequest
 
 
@@ -42,7 +43,7 @@ class FirmwareFlow(ServiceFlow):
         if req.device_id is None:
             problems.append(f"{service.code} needs a target device")
         if problems:
-            return ResponseCode.E12, "; ".join(problems)
+            return ResponseCode.E12, join_reasons(problems)
         target = self.host.access.inventory.device(req.device_id or "")
         ppmid = target is not None and target.device_type is DeviceType.PPMID
         if target is not None and (

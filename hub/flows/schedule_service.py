@@ -30,6 +30,7 @@ from hub.policies.traffic import Busy
 from hub.reference.catalogue import PriorityClass, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import Value
+from hub.reference.text import bounded, join_reasons
 
 SCHEDULE_SERVICES: frozenset[str] = frozenset({"5.1", "5.2", "5.3"})
 """Create, read and delete DCC schedules."""
@@ -57,14 +58,16 @@ class ScheduleFlow(ServiceFlow):
         ]
         problems = validate(req.params)
         if problems:
-            return ResponseCode.E12, "; ".join(problems)
+            return ResponseCode.E12, join_reasons(problems)
         if service.code == "5.1":
             spec = parse_create(req.params)
             decision = self.host.access.decide(
                 AccessRequest(user_id, req.role, spec.service, spec.device_id, _dt(now))
             )
             if not decision.accepted:
-                return decision.code, f"the scheduled service would be refused: {decision.reason}"
+                return decision.code, bounded(
+                    f"the scheduled service would be refused: {decision.reason}"
+                )
         return ResponseCode.I99, "accepted"
 
     def execute(self, rec: RequestRecord, now: float, admitted: bool) -> Effects:
@@ -187,7 +190,7 @@ class ScheduleFlow(ServiceFlow):
         assert device is not None
         rec.comms_hub = host.access.inventory.sites[device.site_id].comms_hub
         rec.head_end = device.head_end
-        admission = host.traffic.admit(f.owner, PriorityClass.BULK, now)
+        admission = host.admit(f.owner, PriorityClass.BULK, now)
         if isinstance(admission, Busy):
             reason = f"firing skipped, hub busy: {admission.detail}"
             effects.extend(host.respond(rec, ResponseCode.H8, {"reason": reason}, now))

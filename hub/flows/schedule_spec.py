@@ -30,6 +30,7 @@ from hub.reference.catalogue import CATALOGUE, Catalogue
 from hub.reference.roles import Role
 from hub.reference.service_params import EXAMPLE_NOW, validate_params
 from hub.reference.standard import Value
+from hub.reference.text import show
 
 CREATE_SERVICE = "5.1"
 READ_SERVICE = "5.2"
@@ -126,11 +127,11 @@ DELETE_PARAMS: tuple[RequestParam, ...] = (
 
 def _parse_date(name: str, value: Value) -> tuple[date | None, list[str]]:
     if not isinstance(value, str) or not _DATE.fullmatch(value):
-        return None, [f"{name} is {value!r}, not a date YYYY-MM-DD"]
+        return None, [f"{name} is {show(value)}, not a date YYYY-MM-DD"]
     try:
         day = date.fromisoformat(value)
     except ValueError:
-        return None, [f"{name} is {value!r}, not a real calendar date"]
+        return None, [f"{name} is {show(value)}, not a real calendar date"]
     if not MIN_YEAR <= day.year <= MAX_YEAR:
         return None, [f"{name} is {value}, outside the years {MIN_YEAR}-{MAX_YEAR}"]
     return day, []
@@ -142,10 +143,10 @@ def _as_int(value: Value) -> int | None:
 
 def _service_problems(code: Value, catalogue: Catalogue) -> list[str]:
     if not isinstance(code, str):
-        return [f"service is {code!r}, not a service code such as '4.8.1'"]
+        return [f"service is {show(code)}, not a service code such as '4.8.1'"]
     service = catalogue.get(code)
     if service is None:
-        return [f"unknown service {code!r}"]
+        return [f"unknown service {show(code)}"]
     if not service.in_scope:
         return [f"service {code} ({service.name}) is outside the hub's scope"]
     if not service.schedulable:
@@ -175,9 +176,11 @@ def _service_params_problems(code: str, given: Value) -> list[str]:
             "firing reads, ending at its nominal time"
         )
     elif isinstance(window, bool) or not isinstance(window, int | float):
-        problems.append(f"params.{WINDOW_PARAM} is {window!r}, not a number of seconds")
+        problems.append(f"params.{WINDOW_PARAM} is {show(window)}, not a number of seconds")
     elif not math.isfinite(window) or window <= 0:
-        problems.append(f"params.{WINDOW_PARAM} is {window!r}, not a positive number of seconds")
+        problems.append(
+            f"params.{WINDOW_PARAM} is {show(window)}, not a positive number of seconds"
+        )
     if problems:
         return problems
     trial = _range_params(given, EXAMPLE_NOW)
@@ -189,7 +192,7 @@ def _service_params_problems(code: str, given: Value) -> list[str]:
 def _choice(name: str, value: Value, choices: frozenset[str]) -> tuple[str | None, list[str]]:
     if isinstance(value, str) and value in choices:
         return value, []
-    return None, [f"{name} is {value!r}, not one of {', '.join(sorted(choices))}"]
+    return None, [f"{name} is {show(value)}, not one of {', '.join(sorted(choices))}"]
 
 
 _RECURRENCES = frozenset(r.value for r in Recurrence)
@@ -222,7 +225,7 @@ def _timing(
         if raw_dom is None:
             problems.append("missing day_of_month: monthly schedules need a day 1-31")
         elif number is None or not 1 <= number <= 31:
-            problems.append(f"day_of_month is {raw_dom!r}, not a whole number 1-31")
+            problems.append(f"day_of_month is {show(raw_dom)}, not a whole number 1-31")
         else:
             day_of_month = number
     elif raw_dom is not None and recurrence is not None:
@@ -237,11 +240,13 @@ def _parse(
         return None, [f"parameters must be a map, got {type(params).__name__}"]
     accepted = ", ".join(p.name for p in CREATE_PARAMS)
     problems = [
-        f"unknown parameter {name!r} for {CREATE_SERVICE} (accepted: {accepted})"
+        f"unknown parameter {show(name)} for {CREATE_SERVICE} (accepted: {accepted})"
         for name in params
         if name not in {p.name for p in CREATE_PARAMS}
     ]
-    problems += [f"missing required parameter {name!r}" for name in _REQUIRED if name not in params]
+    problems += [
+        f"missing required parameter {show(name)}" for name in _REQUIRED if name not in params
+    ]
 
     code = params.get("service")
     service_problems = _service_problems(code, catalogue) if "service" in params else []
@@ -249,7 +254,7 @@ def _parse(
 
     device_id = params.get("device_id")
     if "device_id" in params and not (isinstance(device_id, str) and _EUI64.fullmatch(device_id)):
-        problems.append(f"device_id is {device_id!r}, not 16 upper-case hex digits")
+        problems.append(f"device_id is {show(device_id)}, not 16 upper-case hex digits")
 
     recurrence: Recurrence | None = None
     if "recurrence" in params:
@@ -274,7 +279,7 @@ def _parse(
     if match is not None:
         at = time(int(match[1]), int(match[2]))
     elif "time_of_day" in params:
-        problems.append(f"time_of_day is {raw_time!r}, not a UK local time HH:MM (00:00-23:59)")
+        problems.append(f"time_of_day is {show(raw_time)}, not a UK local time HH:MM (00:00-23:59)")
 
     weekday, day_of_month, more = _timing(params, recurrence)
     problems += more
@@ -326,7 +331,7 @@ def _schedule_id_problems(
     if not isinstance(params, Mapping):
         return [f"parameters must be a map, got {type(params).__name__}"]
     problems = [
-        f"unknown parameter {name!r} for {service} (accepted: schedule_id)"
+        f"unknown parameter {show(name)} for {service} (accepted: schedule_id)"
         for name in params
         if name != "schedule_id"
     ]
@@ -335,7 +340,7 @@ def _schedule_id_problems(
         if required:
             problems.append("missing required parameter 'schedule_id'")
     elif not isinstance(value, str) or not _SCHEDULE_ID.fullmatch(value):
-        problems.append(f"schedule_id is {value!r}, not a schedule id such as 'S1'")
+        problems.append(f"schedule_id is {show(value)}, not a schedule id such as 'S1'")
     return problems
 
 

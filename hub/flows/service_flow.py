@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from hub.engine.lifecycle import RequestIndex, RequestRecord
     from hub.flows.schedules import Schedule
     from hub.policies.access import AccessContext
-    from hub.policies.traffic import TrafficManager
+    from hub.policies.traffic import Admitted, Busy, TrafficManager
     from hub.reference.catalogue import PriorityClass, Service
     from hub.reference.codes import ResponseCode
     from hub.reference.standard import DeviceCommand, DeviceResponse, Value
@@ -35,6 +35,10 @@ class FlowHost(Protocol):
     config: EngineConfig
     index: RequestIndex
     traffic: TrafficManager[Dispatch]
+
+    def admit(self, user_id: str, priority: PriorityClass, now: float) -> Admitted | Busy:
+        """Ask traffic management for a place (noted, so a failed step gives it back)."""
+        ...
 
     def new_seq(self) -> int:
         """Take the next request sequence number."""

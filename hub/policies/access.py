@@ -20,6 +20,7 @@ from hub.reference.catalogue import Catalogue, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.parties import User, UserStatus
 from hub.reference.roles import DeviceType, Fuel, Role
+from hub.reference.text import bounded
 from hub.reference.uktime import uk_date
 from hub.registers.inventory import Device, DeviceStatus, Inventory
 from hub.registers.registration import MeterPoint, RegistrationData
@@ -242,4 +243,4 @@ def _supplier_role_fits(role: Role, mp: MeterPoint) -> bool:
 
 
 def _refuse(code: ResponseCode, reason: str, mpxn: str | None = None) -> AccessDecision:
-    return AccessDecision(code, reason, None, mpxn)
+    return AccessDecision(code, bounded(reason), None, mpxn)

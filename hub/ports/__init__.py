@@ -3,6 +3,6 @@
 Only re-exports; each port lives in a module of its own.
 """
 
-from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
 
-__all__ = ["OPEN_STATES", "Restored", "Store", "StoreConflictError"]
+__all__ = ["OPEN_STATES", "Restored", "Store", "StoreConflictError", "StoreFailedError"]

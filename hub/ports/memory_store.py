@@ -45,6 +45,10 @@ class MemoryStore(Store):
         """Release the store; later calls raise ``RuntimeError``."""
         self._closed = True
 
+    def probe(self) -> None:
+        """Memory always takes writes: nothing to check beyond being open."""
+        self._check_open()
+
     def load(self, since: float) -> Restored:
         """Requests received since ``since`` or still unanswered, and every held delivery."""
         self._check_open()

@@ -70,17 +70,18 @@ class PayloadCache:
         for delivery_id in effects.remove_deliveries:
             self.discard(delivery_id)
 
-    def filled(self, sends: list[Send]) -> Iterator[Send]:
+    def filled(self, sends: list[Send], *, from_store: bool = True) -> Iterator[Send]:
         """The sends of a step, each push with its payload: from the step, else the cache,
-        else the store (one read for all the step needs). A push whose delivery the store no
-        longer holds is left out (it was removed meanwhile: nothing to deliver)."""
+        else the store (one read for all the step needs; none when ``from_store`` is False).
+        A push whose payload is not found is left out (its delivery was removed meanwhile,
+        or the store could not be read: the outbox pushes it again at its retry)."""
         missing = [
             s.delivery_id
             for s in sends
             if s.push and not s.payload and s.delivery_id is not None
             if s.delivery_id not in self._cached
         ]
-        read = self._store.payloads(missing) if missing else {}
+        read = self._store.payloads(missing) if missing and from_store else {}
         self.store_reads += len(read)
         for s in sends:
             if not s.push or s.payload or s.delivery_id is None:

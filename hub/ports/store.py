@@ -29,6 +29,15 @@ class StoreConflictError(Exception):
     id, stored twice); nothing of the batch was applied."""
 
 
+class StoreFailedError(Exception):
+    """The storage itself failed (disk full, I/O error, the file gone or locked): nothing of
+    the batch was applied, and the store may work again later (``probe`` tells when).
+
+    ``str()`` is the first error the storage reported; the driver's own failures while
+    cleaning up (a rollback that fails too) never replace it.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Restored:
     """What a restart needs from the store."""
@@ -62,7 +71,7 @@ class Store(Protocol):
     def load(self, since: float) -> Restored:
         """What a restart needs: requests received at or after ``since`` or still unanswered,
         every held delivery (not its payload) and schedule, transfer progress and the next
-        ids."""
+        ids (``StoreFailedError`` if the storage cannot be read)."""
         ...
 
     def apply(
@@ -75,7 +84,9 @@ class Store(Protocol):
         and removed, audit and SLA records appended, schedules saved (replacing one of the same
         id) and deleted, transfer progress saved (replacing), then the next ids
         (``next_schedule`` only when given). Removing or completing what is not stored is no
-        error. On any error nothing of the batch is applied.
+        error. On any error nothing of the batch is applied; a failure of the storage itself
+        (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
+        calls.
 
         A request is stored compactly once final: a refused one, and a completed one from its
         completion on, keeps no parameters and no signature (what idempotency needs is its
@@ -84,7 +95,14 @@ class Store(Protocol):
         ...
 
     def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
-        """The payloads of these held deliveries, by delivery id (ids not held are left out)."""
+        """The payloads of these held deliveries, by delivery id (ids not held are left out;
+        ``StoreFailedError`` if the storage cannot be read)."""
+        ...
+
+    def probe(self) -> None:
+        """Check that the store takes writes again after a ``StoreFailedError``: write and
+        commit something of the size of a large batch, then remove it, so nothing a ``load``
+        or a report reads changes. Raises ``StoreFailedError`` while it cannot."""
         ...
 
     def purge_requests(self, before: float) -> int:

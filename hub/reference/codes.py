@@ -36,6 +36,7 @@ class ResponseCode(StrEnum):
     H9 = "H9"
     H10 = "H10"
     H11 = "H11"
+    H12 = "H12"
 
     @property
     def is_success(self) -> bool:
@@ -73,4 +74,5 @@ MEANINGS: dict[ResponseCode, str] = {
     ResponseCode.H9: "service not yet executable by this hub release",
     ResponseCode.H10: "response or alert expired undelivered after its hold time",
     ResponseCode.H11: "the device rejected the command; the reason says why",
+    ResponseCode.H12: "internal error: nothing was done; resubmit later with the same request id",
 }

@@ -445,8 +445,13 @@ _BLOCK_PRICES = _list(
 )
 _CERTIFICATE = _bytes(
     "certificate",
-    "the new certificate, opaque DER bytes",
-    b"\x30\x82example-certificate",
+    "the new credential: for a supplier or network operator its ECDSA P-256 public key as DER "
+    "SubjectPublicKeyInfo; otherwise opaque DER bytes",
+    bytes.fromhex(
+        "3059301306072a8648ce3d020106082a8648ce3d03010703420004f3dc30b64c8c4338cc2970218a1d56"
+        "22f2d8fd3306efe6ba0980c7ff9e2f45eba523b0cbcad0e602e2a10be4f55c660de25313b8ce516d5164"
+        "c7221d60d8039d"
+    ),
     min_len=16,
 )
 _KEY_ID = _text("key_id", "id of the key the certificate carries", EXAMPLE_KEY_ID, max_len=64)

@@ -20,6 +20,7 @@ from hub.wire.codec import (
     decode_from_hub,
     decode_from_user,
     encode,
+    request_id_of,
 )
 from hub.wire.fingerprint import request_fingerprint
 from hub.wire.limits import (
@@ -97,4 +98,5 @@ __all__ = [
     "decode_from_user",
     "encode",
     "request_fingerprint",
+    "request_id_of",
 ]

@@ -17,14 +17,13 @@ import msgpack
 
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
-from hub.reference.text import show
+from hub.reference.text import bounded, show
 from hub.wire.checks import REQUEST_ID_PATTERN, InvalidMessageError
 from hub.wire.limits import (
     MAX_ARRAY_ITEMS,
     MAX_CONTAINERS,
     MAX_FRAME_BYTES,
     MAX_MAP_ITEMS,
-    MAX_REASON_CHARS,
     PROTOCOL_VERSION,
 )
 from hub.wire.messages import (
@@ -61,7 +60,7 @@ class WireError(Exception):
     """The request id, when the frame was a map holding a well-formed one; else None."""
 
     def __init__(self, code: ResponseCode, reason: str, request_id: str | None = None) -> None:
-        reason = reason[:MAX_REASON_CHARS] or code.meaning
+        reason = bounded(reason) if reason else code.meaning
         super().__init__(f"{code.value}: {reason}")
         self.code = code
         self.reason = reason
@@ -326,6 +325,20 @@ def _readable_request_id(body: _Body) -> str | None:
     return None
 
 
+def request_id_of(frame: bytes) -> str | None:
+    """The well-formed request id a frame holds, if it can be read that far; never raises
+    (used to answer a frame whose handling failed after it was decoded)."""
+    if len(frame) > MAX_FRAME_BYTES or not frame:
+        return None
+    if not (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF)):
+        return None
+    try:
+        body = _unpack(frame)
+    except Exception:
+        return None
+    return _readable_request_id(body) if type(body) is dict else None
+
+
 def _refuse(code: ResponseCode, reason: str, body: _Body) -> WireError:
     return WireError(code, reason, _readable_request_id(body))
 
@@ -373,7 +386,7 @@ def _decode(frame: bytes, accepted: dict[str, _Schema], sender: str) -> Message:
     except KeyError as exc:
         raise _refuse(ResponseCode.H1, f"missing field {exc.args[0]!r} in {kind}", body) from None
     except InvalidMessageError as exc:
-        raise _refuse(ResponseCode.H1, str(exc), body) from None
+        raise _refuse(ResponseCode.H1, bounded(str(exc)), body) from None
 
 
 def decode(frame: bytes) -> Message:

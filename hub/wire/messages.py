@@ -47,7 +47,8 @@ _MAX_USER_ID_CHARS = 128
 _RESPONSE_CODES = frozenset(
     code
     for code in ResponseCode
-    if code in (ResponseCode.I0, ResponseCode.H11) or code.value.startswith("E")
+    if code in (ResponseCode.I0, ResponseCode.H8, ResponseCode.H11, ResponseCode.H12)
+    or code.value.startswith("E")
 )
 
 
@@ -315,7 +316,10 @@ class ServiceResponse:
     """The device that answered; None for non-device services."""
     code: ResponseCode
     """I0 when the command ran; an E code when it could not (E20, E21, E30, ...); H11 when the
-    device rejected it (the reason is in ``body``)."""
+    device rejected it (the reason is in ``body``); H8 when it was accepted but displaced by
+    more urgent work before it reached the device (``body`` has ``reason`` and
+    ``retry_after_s``; resubmit with a new request id); H12 when the hub failed to resume it
+    after a restart."""
     body: dict[str, Value] = field(default_factory=dict)
     """Service-specific data (readings, configuration, ...); may be empty."""
     responded_at: Instant
@@ -328,7 +332,7 @@ class ServiceResponse:
         check_device_id(self.device_id, nullable=True)
         if self.code not in _RESPONSE_CODES:
             raise InvalidMessageError(
-                f"a service response's code is I0, an E code or H11, not {show(self.code)}"
+                f"a service response's code is I0, an E code, H8, H11 or H12, not {show(self.code)}"
             )
         check_map(self.body, "body")
         check_instant(self.responded_at, "responded_at")

@@ -5,7 +5,7 @@ the simulator's entry point), the device classes, their state enums and helpers.
 Must never: hold logic; each module says what it decides.
 """
 
-from .base import ALERTS, Device, RefusedError, SignatureCheck, sign_request
+from .base import ALERTS, NO_ANCHORS, Device, PublicKey, RefusedError, TrustAnchors
 from .chf import CHF
 from .esme import ESME, LoadLimit, VoltageConfig
 from .gas import GPF, GSME
@@ -28,6 +28,7 @@ __all__ = [
     "GPF",
     "GSME",
     "IHD",
+    "NO_ANCHORS",
     "PPMID",
     "SLOT_S",
     "BillingPeriod",
@@ -41,15 +42,15 @@ __all__ = [
     "Meter",
     "Premises",
     "PrepayConfig",
+    "PublicKey",
     "RefusedError",
-    "SignatureCheck",
     "SupplyCause",
     "SupplyState",
     "SupplyTamperState",
     "Tariff",
+    "TrustAnchors",
     "UnknownDeviceError",
     "VoltageConfig",
     "device_id_for",
     "make_tariff",
-    "sign_request",
 ]

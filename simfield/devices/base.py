@@ -2,7 +2,9 @@
 its execution time, keep event and security logs, raise alerts, hold credentials and firmware.
 
 Decides: whether a command is for this device at all (known, in-scope service that applies to
-this device type, with valid parameters, signed when critical), whether it runs now or is held
+this device type, with valid parameters, and, when critical, signed with ECDSA by a key the
+device holds as a trust anchor: the supplier's or the network operator's; a missing or bad
+signature is refused and raises 8F3E), whether it runs now or is held
 for its future execution time (Device future-dated pattern: SCHEDULED now, alert 8F66 or 8F67
 when it runs), and the handlers every device type shares (identity, firmware, logs, alert
 behaviour, security credentials, commissioning, HAN joins).
@@ -21,6 +23,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from cryptography.hazmat.primitives.asymmetric import ec
+
 from hub.reference.catalogue import CATALOGUE, FutureDated
 from hub.reference.roles import DeviceType
 from hub.reference.service_params import validate_params
@@ -32,6 +36,7 @@ from hub.reference.standard import (
     Instant,
     Value,
 )
+from hub.wire.signing import public_key_from_der, signature_form_problem, verify
 
 from .load import unit
 from .logbook import RecordLog, code_number, code_text, from_ms, to_ms
@@ -102,14 +107,22 @@ SECURITY_CODES = frozenset(
 
 _NO_CODES: frozenset[str] = frozenset()
 _DEFAULT_MODELS = {t: f"SIM-{t.value}" for t in DeviceType}
-_SIGNATURE_PREFIX = b"kid:"
+PublicKey = ec.EllipticCurvePublicKey
+"""A party's public signing key (ECDSA P-256)."""
 
 
-class SignatureCheck(StrEnum):
-    """How a device checks the signature on a critical command."""
+@dataclass(frozen=True, slots=True)
+class TrustAnchors:
+    """The public keys a device verifies critical commands with (its trust anchor cells)."""
 
-    LENIENT = "lenient"  # any non-empty signature; one naming a key ('kid:') must verify
-    STRICT = "strict"  # the signature must name a key the device holds and verify
+    supplier: PublicKey | None = None
+    """The registered supplier's key (6.15.1 and 6.23 replace it)."""
+    network_operator: PublicKey | None = None
+    """The network operator's key (6.15.1 replaces it)."""
+
+
+NO_ANCHORS = TrustAnchors()
+"""A device that holds no key verifies no critical command."""
 
 
 class LogKind(StrEnum):
@@ -146,13 +159,6 @@ class Ctx:
 
 Handler = Callable[[Any, Ctx], Body]
 """A service handler: (device, context) -> response body; raises ``RefusedError`` to reject."""
-
-
-def sign_request(key_id: str, service: str, device_id: str) -> bytes:
-    """The signature the simulated devices verify: the signer's key id and a digest over
-    (key id, service, device). Stands in for the real ECDSA signature on a critical command."""
-    digest = hashlib.sha256(f"{key_id}|{service}|{device_id}".encode()).hexdigest()[:32]
-    return _SIGNATURE_PREFIX + key_id.encode() + b":" + digest.encode()
 
 
 def fingerprint(data: bytes) -> str:
@@ -246,8 +252,9 @@ class Device:
         "firmware_version",
         "manufacturer",
         "model",
+        "network_key",
         "network_key_id",
-        "signature_check",
+        "supplier_key",
         "supplier_key_id",
     )
 
@@ -266,7 +273,7 @@ class Device:
         firmware_version: str = "1.0.0",
         manufacturer: str = "SimMeters",
         model: str = "",
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         self.device_id = device_id
         """EUI-64, 16 upper-case hex digits."""
@@ -277,10 +284,13 @@ class Device:
         self.commissioned = True
         """Commissioned on its comms hub (8.1.1)."""
         self.supplier_key_id = supplier_key_id
-        """The supplier key the device verifies critical commands and UTRNs with (6.23 moves it)."""
+        """The registered supplier's party id, which UTRNs are checked against (6.23 moves it)."""
         self.network_key_id = network_key_id
-        """The network operator key the device also accepts signatures from."""
-        self.signature_check = signature_check
+        """The network operator's party id."""
+        self.supplier_key: PublicKey | None = anchors.supplier
+        """The supplier's public key critical commands are verified with (6.23 replaces it)."""
+        self.network_key: PublicKey | None = anchors.network_operator
+        """The network operator's public key, which critical commands may also verify with."""
         self._key = key
         self._draws = 0
         self._pending_image: str | None = None
@@ -394,28 +404,20 @@ class Device:
             reason=reason,
         )
 
-    def held_keys(self) -> frozenset[str]:
-        """Key ids whose signatures this device accepts."""
-        return frozenset(k for k in (self.supplier_key_id, self.network_key_id) if k)
-
     def _signature_problem(self, command: DeviceCommand) -> str | None:
         signature = command.signature
         if not signature:
             return f"{command.service} is critical and the command is not signed"
-        if not signature.startswith(_SIGNATURE_PREFIX):
-            if self.signature_check is SignatureCheck.STRICT:
-                return "the signature names no key this device holds"
-            return None
-        key_part, _, _ = signature[len(_SIGNATURE_PREFIX) :].partition(b":")
-        try:
-            key_id = key_part.decode()
-        except UnicodeDecodeError:
-            return "the signature's key id is not text"
-        if key_id not in self.held_keys():
-            return f"signed with key {key_id!r}, which this device does not hold"
-        if signature != sign_request(key_id, command.service, command.device_id):
-            return "the signature does not verify"
-        return None
+        problem = signature_form_problem(signature)
+        if problem is not None:
+            return problem
+        keys = [k for k in (self.supplier_key, self.network_key) if k is not None]
+        if not keys:
+            return "this device holds no trust anchor to verify a signature with"
+        for key in keys:
+            if verify(key, signature, command.service, command.device_id, command.params):
+                return None
+        return "the signature does not verify with a key this device holds"
 
     # ------------------------------------------------------------------ logs and alerts
 
@@ -572,10 +574,13 @@ class Device:
         """6.15.1 Update Security Credentials (KRP): replace a remote party's credential."""
         role = p_str(ctx.params, "party_role")
         key_id = p_str(ctx.params, "key_id")
-        fp = fingerprint(p_bytes(ctx.params, "certificate"))
+        certificate = p_bytes(ctx.params, "certificate")
+        fp = fingerprint(certificate)
         if role == "supplier":
+            self.supplier_key = _public_key(certificate)
             self.supplier_key_id = key_id
         elif role == "network_operator":
+            self.network_key = _public_key(certificate)
             self.network_key_id = key_id
         self._set_credential(role, fp)
         self.log(ctx.now, "8F70")
@@ -610,11 +615,15 @@ class Device:
         return {"access_control_broker_key_id": key_id, "certificate_fingerprint": fp}
 
     def h_change_of_supplier(self, ctx: Ctx) -> Body:
-        """6.23 Update Security Credentials (CoS): the gaining supplier's key replaces the
-        losing supplier's; commands and UTRNs signed with the old key are refused from now."""
+        """6.23 Update Security Credentials (CoS): the gaining supplier's key (``certificate``,
+        its DER public key) replaces the losing supplier's; critical commands signed and UTRNs
+        issued by the losing supplier are refused from now."""
+        certificate = p_bytes(ctx.params, "certificate")
+        key = _public_key(certificate)
         previous = self.supplier_key_id
         self.supplier_key_id = p_str(ctx.params, "supplier_key_id")
-        fp = fingerprint(p_bytes(ctx.params, "certificate"))
+        self.supplier_key = key
+        fp = fingerprint(certificate)
         self._set_credential("supplier", fp)
         self.log(ctx.now, "8F70")
         return {"supplier_key_id": self.supplier_key_id, "previous_supplier_key_id": previous}
@@ -665,6 +674,16 @@ DEVICE_HANDLERS: Mapping[str, Handler] = {
     "11.3": Device.h_activate_firmware,
 }
 """Handlers every device type shares (the catalogue decides which types each applies to)."""
+
+
+def _public_key(certificate: bytes) -> PublicKey:
+    """The P-256 public key a credential update carries (DER SubjectPublicKeyInfo)."""
+    try:
+        return public_key_from_der(certificate)
+    except ValueError:
+        raise RefusedError(
+            "certificate must be an ECDSA P-256 public key as DER SubjectPublicKeyInfo"
+        ) from None
 
 
 def _execution_time(command: DeviceCommand) -> Instant | None:

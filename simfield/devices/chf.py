@@ -13,7 +13,7 @@ from typing import ClassVar
 from hub.reference.roles import DeviceType
 from hub.reference.standard import DeviceAlert, Instant, Value
 
-from .base import Body, Ctx, Handler, SignatureCheck, p_bool, p_int
+from .base import NO_ANCHORS, Body, Ctx, Handler, TrustAnchors, p_bool, p_int
 from .han import LOG_KEEPER_HANDLERS, LogKeeper
 
 OUTAGE_ALERT_AFTER_S = 180.0
@@ -43,7 +43,7 @@ class CHF(LogKeeper):
         network_key_id: str,
         channel: int,
         device_log: tuple[str, ...] = (),
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         super().__init__(
             device_id,
@@ -51,7 +51,7 @@ class CHF(LogKeeper):
             supplier_key_id=supplier_key_id,
             network_key_id=network_key_id,
             device_log=device_log,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self._channel = channel
         self._preferred: int | None = None

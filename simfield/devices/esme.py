@@ -21,11 +21,12 @@ from hub.reference.standard import DeviceAlert, Instant, Value
 from hub.registers.records import PaymentMode
 
 from .base import (
+    NO_ANCHORS,
     Body,
     Ctx,
     Handler,
     RefusedError,
-    SignatureCheck,
+    TrustAnchors,
     p_bool,
     p_float,
     p_floats,
@@ -152,7 +153,7 @@ class ESME(Meter):
         clock_drift_ppm: float,
         nominal_voltage: float,
         randomised_offset_s: int,
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         super().__init__(
             device_id,
@@ -166,7 +167,7 @@ class ESME(Meter):
             initial_register=initial_register,
             mpxn=mpan,
             clock_drift_ppm=clock_drift_ppm,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self._load = load
         self.tariff2 = make_tariff(0.0, (tariff.rates[0],))

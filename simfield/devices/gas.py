@@ -18,7 +18,7 @@ from hub.reference.roles import DeviceType
 from hub.reference.standard import DeviceAlert, Instant, Value
 from hub.registers.records import PaymentMode
 
-from .base import Body, Ctx, Handler, RefusedError, SignatureCheck, p_float, p_str
+from .base import NO_ANCHORS, Body, Ctx, Handler, RefusedError, TrustAnchors, p_float, p_str
 from .han import LOG_KEEPER_HANDLERS, LogKeeper
 from .load import SLOT_S, GasLoad
 from .meter import (
@@ -67,7 +67,7 @@ class GSME(Meter):
         initial_register: int,
         mprn: str,
         clock_drift_ppm: float,
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         super().__init__(
             device_id,
@@ -81,7 +81,7 @@ class GSME(Meter):
             initial_register=initial_register,
             mpxn=mprn,
             clock_drift_ppm=clock_drift_ppm,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self._load = load
         self._cv = DEFAULT_CALORIFIC_VALUE
@@ -220,7 +220,7 @@ class GPF(LogKeeper):
         network_key_id: str,
         gsme: GSME | None,
         device_log: tuple[str, ...] = (),
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         super().__init__(
             device_id,
@@ -228,7 +228,7 @@ class GPF(LogKeeper):
             supplier_key_id=supplier_key_id,
             network_key_id=network_key_id,
             device_log=device_log,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self.gsme = gsme
         """The gas meter this proxy answers for."""

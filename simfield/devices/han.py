@@ -16,12 +16,13 @@ from hub.reference.standard import Value
 
 from .base import (
     DEVICE_HANDLERS,
+    NO_ANCHORS,
     Body,
     Ctx,
     Device,
     Handler,
     RefusedError,
-    SignatureCheck,
+    TrustAnchors,
     p_str,
     p_strs,
 )
@@ -48,14 +49,14 @@ class LogKeeper(Device):
         supplier_key_id: str,
         network_key_id: str,
         device_log: tuple[str, ...] = (),
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
     ) -> None:
         super().__init__(
             device_id,
             key,
             supplier_key_id=supplier_key_id,
             network_key_id=network_key_id,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self._device_log = device_log
 

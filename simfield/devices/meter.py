@@ -29,12 +29,13 @@ from hub.registers.records import PaymentMode
 
 from .base import (
     DEVICE_HANDLERS,
+    NO_ANCHORS,
     Body,
     Ctx,
     Device,
     Handler,
     RefusedError,
-    SignatureCheck,
+    TrustAnchors,
     p_bool,
     p_float,
     p_floats,
@@ -237,7 +238,7 @@ class Meter(Device):
         initial_register: int,
         mpxn: str,
         clock_drift_ppm: float,
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        anchors: TrustAnchors = NO_ANCHORS,
         firmware_version: str = "1.0.0",
     ) -> None:
         super().__init__(
@@ -246,7 +247,7 @@ class Meter(Device):
             supplier_key_id=supplier_key_id,
             network_key_id=network_key_id,
             firmware_version=firmware_version,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self.installed_at = installed_at
         """When the meter started measuring."""

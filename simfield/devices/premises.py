@@ -21,7 +21,7 @@ from hub.reference.roles import DeviceType
 from hub.reference.standard import DeviceAlert, DeviceCommand, DeviceResponse, Instant
 from hub.registers.records import PaymentMode
 
-from .base import Device, SignatureCheck
+from .base import Device, PublicKey, TrustAnchors
 from .chf import CHF, OUTAGE_ALERT_AFTER_S, SUB_GHZ_CHANNELS
 from .esme import ESME
 from .gas import GPF, GSME
@@ -79,19 +79,23 @@ class Premises:
         supplier_key_id: str = "SUPPLIER",
         gas_supplier_key_id: str | None = None,
         network_key_id: str = "NETWORK",
+        gas_network_key_id: str | None = None,
         mpan: str | None = None,
         mprn: str | None = None,
         device_ids: Mapping[DeviceType, str] | None = None,
         in_home_devices: bool = True,
         electricity_tariff: Tariff = DEFAULT_ELECTRICITY_TARIFF,
         gas_tariff: Tariff = DEFAULT_GAS_TARIFF,
-        signature_check: SignatureCheck = SignatureCheck.LENIENT,
+        keys: Mapping[str, PublicKey] | None = None,
     ) -> None:
         """Install a site at ``installed_at``: everything about it follows from ``seed``.
 
         ``device_ids`` overrides the generated EUI-64s (e.g. with the inventory's);
         ``supplier_key_id`` is the electricity supplier's key (critical commands and UTRNs are
-        checked against it), ``gas_supplier_key_id`` the gas supplier's (default: the same).
+        checked against it), ``gas_supplier_key_id`` the gas supplier's (default: the same);
+        ``network_key_id`` and ``gas_network_key_id`` are the distributor's and the gas
+        transporter's. ``keys`` maps party ids to their public signing keys: each device holds
+        its supplier's and network operator's as trust anchors (none when absent).
         """
         rng = random.Random(seed)
         ids = dict(device_ids or {})
@@ -100,6 +104,10 @@ class Premises:
             return ids.get(device_type) or device_id_for(seed, device_type)
 
         gas_key = gas_supplier_key_id or supplier_key_id
+        gas_network = gas_network_key_id or network_key_id
+        known = keys or {}
+        anchors = TrustAnchors(known.get(supplier_key_id), known.get(network_key_id))
+        gas_anchors = TrustAnchors(known.get(gas_key), known.get(gas_network))
         self.site_id = site_id
         """The inventory's site id."""
         distributor = rng.choice(DISTRIBUTOR_IDS)
@@ -124,7 +132,7 @@ class Premises:
             nominal_voltage=round(rng.uniform(236.0, 244.0), 1),
             randomised_offset_s=rng.randrange(0, 1_800),
             network_key_id=network_key_id,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self.gsme: GSME | None = None
         self.gpf: GPF | None = None
@@ -141,16 +149,16 @@ class Premises:
                 initial_register=rng.randrange(0, 5_000_000),
                 mprn=mprn or str(rng.randrange(10**6, 10**10)),
                 clock_drift_ppm=rng.uniform(-20.0, 20.0),
-                network_key_id=network_key_id,
-                signature_check=signature_check,
+                network_key_id=gas_network,
+                anchors=gas_anchors,
             )
             self.gpf = GPF(
                 eui(DeviceType.GPF),
                 rng.getrandbits(64),
                 supplier_key_id=gas_key,
                 gsme=self.gsme,
-                network_key_id=network_key_id,
-                signature_check=signature_check,
+                network_key_id=gas_network,
+                anchors=gas_anchors,
             )
         self.ppmid: PPMID | None = None
         self.ihd: IHD | None = None
@@ -160,14 +168,14 @@ class Premises:
                 rng.getrandbits(64),
                 supplier_key_id=supplier_key_id,
                 network_key_id=network_key_id,
-                signature_check=signature_check,
+                anchors=anchors,
             )
             self.ihd = IHD(
                 eui(DeviceType.IHD),
                 rng.getrandbits(64),
                 supplier_key_id=supplier_key_id,
                 network_key_id=network_key_id,
-                signature_check=signature_check,
+                anchors=anchors,
             )
         self.chf = CHF(
             eui(DeviceType.CHF),
@@ -175,7 +183,7 @@ class Premises:
             supplier_key_id=supplier_key_id,
             channel=rng.randrange(SUB_GHZ_CHANNELS),
             network_key_id=network_key_id,
-            signature_check=signature_check,
+            anchors=anchors,
         )
         self._held: list[DeviceAlert] | None = None
         self._devices: tuple[Device, ...] = tuple(

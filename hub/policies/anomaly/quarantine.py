@@ -2,7 +2,8 @@
 
 Decides: whether a request is held or refused because the quarantine is full, which held
 requests a user may release or delete, which were held too long, and when to tell a user that
-requests were quarantined (gathered into batches, within ``NOTIFY_TARGET_S``).
+requests were quarantined (gathered into batches, within ``NOTIFY_TARGET_S``); and when the
+next notice or expiry falls (``next_due``).
 Must never: execute or answer a request (the engine does, with the entries returned here); read
 a clock; hold more than its caps per user and hub-wide.
 """
@@ -263,10 +264,9 @@ class Quarantine(Generic[T]):
         """Remove and return every entry held ``hold_s`` seconds or more (to be refused with a
         clear code). Entries expire in hold order."""
         expired: list[QuarantineEntry[T]] = []
-        deadline = now - hold_s
         while self._order:
             entry = next(iter(self._order.values()))
-            if entry.held_at > deadline:
+            if entry.held_at + hold_s > now:
                 break
             self._take(entry.user_id, (entry.request_id,))
             expired.append(entry)
@@ -294,6 +294,21 @@ class Quarantine(Generic[T]):
                     NoticeKind.QUARANTINED, user_id, service, batch.count, text, batch.opened_at
                 )
             )
+        return due
+
+    def next_due(self, hold_s: float) -> float | None:
+        """When ``due_notifications`` or ``expire(..., hold_s)`` next has something to return
+        (None: nothing held and nothing to tell). Costs the heads of two ordered maps: entries
+        are kept in hold order and batches in the order they opened."""
+        due: float | None = None
+        for batch in self._batches.values():
+            due = batch.opened_at + self.config.notify_after_s
+            break
+        for entry in self._order.values():
+            expiry = entry.held_at + hold_s
+            if due is None or expiry < due:
+                due = expiry
+            break
         return due
 
     def restore(

@@ -1,8 +1,8 @@
 """Traffic budgets: the token bucket and the sliding-window counter traffic management meters
 rates with.
 
-Decides: whether an amount fits a rate budget at ``now``, how long until it would, and what was
-used over a rolling window; both with bounded memory.
+Decides: whether an amount fits a rate budget at ``now``, how long until it would (or until a
+whole token is there), and what was used over a rolling window; both with bounded memory.
 Must never: read a clock (``now`` is given) or know what is being metered.
 """
 
@@ -21,6 +21,8 @@ class TokenBucket:
     ``rate_per_s`` up to ``burst``. A request for more than ``burst`` tokens is let through
     when the bucket is full and leaves it in debt, so an oversize request waits for a full
     bucket instead of starving. An instant earlier than one already seen counts as that one.
+    A ``reserve`` keeps that many tokens back from a taker (for more urgent ones): it needs
+    ``n + reserve`` tokens (at most a full bucket) and takes ``n``.
     """
 
     __slots__ = ("_at", "_tokens", "burst", "rate_per_s")
@@ -56,23 +58,46 @@ class TokenBucket:
         self._refill(now)
         return self._tokens >= self.burst
 
-    def take(self, now: float, n: float = 1.0) -> bool:
-        """Take ``n`` tokens if available at ``now``; False (and nothing taken) otherwise."""
+    def take(self, now: float, n: float = 1.0, reserve: float = 0.0) -> bool:
+        """Take ``n`` tokens if ``n + reserve`` (at most a full bucket) are available at
+        ``now``; False (and nothing taken) otherwise."""
         if n <= 0:
             raise ValueError(f"take needs a positive number of tokens, got {n}")
         self._refill(now)
-        need = n if n < self.burst else self.burst
+        need = n + reserve if n + reserve < self.burst else self.burst
         if self._tokens < need - EPS * max(1.0, need):
             return False
         self._tokens -= n
         return True
 
-    def retry_after(self, now: float, n: float = 1.0) -> float:
-        """Seconds from ``now`` until ``take(n)`` would succeed (0.0 if it would now)."""
+    def _peek(self, now: float) -> float:
+        """Tokens at ``now`` as ``_refill`` would make them, without refilling."""
+        at = self._at
+        if at is None or now <= at:
+            return self._tokens
+        tokens = self._tokens + (now - at) * self.rate_per_s
+        return tokens if tokens < self.burst else self.burst
+
+    def whole_token_at(self, now: float) -> float:
+        """The first instant from ``now`` at which the bucket holds a whole token (``int(tokens
+        + EPS) >= 1``, as a caller counting whole tokens sees it), without changing the bucket.
+        Needs ``burst >= 1``."""
+        if self.burst < 1.0:
+            raise ValueError(f"a whole token never fits a burst of {self.burst}")
+        if int(self._peek(now) + EPS) >= 1:
+            return now
+        at = self._at if self._at is not None and self._at > now else now
+        ready_at = at + (1.0 - self._peek(at)) / self.rate_per_s
+        while int(self._peek(ready_at) + EPS) < 1:  # a few representable instants at most
+            ready_at = math.nextafter(ready_at, math.inf)
+        return ready_at
+
+    def retry_after(self, now: float, n: float = 1.0, reserve: float = 0.0) -> float:
+        """Seconds from ``now`` until ``take(n, reserve)`` would succeed (0.0 if it would now)."""
         if n <= 0:
             raise ValueError(f"retry_after needs a positive number of tokens, got {n}")
         self._refill(now)
-        need = n if n < self.burst else self.burst
+        need = n + reserve if n + reserve < self.burst else self.burst
         floor = need - EPS * max(1.0, need)
         tokens = self._tokens
         if tokens >= floor:

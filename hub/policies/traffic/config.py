@@ -2,7 +2,8 @@
 
 Decides: what a valid traffic configuration is (refused on construction otherwise), how much
 room the unsheddable classes have set aside, where each class is shed, each user's
-allocation, each cell's byte budget and each service's command size.
+allocation, each cell's byte budget, how much of a user's allocation and of a cell's budget
+each class keeps back for more urgent work, and each service's command size.
 Must never: hold state that changes; it is a frozen value the manager reads.
 """
 
@@ -54,6 +55,14 @@ def _default_queue_bounds() -> dict[PriorityClass, int]:
     }
 
 
+def _default_cell_reserve() -> dict[PriorityClass, float]:
+    return {PriorityClass.BULK: 0.1}
+
+
+def _default_user_reserve() -> dict[PriorityClass, float]:
+    return {PriorityClass.BULK: 0.2}
+
+
 def _default_shed_at() -> dict[PriorityClass, float]:
     return {PriorityClass.ON_DEMAND: 1.0, PriorityClass.BULK: 0.8}
 
@@ -82,6 +91,9 @@ class TrafficConfig:
     """Allocations for particular users, overriding the defaults above."""
     user_exempt: frozenset[PriorityClass] = frozenset({PriorityClass.ALERT, PriorityClass.URGENT})
     """Classes never limited by user allocation (top-ups and supply operations go through)."""
+    user_reserve: Mapping[PriorityClass, float] = field(default_factory=_default_user_reserve)
+    """Per class, the share of a user's burst it must leave in the user's bucket for the
+    user's more urgent requests (classes not listed: none)."""
     max_tracked_users: int = 100_000
     """Most user buckets kept; beyond it the least recently used is forgotten (reset)."""
     cell_bytes_per_s: float = 20_000.0
@@ -89,6 +101,10 @@ class TrafficConfig:
     cell_budget_window_s: float = 10.0
     """A cell may spend up to this many seconds of its budget at once (and utilisation is
     reported over this window)."""
+    cell_reserve: Mapping[PriorityClass, float] = field(default_factory=_default_cell_reserve)
+    """Per class, the share of a cell's budget window it must leave unspent for more urgent
+    commands, so a burst of lower-priority commands never makes an urgent one wait for
+    budget (classes not listed, alerts and urgent work: none)."""
     cell_bytes_overrides: Mapping[str, float] = field(default_factory=dict)
     """Bytes per second for particular cells (e.g. long-range radio), overriding the default."""
     command_bytes: Mapping[str, int] = field(default_factory=_default_command_bytes)
@@ -154,6 +170,15 @@ class TrafficConfig:
         levels = [self.shed_at[p] for p in sheddable]
         if levels != sorted(levels, reverse=True):
             out.append("a lower priority must not shed at a higher share than a higher one")
+        for name, reserve in (
+            ("cell_reserve", self.cell_reserve),
+            ("user_reserve", self.user_reserve),
+        ):
+            shares = [reserve.get(p, 0.0) for p in CLASSES]
+            if any(not 0 <= r < 1 for r in shares):
+                out.append(f"{name} shares must be in [0, 1)")
+            elif shares != sorted(shares):
+                out.append(f"{name}: a lower priority must not keep back less than a higher one")
         if not 0 < self.min_retry_after_s <= self.max_retry_after_s:
             out.append("retry-after floor must be positive and not above the ceiling")
         return out

@@ -68,6 +68,8 @@ class TrafficStats:
     """Requests refused as busy per class."""
     shed_by_reason: dict[BusyReason, int]
     """Requests refused as busy per reason."""
+    displaced: dict[PriorityClass, int]
+    """Queued items pushed out per class to make room for more urgent ones."""
     started: dict[PriorityClass, int]
     """Commands started per class."""
     cell_utilisation: dict[str, float]

@@ -1,20 +1,27 @@
 """Traffic manager: who may queue a command, and which queued commands may start now.
 
 Decides: whether a request is admitted or refused as busy (with a meaningful retry-after),
-shedding the lowest priorities first when the hub fills up and capping each user's share
-while the hub is near capacity; and which queued commands start now, highest priority
-first, FIFO within a priority, within the hub's command rate and each WAN cell's byte budget.
+shedding the lowest priorities first when the hub fills up (a request refused for hub-wide
+room displaces the newest queued item of a lower class instead, if there is one) and capping
+each user's share while the hub is near capacity; and which queued commands start now,
+highest priority first, FIFO within a priority, within the hub's command rate and each WAN
+cell's byte budget, and, while commands wait, when the next may start (``next_start``). Lower
+classes keep part of each user's allocation and of each cell's budget back for more urgent
+work (``user_reserve``, ``cell_reserve``).
 Must never: hold more items than its bounds (every queue is bounded, and so is the state kept
-per user and per cell); drop an item it has queued (an admitted item is started, never
-discarded); open a file or socket, start a thread, read a clock (``now`` is given), or know
-what the items it queues are (it is generic over them).
+per user and per cell); drop an item it has queued silently (an admitted item is started, or,
+displaced, handed back by ``take_displaced`` for its caller to answer); open a file or socket,
+start a thread, read a clock (``now`` is given), or know what the items it queues are (it is
+generic over them).
 
 How the engine uses it (one ``TrafficManager[Dispatch]`` per hub):
 
 1. ``admit(user_id, priority, now)`` after access control and anomaly checks, before the
    request is accepted. ``Busy`` becomes H8 'busy, retry after ``retry_after_s`` s' (nothing
    done, request id not remembered). ``Admitted`` reserves one place in the queue of that
-   priority: the engine must then either ``offer`` the item or ``release`` the place.
+   priority: the engine must then either ``offer`` the item or ``release`` the place. Then
+   ``take_displaced()``: queued items of lower classes that admission pushed out to make
+   room; each was accepted earlier, so the engine must answer it (busy, retry after).
 2. ``offer(dispatch, priority, site.cell, config.size_of(service), now)`` when the request is
    accepted (I99) and its command is ready to go: it takes the reserved place and never fails.
 3. ``ready(now)`` on every engine step and tick: the commands returned may start now; hand
@@ -86,6 +93,10 @@ class TrafficManager(Generic[T]):
         self._shed = [0] * n
         self._shed_by_reason = dict.fromkeys(BusyReason, 0)
         self._started = [0] * n
+        self._displaced: list[T] = []
+        self._displaced_count = [0] * n
+        self._user_reserve = [cfg.user_reserve.get(p, 0.0) * cfg.user_burst for p in CLASSES]
+        self._cell_reserve = [cfg.cell_reserve.get(p, 0.0) for p in CLASSES]
 
     # ---- admission ------------------------------------------------------------------------
 
@@ -107,7 +118,7 @@ class TrafficManager(Generic[T]):
                 f"{priority.name} queue is full ({occupied} of {self._bound[p]})",
             )
         level = self._shed_level[p]
-        if level is not None and self._occupancy >= level:
+        if level is not None and self._occupancy >= level and not self._displace_below(p):
             return self._busy(
                 p,
                 BusyReason.HUB_FULL,
@@ -117,11 +128,12 @@ class TrafficManager(Generic[T]):
             )
         if self._user_limited[p] and self.near_capacity(now):
             bucket = self._user_bucket(user_id)
-            if not bucket.take(now):
+            reserve = self._user_reserve[p] * bucket.burst / self.config.user_burst
+            if not bucket.take(now, 1.0, reserve):
                 return self._busy(
                     p,
                     BusyReason.USER_ALLOCATION,
-                    bucket.retry_after(now),
+                    bucket.retry_after(now, 1.0, reserve),
                     f"hub is near capacity and {user_id} has used its allocation "
                     f"({bucket.rate_per_s:g} requests/s)",
                 )
@@ -132,6 +144,51 @@ class TrafficManager(Generic[T]):
         if occupied + 1 > self._max_depth[p]:
             self._max_depth[p] = occupied + 1
         return _ADMITTED[p]
+
+    def _displace_below(self, p: int) -> bool:
+        """Make room for class ``p``: take the newest queued item of the lowest class below
+        it out of its queue, to be answered by the caller (``take_displaced``). False if no
+        lower class has anything queued."""
+        lower = range(len(CLASSES) - 1, p, -1)  # the lowest class first
+        return any(self._depth[q] and self._drop_newest(q) for q in lower)
+
+    def _drop_newest(self, q: int) -> bool:
+        newest: Cell[T] | None = None
+        newest_seq = -1
+        for cell in self._cells.values():
+            queue = cell.queues[q]
+            if queue is not None and queue[-1][0] > newest_seq:
+                newest, newest_seq = cell, queue[-1][0]
+        if newest is None:
+            return False
+        cell = newest
+        queue = cell.queues[q]
+        assert queue is not None
+        _, item, _ = queue.pop()
+        cell.queued -= 1
+        if not queue:  # its scheduling entry (keyed by the head, this item) goes too
+            cell.queues[q] = None
+            if q in cell.suspended:
+                cell.suspended.remove(q)
+            else:
+                heap = self._heaps[q]
+                heap.remove((newest_seq, cell))
+                heapify(heap)
+            if cell.parked and cell.blocked_priority == q:
+                self._unpark(cell)  # it waited for budget for this very item
+            if cell.queued == 0:
+                self._idle[cell.cell_id] = cell
+        self._depth[q] -= 1
+        self._occupancy -= 1
+        self._displaced_count[q] += 1
+        self._displaced.append(item)
+        return True
+
+    def take_displaced(self) -> list[T]:
+        """Queued items pushed out by admissions since the last call (oldest displacement
+        first); they leave the manager here and their caller must answer them."""
+        out, self._displaced = self._displaced, []
+        return out
 
     def _busy(self, p: int, reason: BusyReason, estimate_s: float, detail: str) -> Busy:
         self._shed[p] += 1
@@ -265,10 +322,11 @@ class TrafficManager(Generic[T]):
             assert queue is not None
             _, item, size = queue[0]
             budget = cell.budget
-            if not budget.take(now, size):
+            reserve = self._cell_reserve[p] * budget.burst
+            if not budget.take(now, size, reserve):
                 heappop(heap)
                 cell.suspended.append(p)
-                self._park(cell, p, now + budget.retry_after(now, size))
+                self._park(cell, p, now + budget.retry_after(now, size, reserve))
                 continue
             queue.popleft()
             out.append(item)
@@ -314,6 +372,23 @@ class TrafficManager(Generic[T]):
             _, wakeup, cell = heappop(wakeups)
             if cell.parked == wakeup:
                 self._unpark(cell)
+
+    def next_start(self, now: float) -> float | None:
+        """When ``ready`` may next start a queued command: ``now`` or the instant the hub's
+        rate next allows one, while a cell has a command ready to go; the next wake-up of a
+        cell waiting for budget; None when nothing is queued. Costs the heads of the heaps
+        (wake-ups found stale are dropped on the way); early, never late."""
+        if not any(self._depth):
+            return None
+        wakeups = self._wakeups
+        while wakeups and wakeups[0][2].parked != wakeups[0][1]:
+            heappop(wakeups)
+        due = wakeups[0][0] if wakeups else None
+        if any(self._heaps):
+            start = self._hub.whole_token_at(now)
+            if due is None or start < due:
+                due = start
+        return due
 
     def _prune_cells(self, now: float) -> None:
         # A cell with nothing queued, unused for a window and with a full budget is the
@@ -377,6 +452,7 @@ class TrafficManager(Generic[T]):
             admitted={p: self._admitted[p] for p in CLASSES},
             shed={p: self._shed[p] for p in CLASSES},
             shed_by_reason=dict(self._shed_by_reason),
+            displaced={p: self._displaced_count[p] for p in CLASSES},
             started={p: self._started[p] for p in CLASSES},
             cell_utilisation=utilisation,
             cells_waiting=self._waiting,
@@ -394,5 +470,6 @@ class TrafficManager(Generic[T]):
             "cells": len(self._cells),
             "idle_cells": len(self._idle),
             "schedule_entries": sum(len(h) for h in self._heaps),
+            "displaced_unanswered": len(self._displaced),
             "wakeups": len(self._wakeups),
         }
