@@ -37,6 +37,7 @@ from hub.engine import AuditKind, AuditRecord, Direction, Effects, HubEngine
 from hub.engine.ingress import REQUEST_LANES, Ingress, Lane, Waiting
 from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
 from hub.policies.storage_outage import answer_during_outage, busy_instead_of
+from hub.ports.payloads import PayloadCache
 from hub.ports.store import Store, StoreFailedError
 from hub.reference.standard import DeviceAlert
 from hub.reference.text import bounded
@@ -53,9 +54,9 @@ INGRESS_FRAMES = 20_000
 INGRESS_BYTES = 64 << 20
 """Most bytes waiting in the front door's ingress."""
 RCVHWM = 1_000
-"""Frames ZeroMQ queues per connection before the front door reads them (then the sender
-waits); at most ``RCVHWM * HARD_FRAME_CAP`` bytes per connection, and in practice a few,
-since the front door reads every turn."""
+"""Most frames ZeroMQ queues per connection before the front door reads them (then the sender
+waits); the socket uses fewer (``RCV_HWM``) so the bytes are bounded too, and in practice a
+few wait, since the front door reads every turn."""
 DEFAULT_ANSWER_WITHIN_S = 1.0
 """Requests not decided this long after they were read are answered H8."""
 POLL_MAX_MS = 100
@@ -66,6 +67,13 @@ MAX_DELIVERY_CONNECTIONS = MAX_CONNECTIONS_PER_USER
 """Connections per user remembered for pushed deliveries."""
 HARD_FRAME_CAP = 2 * wire.MAX_FRAME_BYTES
 """Frames above this are dropped by ZeroMQ itself (the peer is disconnected)."""
+RCV_BYTES_PER_CONNECTION = 128 << 20
+"""Most bytes ZeroMQ queues from one connection before the front door reads them: the
+ROUTER's receive high-water mark times the largest frame it lets through (``MAXMSGSIZE``).
+Beyond it libzmq stops reading that connection, so TCP pushes back on the sender."""
+RCV_HWM = max(1, min(RCVHWM, RCV_BYTES_PER_CONNECTION // HARD_FRAME_CAP))
+"""The ROUTER's receive high-water mark in frames per connection: ``RCVHWM``, or fewer so
+that it stays within ``RCV_BYTES_PER_CONNECTION`` (64 frames)."""
 PROBE_EVERY_S = 1.0
 """How often a store that failed a commit is tried again."""
 STILL_UNAVAILABLE_LOG_S = 60.0
@@ -176,6 +184,8 @@ class FrontDoor:
         # ROUTER identities that said Hello, per user; pushes go to the most recent one still
         # connected (a short-lived second connection does not strand a listener)
         self._routes = DeliveryRoutes[bytes](MAX_DELIVERY_CONNECTIONS)
+        self.payloads = PayloadCache(store)
+        """Payloads of held deliveries recently made or pushed (the rest are in the store)."""
         self._direct: list[tuple[bytes, bytes]] = []  # answers to frames, to their senders
         self._thread = threading.Thread(target=self._run, name="dcc-front-door", daemon=True)
 
@@ -245,7 +255,7 @@ class FrontDoor:
             router.setsockopt(zmq.ROUTER_MANDATORY, 1)
             router.setsockopt(zmq.MAXMSGSIZE, HARD_FRAME_CAP)
             router.setsockopt(zmq.SNDHWM, 100_000)
-            router.setsockopt(zmq.RCVHWM, RCVHWM)
+            router.setsockopt(zmq.RCVHWM, RCV_HWM)  # x MAXMSGSIZE: RCV_BYTES_PER_CONNECTION
             router.linger = 0
             router.bind(self._endpoint)
             self.endpoint = router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -457,13 +467,20 @@ class FrontDoor:
                 self._unavailable(router, err)
                 return
             self._committed = dict(self.engine.counters)
+        self.payloads.made(effects)
         direct, self._direct = self._direct, []
         for identity, payload in direct:
             self._send(router, identity, payload)  # an answer lost here is resubmitted (idempotent)
-        for send in effects.send:
+        try:  # payloads from the cache or the store
+            sends = list(self.payloads.filled(effects.send))
+        except StoreFailedError as err:  # what the cache lacks is pushed again at its retry
+            log.warning("reading held payloads from the store failed: %s", err)
+            sends = list(self.payloads.filled(effects.send, from_store=False))
+        for send in sends:
             if not self._push(router, send.user_id, send.payload):
                 # nobody to take it: deliveries stay held and are pushed again after Hello
                 self.engine.on_unreachable(send.user_id)
+        self.payloads.removed(effects)
         for d in effects.dispatch:
             self._head_ends[d.head_end].tell(Encode(d))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import msgpack
 
 from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
-from hub.engine.outbox import Delivery, DeliveryKind
+from hub.engine.outbox import DeliveryKind, Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
@@ -39,6 +39,9 @@ PROBE_BYTES = 1 << 20
 _UNIQUE_FAILURES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
 _OPEN = tuple(sorted(s.value for s in OPEN_STATES))
 _OPEN_IN = "(" + ",".join("?" * len(_OPEN)) + ")"
+_KINDS = {k.value: k for k in DeliveryKind}
+_EMPTY_MAP = msgpack.packb({})
+_PAYLOADS_AT_ONCE = 500  # ids per query (below SQLite's bound on parameters)
 _WHAT_TO_DO = (
     "restore it from a backup, or move it aside to start with an empty store "
     "(what it held is then lost)"
@@ -281,10 +284,11 @@ class SqliteStore(Store):
             )
             for r in rows
         ]
+        users: dict[str, str] = {}  # one string per user, however many deliveries it holds
         deliveries = [
-            Delivery(r[0], r[1], DeliveryKind(r[2]), r[3], r[4], r[5], request_id=r[6])
+            Held(r[0], users.setdefault(r[1], r[1]), _KINDS[r[2]], r[3], r[4])
             for r in self._db.execute(
-                "SELECT delivery_id, user_id, kind, payload, created_at, expires_at, request_id "
+                "SELECT delivery_id, user_id, kind, expires_at, request_id "
                 "FROM deliveries ORDER BY delivery_id"
             )
         ]
@@ -358,23 +362,27 @@ class SqliteStore(Store):
                             r.service,
                             r.role.value,
                             r.device_id,
-                            msgpack.packb(r.params, use_bin_type=True),
+                            msgpack.packb(r.params, use_bin_type=True) if open_ else _EMPTY_MAP,
                             r.execute_at,
                             r.received_at,
                             r.state.persisted.value,
                             r.reply,
                             r.comms_hub,
                             r.head_end,
-                            r.signature,
+                            r.signature if open_ else b"",
                             int(r.scheduled),
                         )
                         for r in effects.save_requests
+                        for open_ in (r.state.persisted is RequestState.ACCEPTED,)
                     ],
                 )
             if effects.complete_requests:
-                db.executemany(
-                    "UPDATE requests SET state = ? WHERE seq = ?",
-                    [(RequestState.COMPLETED.value, seq) for seq in effects.complete_requests],
+                db.executemany(  # answered: only what idempotency needs is kept
+                    "UPDATE requests SET state = ?, params = ?, signature = ? WHERE seq = ?",
+                    [
+                        (RequestState.COMPLETED.value, _EMPTY_MAP, b"", seq)
+                        for seq in effects.complete_requests
+                    ],
                 )
             if effects.add_deliveries:
                 db.executemany(
@@ -472,6 +480,24 @@ class SqliteStore(Store):
                 raise
         except sqlite3.OperationalError as err:
             raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
+
+    def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
+        """The payloads of these held deliveries, by delivery id (ids not held are left out;
+        ``StoreFailedError`` if the storage cannot be read)."""
+        found: dict[int, bytes] = {}
+        try:
+            for i in range(0, len(delivery_ids), _PAYLOADS_AT_ONCE):
+                chunk = delivery_ids[i : i + _PAYLOADS_AT_ONCE]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    self._db.execute(
+                        f"SELECT delivery_id, payload FROM deliveries WHERE delivery_id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                )
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
+        return found
 
     def purge_requests(self, before: float) -> int:
         """Forget answered and refused requests older than the idempotency window."""

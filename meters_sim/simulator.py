@@ -155,6 +155,7 @@ class Simulation:
         self._hubs: dict[str, _Hub] = {}
         self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
         self._seen_deliveries: set[tuple[str, int]] = set()
+        self._payloads: dict[int, bytes] = {}  # held deliveries' payloads: the in-memory store
         self._routes = DeliveryRoutes[Connection]()
         self._default: dict[str, Connection] = {}
         self._numbers = itertools.count(1)
@@ -254,17 +255,22 @@ class Simulation:
         """Play out one engine step; ``source`` is the connection whose frame it answers."""
         self.sla += effects.sla
         self.counters["expired"] += effects.expired
+        for made in effects.add_deliveries:
+            self._payloads[made.delivery_id] = made.payload
         if effects.faults:  # contained engine failures (answered, audited by the engine)
             self.counters["faults"] = self.counters.get("faults", 0) + len(effects.faults)
         for send in effects.send:
             if send.push:
-                if not self._routes.push(
-                    send.user_id, partial(self._deliver, payload=send.payload)
-                ):
+                payload = send.payload
+                if not payload and send.delivery_id is not None:
+                    payload = self._payloads[send.delivery_id]
+                if not self._routes.push(send.user_id, partial(self._deliver, payload=payload)):
                     # nobody to take it: deliveries stay held and are pushed again after Hello
                     self.engine.on_unreachable(send.user_id)
             elif source is not None:
                 self._deliver(source, send.payload)  # an answer lost here is resubmitted
+        for delivery_id in effects.remove_deliveries:
+            self._payloads.pop(delivery_id, None)
         for d in effects.dispatch:
             self._carry(d)
         self._replan()

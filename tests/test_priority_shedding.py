@@ -22,6 +22,9 @@ T0 = 1_700_000_000.0
 URGENT = PriorityClass.URGENT
 ON_DEMAND = PriorityClass.ON_DEMAND
 BULK = PriorityClass.BULK
+SIG = (
+    bytes(31) + b"\x01" + bytes(31) + b"\x01"
+)  # well formed (r = s = 1): the engine checks the form
 
 
 def _engine(traffic: TrafficConfig | None = None, **config: Any) -> HubEngine:
@@ -52,7 +55,7 @@ def _code(eng: HubEngine, frame: bytes, now: float = T0) -> ResponseCode:
 
 def _diarised(request_id: str) -> bytes:
     """A future-dated tariff change: it travels as bulk work."""
-    return _req(request_id, "1.1.1", execute_at=T0 + 86_400, signature=b"\x5a" * 64)
+    return _req(request_id, "1.1.1", execute_at=T0 + 86_400, signature=SIG)
 
 
 # ---- per comms hub ---------------------------------------------------------------------------
@@ -123,6 +126,7 @@ def test_queued_bulk_work_is_displaced_for_a_read_and_answered_busy() -> None:
     for n in range(10):  # the shared room fills up (30 places)
         assert _code(eng, _req(f"r{n}")) is ResponseCode.I99
     assert eng.traffic.occupancy() == 30
+    [d20] = [r for r in eng.index.in_state(RequestState.QUEUED) if r.request_id == "d20"]
     eff = eng.on_frame("u-supa", _req("r-more"), T0)
     ack = wire.decode(eff.send[0].payload)
     assert isinstance(ack, wire.Acknowledgement)
@@ -132,8 +136,9 @@ def test_queued_bulk_work_is_displaced_for_a_read_and_answered_busy() -> None:
     assert (displaced.request_id, displaced.code) == ("d20", ResponseCode.H8)  # the newest
     assert displaced.body["retry_after_s"] == eng.config.busy_retry_s
     assert "displaced" in str(displaced.body["reason"])
-    assert eff.complete_requests == [eng.index.known("u-supa", "d20").seq]  # type: ignore[union-attr]
-    assert eng.index.known("u-supa", "d20").state is RequestState.COMPLETED  # type: ignore[union-attr]
+    assert eff.complete_requests == [d20.seq]
+    assert d20.state is RequestState.COMPLETED
+    assert eng.index.get(d20.seq) is None  # no longer open: remembered compactly
     assert eng.traffic.occupancy() == 30
     assert eng.traffic.stats(T0).displaced[BULK] == 1
     # it never reached the device: no outcome is awaited for it, so no E30 follows

@@ -218,17 +218,29 @@ def test_purge_forgets_answered_and_refused_requests_before_the_cut_off_and_free
 # ---- deliveries ------------------------------------------------------------------------
 
 
-def test_deliveries_added_and_removed_leave_the_held_ones_by_id_and_not_in_flight(
+def test_deliveries_added_and_removed_leave_the_held_ones_by_id_without_payloads(
     backend: Backend,
 ) -> None:
-    in_flight = _delivery(3, kind=DeliveryKind.DEVICE_ALERT, request_id=None, attempts=2)
-    in_flight.sent_at = T0 + 1
-    backend.store.apply(Effects(add_deliveries=[in_flight, _delivery(1), _delivery(2)]), 1, 4)
+    alert = _delivery(3, kind=DeliveryKind.DEVICE_ALERT, request_id=None)
+    backend.store.apply(Effects(add_deliveries=[alert, _delivery(1), _delivery(2)]), 1, 4)
     backend.store.apply(
         Effects(add_deliveries=[_delivery(4, "u-other")], remove_deliveries=[2, 4, 42]), 1, 5
     )
     held = backend.reopen().load(since=0.0).deliveries
-    assert held == [_delivery(1), _delivery(3, kind=DeliveryKind.DEVICE_ALERT, request_id=None)]
+    assert held == [_delivery(1).held, alert.held]
+    assert all(h.attempts == 0 for h in held)
+
+
+def test_the_payloads_of_held_deliveries_are_read_by_id_and_removed_ones_are_left_out(
+    backend: Backend,
+) -> None:
+    backend.store.apply(Effects(add_deliveries=[_delivery(i) for i in range(1, 1201)]), 1, 1201)
+    backend.store.apply(Effects(remove_deliveries=[2]), 1, 1201)
+    store = backend.reopen()
+    assert store.payloads([3, 2, 1, 5000]) == {1: b"response-1", 3: b"response-3"}
+    many = list(range(1, 1201))  # more ids than one query takes
+    assert len(store.payloads(many)) == 1199
+    assert store.payloads([]) == {}
 
 
 def test_a_delivery_id_held_twice_is_a_conflict_and_nothing_of_its_batch_is_applied(
@@ -240,7 +252,8 @@ def test_a_delivery_id_held_twice_is_a_conflict_and_nothing_of_its_batch_is_appl
             Effects(save_requests=[_request(1)], add_deliveries=[_delivery(1, "u-other")]), 2, 2
         )
     again = backend.reopen().load(since=0.0)
-    assert (again.requests, again.deliveries) == ([], [_delivery(1)])
+    assert (again.requests, again.deliveries) == ([], [_delivery(1).held])
+    assert backend.store.payloads([1]) == {1: b"response-1"}
 
 
 # ---- schedules, transfers and the next ids -----------------------------------------------
@@ -307,13 +320,13 @@ def test_what_is_applied_and_loaded_is_copied_so_callers_cannot_change_the_store
     backend.store.apply(Effects(save_requests=[applied], add_deliveries=[held]), 2, 2)
     applied.state = RequestState.COMPLETED
     applied.params["registers"].append("c")  # type: ignore[union-attr]
-    held.attempts = 5
+    held.payload = b"changed"
     loaded = backend.store.load(since=0.0)
-    assert (loaded.requests, loaded.deliveries) == ([_request(1)], [_delivery(1)])
+    assert (loaded.requests, loaded.deliveries) == ([_request(1)], [_delivery(1).held])
     loaded.requests[0].state = RequestState.REFUSED
-    loaded.deliveries[0].sent_at = T0
     again = backend.reopen().load(since=0.0)
-    assert (again.requests, again.deliveries) == ([_request(1)], [_delivery(1)])
+    assert (again.requests, again.deliveries) == ([_request(1)], [_delivery(1).held])
+    assert backend.store.payloads([1]) == {1: b"response-1"}
 
 
 def test_an_engine_restored_from_the_store_repeats_its_first_answer_to_a_resubmission(

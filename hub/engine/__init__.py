@@ -24,7 +24,7 @@ from hub.engine.lifecycle import (
     RequestState,
     lifecycle_markdown,
 )
-from hub.engine.outbox import Delivery, DeliveryKind
+from hub.engine.outbox import Delivery, DeliveryKind, Held
 
 __all__ = [
     "TRANSITIONS",
@@ -37,6 +37,7 @@ __all__ = [
     "Effects",
     "EngineConfig",
     "EngineFault",
+    "Held",
     "HubEngine",
     "IllegalMoveError",
     "RequestEvent",

@@ -23,7 +23,7 @@ from hub.engine.containment import contained, fault_of
 from hub.engine.delivery import dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
-from hub.engine.outbox import Delivery
+from hub.engine.outbox import Held
 from hub.engine.pipeline import RequestPipeline, seq_of
 from hub.flows.schedule_service import ScheduleFlow
 from hub.flows.schedules import Schedule, Scheduler
@@ -73,7 +73,7 @@ class HubEngine(RequestPipeline):
     def restore(
         self,
         requests: Iterable[RequestRecord],
-        deliveries: Iterable[Delivery],
+        deliveries: Iterable[Held],
         next_seq: int,
         next_delivery: int,
         now: float,

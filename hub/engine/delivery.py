@@ -294,12 +294,17 @@ class DeliveryEngine:
             request_id=request_id,
         )
         effects.add_deliveries.append(d)
-        self._pushes(self.outbox.add(d, now), effects, now)
+        self._pushes(self.outbox.add(d.held, now), effects, now, d)
 
-    def _pushes(self, pushes: list[Push], effects: Effects, now: float) -> None:
+    def _pushes(
+        self, pushes: list[Push], effects: Effects, now: float, new: Delivery | None = None
+    ) -> None:
+        """Send each push (with its payload when it is the ``new`` delivery just made; any
+        other is filled in by the driver from its cache or store) and audit it."""
         for p in pushes:
             d = p.delivery
-            effects.send.append(Send(d.user_id, d.payload, push=True))
+            payload = new.payload if new is not None and new.delivery_id == d.delivery_id else b""
+            effects.send.append(Send(d.user_id, payload, push=True, delivery_id=d.delivery_id))
             effects.audit.append(
                 AuditRecord(
                     now,

@@ -92,6 +92,9 @@ class Send:
     push: bool = False
     """A held delivery, pushed to the user's delivery connection (the one that last said
     Hello); otherwise a direct answer to the frame being handled, sent back where it came from."""
+    delivery_id: int | None = None
+    """The held delivery pushed (pushes only). Its payload is empty unless the delivery was
+    made in this very step: the driver fills it from its payload cache or its store."""
 
 
 @dataclass(frozen=True, slots=True)

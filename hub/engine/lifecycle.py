@@ -3,9 +3,13 @@ and the one index of requests the engine keeps.
 
 Decides: which move is legal from which state (``TRANSITIONS``, in the style of h11's
 ``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps three:
-accepted, completed, refused), and what the index holds for each state (the comms hub queue
+accepted, completed, refused), what the index holds for each state (the comms hub queue
 counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts),
-and when the next of those deadlines falls (``next_due``).
+when the next of those deadlines falls (``next_due``), and what is remembered of a request for
+idempotency: its full record only while it is open; otherwise a compact entry (a digest of user
+and request id, the first 16 bytes of its fingerprint, its first answer's code and a bounded
+reason), about 150 bytes whatever the request's size. A refused request is remembered, and
+stored, without its parameters.
 Must never: decide what a request means (the pipeline and the service flows do), send anything,
 or read a clock (``now`` is given).
 
@@ -16,15 +20,33 @@ higher one).
 
 from __future__ import annotations
 
+import hashlib
 import heapq
-from collections import OrderedDict
+import math
+from array import array
+from collections import OrderedDict, deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 
+import msgpack
+
+from hub import wire
 from hub.reference.catalogue import PriorityClass
+from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.roles import Role
 from hub.reference.standard import Value
+from hub.reference.text import bounded
+
+REMEMBERED_REASON_CHARS = 128
+"""Longest reason remembered with a request (a resubmission's answer repeats it)."""
+REMEMBERED_FINGERPRINT_BYTES = 16
+"""Bytes of a request's fingerprint remembered to tell a resubmission from a reused id."""
+MAX_SHARED_REASONS = 4096
+"""Distinct reasons remembered once and shared by number; beyond them each is kept inline."""
+_CODES: tuple[ResponseCode, ...] = tuple(ResponseCode)
+_NO_REPLY = 0xFF  # code byte of a request that had no answer of its own (a schedule firing)
+_SHARED = 0x80  # code byte flag: the reason is a number into the shared reasons
 
 
 class RequestState(StrEnum):
@@ -195,13 +217,79 @@ class RequestRecord:
 _CLASSES = len(PriorityClass)
 
 
+@dataclass(frozen=True, slots=True)
+class Remembered:
+    """What the index remembers of a request for idempotency, once it is no longer open (and
+    while it is): enough to repeat its first answer and to tell a resubmission from reuse."""
+
+    user_id: str
+    """The service user that sent it."""
+    request_id: str
+    """The user's id for it."""
+    fingerprint: bytes
+    """The first ``REMEMBERED_FINGERPRINT_BYTES`` of its fingerprint."""
+    code: ResponseCode | None
+    """Its first answer's code (None: it had no answer of its own, as a schedule firing)."""
+    reason: str
+    """Its first answer's reason, bounded to ``REMEMBERED_REASON_CHARS``."""
+
+    def same_content(self, fingerprint: bytes) -> bool:
+        """Whether a request with this (full) fingerprint is a resubmission of this one."""
+        return _prefix(fingerprint) == self.fingerprint
+
+    @property
+    def reply(self) -> bytes:
+        """The encoded first answer, as repeated on resubmission."""
+        if self.code is None:
+            return b""
+        if self.code is ResponseCode.I99:
+            return wire.encode(
+                wire.Acknowledgement(request_id=self.request_id, code=self.code, reason=self.reason)
+            )
+        refusal = wire.Refusal(
+            request_id=self.request_id, code=self.code, reason=self.reason, retry_after_s=None
+        )
+        return wire.encode(refusal)
+
+
+def _first_answer(reply: bytes) -> tuple[ResponseCode | None, str]:
+    """The code and bounded reason of an encoded first answer (None: there was none)."""
+    if not reply:
+        return None, ""
+    body = msgpack.unpackb(reply, raw=False)
+    code = ResponseCode(body["code"])
+    return code, bounded(str(body["reason"]), REMEMBERED_REASON_CHARS)
+
+
+def _prefix(fingerprint: bytes) -> bytes:
+    """The remembered part of a fingerprint (a short one padded)."""
+    n = REMEMBERED_FINGERPRINT_BYTES
+    return fingerprint[:n].ljust(n, b"\x00")
+
+
+def _key(user_id: str, request_id: str) -> bytes:
+    both = f"{user_id}\x00{request_id}".encode()
+    return hashlib.blake2b(both, digest_size=16, person=b"dcc-hub-rid-v1").digest()
+
+
 class RequestIndex:
     """The one index of requests: by (user, request id) for idempotency, by seq for those not
     yet final, and by deadline (held-until heap, outcome deadlines, dispatch order). Every
     change of state goes through ``move``, which keeps the indexes in step."""
 
     def __init__(self) -> None:
-        self._by_key: OrderedDict[tuple[str, str], RequestRecord] = OrderedDict()
+        # idempotency memory: key digest -> fingerprint prefix, code byte, reason (inline or
+        # a shared number); forgotten oldest first, by runs of (received second, count)
+        self._memory: dict[bytes, bytes] = {}
+        self._order: deque[bytes] = deque()
+        self._run_at: array[int] = array("q")  # received second of each run, oldest first
+        self._run_len: array[int] = array("q")  # how many ids each run holds
+        self._run_head = 0  # runs before it are forgotten
+        self._reasons: list[str] = []
+        self._reason_numbers: dict[str, int] = {}
+        # what the current step added: (record, key digest, the entry it replaced or None),
+        # kept only while a step runs (None between steps)
+        self._journal: list[tuple[RequestRecord, bytes, bytes | None]] | None = None
         self._live: dict[int, RequestRecord] = {}
         self._per_hub: dict[str, list[int]] = {}  # comms hub -> in flight per class
         self._in_flight = [0] * _CLASSES
@@ -214,9 +302,18 @@ class RequestIndex:
     # ---- membership ----------------------------------------------------------------------
 
     def add(self, rec: RequestRecord) -> None:
-        """Remember a request just decided on (in an initial state)."""
+        """Remember a request just decided on (in an initial state). A refused one is made
+        compact at once (no parameters or signature, its reply's reason bounded), so that is
+        all the store keeps of it too."""
         if rec.state not in INITIAL:
             raise IllegalMoveError(f"a request cannot start {rec.state.value}")
+        if rec.state is _S.REFUSED:
+            rec.params, rec.signature = {}, b""
+            code, reason = _first_answer(rec.reply)
+            rec.reply = Remembered(rec.user_id, rec.request_id, b"", code, reason).reply
+        if self._journal is not None:
+            key = _key(rec.user_id, rec.request_id)
+            self._journal.append((rec, key, self._memory.get(key)))
         self._remember(rec)
 
     def restore(self, rec: RequestRecord, state: RequestState) -> None:
@@ -228,21 +325,79 @@ class RequestIndex:
         self._remember(rec)
 
     def _remember(self, rec: RequestRecord) -> None:
-        self._by_key[(rec.user_id, rec.request_id)] = rec
+        key = _key(rec.user_id, rec.request_id)
+        code, reason = _first_answer(rec.reply)
+        if code is None:
+            head = _NO_REPLY
+        else:
+            head = _CODES.index(code)
+            if reason == MEANINGS[code]:
+                reason = ""
+        number = self._reason_numbers.get(reason)
+        if number is None and reason and len(self._reasons) < MAX_SHARED_REASONS:
+            number = self._reason_numbers[reason] = len(self._reasons)
+            self._reasons.append(reason)
+        if number is not None and head != _NO_REPLY:
+            tail = (head | _SHARED).to_bytes(1, "big") + number.to_bytes(2, "big")
+        else:
+            tail = head.to_bytes(1, "big") + reason.encode()
+        if key not in self._memory:
+            self._order.append(key)
+            at = math.ceil(rec.received_at)  # forgotten no earlier than due
+            if len(self._run_at) > self._run_head and self._run_at[-1] == at:
+                self._run_len[-1] += 1
+            else:
+                self._run_at.append(at)
+                self._run_len.append(1)
+        self._memory[key] = _prefix(rec.fingerprint) + tail
         if not rec.state.final:
             self._live[rec.seq] = rec
 
+    def known(self, user_id: str, request_id: str) -> Remembered | None:
+        """What is remembered of the request with this id from this user."""
+        entry = self._memory.get(_key(user_id, request_id))
+        if entry is None:
+            return None
+        fingerprint = entry[:REMEMBERED_FINGERPRINT_BYTES]
+        head = entry[REMEMBERED_FINGERPRINT_BYTES]
+        rest = entry[REMEMBERED_FINGERPRINT_BYTES + 1 :]
+        if head == _NO_REPLY:
+            return Remembered(user_id, request_id, fingerprint, None, "")
+        code = _CODES[head & ~_SHARED]
+        reason = self._reasons[int.from_bytes(rest, "big")] if head & _SHARED else rest.decode()
+        return Remembered(user_id, request_id, fingerprint, code, reason or MEANINGS[code])
+
+    def step_begins(self) -> None:
+        """An engine step begins: the requests it adds are noted, so that ``discard_since`` can
+        undo them (compact memory cannot be searched by seq)."""
+        self._journal = []
+
+    def step_ends(self) -> None:
+        """The engine step ended: what it added stays (the note of it is dropped, so it costs
+        only what one step adds)."""
+        self._journal = None
+
     def discard_since(self, seq: int) -> list[RequestRecord]:
-        """Forget every request numbered ``seq`` or later, as if it had never been decided (the
-        undo of an engine step that failed); returns them, newest first, in the state they
-        had reached."""
+        """Forget every request numbered ``seq`` or later that the current step added, as if it
+        had never been decided (the undo of an engine step that failed); returns them, newest
+        first, in the state they had reached."""
         gone: list[RequestRecord] = []
-        while self._by_key:
-            key, rec = next(reversed(self._by_key.items()))
-            if rec.seq < seq:
-                break
-            del self._by_key[key]
+        journal, memory = self._journal or [], self._memory
+        while journal and journal[-1][0].seq >= seq:
+            rec, key, before = journal.pop()
             gone.append(rec)
+            if key not in memory:
+                continue  # forgotten already, later in the same step
+            if before is not None:
+                memory[key] = before
+                continue
+            del memory[key]
+            if self._order and self._order[-1] == key:
+                self._order.pop()
+                self._run_len[-1] -= 1
+                if not self._run_len[-1] and len(self._run_len) > self._run_head:
+                    self._run_at.pop()
+                    self._run_len.pop()
         seen = {id(r) for r in gone}
         gone += [r for s, r in self._live.items() if s >= seq and id(r) not in seen]
         for rec in gone:
@@ -253,14 +408,16 @@ class RequestIndex:
             self._outcomes.pop(rec.seq, None)  # heap entries go stale and are skipped
         return gone
 
-    def known(self, user_id: str, request_id: str) -> RequestRecord | None:
-        """The remembered request with this id from this user."""
-        return self._by_key.get((user_id, request_id))
-
     @property
     def remembered(self) -> int:
         """Request ids remembered for idempotency."""
-        return len(self._by_key)
+        return len(self._memory)
+
+    def oldest_remembered_at(self) -> float | None:
+        """When the oldest remembered request id was received (to the second above), or None."""
+        if len(self._run_at) > self._run_head:
+            return float(self._run_at[self._run_head])
+        return None
 
     def get(self, seq: int) -> RequestRecord | None:
         """A request not yet final, by seq."""
@@ -275,14 +432,23 @@ class RequestIndex:
         remembered, the oldest ones early; returns how many were forgotten early. Requests not
         yet final stay indexed by seq."""
         early = 0
-        while self._by_key:
-            key, rec = next(iter(self._by_key.items()))
-            kept = rec.received_at + keep_s > now
-            if kept and len(self._by_key) <= most:
+        memory, order, run_at, run_len = self._memory, self._order, self._run_at, self._run_len
+        head = self._run_head
+        while order:
+            kept = run_at[head] + keep_s > now
+            if kept and len(memory) <= most:
                 break
             if kept:
                 early += 1
-            del self._by_key[key]
+            del memory[order.popleft()]
+            run_len[head] -= 1
+            if not run_len[head]:
+                head += 1
+        if head > 1024 and head * 2 > len(run_at):  # drop the forgotten runs' slots
+            del run_at[:head]
+            del run_len[:head]
+            head = 0
+        self._run_head = head
         return early
 
     # ---- moves ---------------------------------------------------------------------------
@@ -441,11 +607,9 @@ class RequestIndex:
             heapq.heappop(heap)
         if heap and (due is None or heap[0][0] < due):
             due = heap[0][0]
-        if len(self._by_key) > most:
+        if len(self._memory) > most:
             return now
-        for rec in self._by_key.values():
-            forget_at = rec.received_at + keep_s
-            if due is None or forget_at < due:
-                due = forget_at
-            break
+        oldest = self.oldest_remembered_at()
+        if oldest is not None and (due is None or oldest + keep_s < due):
+            due = oldest + keep_s
         return due

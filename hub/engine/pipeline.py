@@ -23,7 +23,7 @@ from hub.engine.containment import (
 from hub.engine.delivery import dt
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
 from hub.engine.gatekeeping import Gatekeeping
-from hub.engine.lifecycle import RequestEvent, RequestRecord, RequestState
+from hub.engine.lifecycle import Remembered, RequestEvent, RequestRecord, RequestState
 from hub.flows.firmware import parse_block_command_id
 from hub.flows.services import executable
 from hub.policies.access import AccessRequest
@@ -270,9 +270,9 @@ class RequestPipeline(Gatekeeping):
         ]
 
     def _resubmission(
-        self, seen: RequestRecord, fingerprint: bytes, req: wire.ServiceRequest, now: float
+        self, seen: Remembered, fingerprint: bytes, req: wire.ServiceRequest, now: float
     ) -> Effects:
-        if seen.fingerprint != fingerprint:
+        if not seen.same_content(fingerprint):
             reason = f"request id {req.request_id} was already used for a different request"
             self._count(ResponseCode.H4)
             refusal = wire.Refusal(
@@ -517,10 +517,12 @@ class RequestPipeline(Gatekeeping):
             return None
         self._in_step = True
         self._reserved_places.clear()
+        self.index.step_begins()
         return StepMark(self._next_seq, self._next_delivery, dict(self.counters))
 
     def _step_end(self) -> None:
         self._in_step = False
+        self.index.step_ends()
 
     def _undo(self, mark: StepMark) -> None:
         """Take back what a failed step started: the requests it created (forgotten, their

@@ -57,7 +57,7 @@ class MemoryStore(Store):
             for _, r in sorted(self._requests.items())
             if r.received_at >= since or r.state in OPEN_STATES
         ]
-        deliveries = [replace(d) for _, d in sorted(self._deliveries.items())]
+        deliveries = [d.held for _, d in sorted(self._deliveries.items())]
         schedules = [Schedule.from_record(copy.deepcopy(r)) for r in self._schedules.values()]
         next_seq = max(self._next_seq, max(self._requests, default=0) + 1)
         next_delivery = max(self._next_delivery, max(self._deliveries, default=0) + 1)
@@ -78,7 +78,7 @@ class MemoryStore(Store):
         """Apply one batch of decisions, all of it or (on ``StoreConflictError``) none of it."""
         self._check_open()
         # everything that can fail happens before the first change: copies and conflict checks
-        saved = [_copy_request(r) for r in effects.save_requests]
+        saved = [_stored_request(r) for r in effects.save_requests]
         seqs = set(self._requests)
         keys = set(self._request_keys)
         for r in saved:
@@ -89,7 +89,7 @@ class MemoryStore(Store):
                 )
             seqs.add(r.seq)
             keys.add(key)
-        added = [replace(d, attempts=0, sent_at=None) for d in effects.add_deliveries]
+        added = [replace(d) for d in effects.add_deliveries]
         held = set(self._deliveries)
         for d in added:
             if d.delivery_id in held:
@@ -102,7 +102,8 @@ class MemoryStore(Store):
             self._request_keys[(r.user_id, r.request_id)] = r.seq
         for seq in effects.complete_requests:
             if seq in self._requests:
-                self._requests[seq].state = RequestState.COMPLETED
+                done = self._requests[seq]
+                done.state, done.params, done.signature = RequestState.COMPLETED, {}, b""
         for d in added:
             self._deliveries[d.delivery_id] = d
         for delivery_id in effects.remove_deliveries:
@@ -116,6 +117,12 @@ class MemoryStore(Store):
         if next_schedule is not None:
             self._next_schedule = next_schedule
         self._next_seq, self._next_delivery = next_seq, next_delivery
+
+    def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
+        """The payloads of these held deliveries, by delivery id (ids not held are left out)."""
+        self._check_open()
+        held = self._deliveries
+        return {i: held[i].payload for i in delivery_ids if i in held}
 
     def purge_requests(self, before: float) -> int:
         """Forget answered and refused requests older than the idempotency window."""
@@ -171,3 +178,10 @@ class MemoryStore(Store):
 
 def _copy_request(r: RequestRecord) -> RequestRecord:
     return replace(r, params=copy.deepcopy(r.params))
+
+
+def _stored_request(r: RequestRecord) -> RequestRecord:
+    """What is kept of a request: all of it while open, no parameters or signature once final."""
+    if r.state.persisted is RequestState.ACCEPTED:
+        return _copy_request(r)
+    return replace(r, params={}, signature=b"")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
-from hub.engine.outbox import Delivery
+from hub.engine.outbox import Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 
@@ -45,8 +45,9 @@ class Restored:
     requests: list[RequestRecord]
     """Requests received since the idempotency cut-off, and every request in ``OPEN_STATES``
     whenever received; by seq."""
-    deliveries: list[Delivery]
-    """Every held delivery, by delivery id (not in flight: no attempts, no send time)."""
+    deliveries: list[Held]
+    """Every held delivery, by delivery id, without its payload (``Store.payloads`` reads
+    those when they are pushed), not in flight (no attempts)."""
     next_seq: int
     """The next request seq: the last one persisted, and never below any stored request's."""
     next_delivery: int
@@ -69,8 +70,8 @@ class Store(Protocol):
 
     def load(self, since: float) -> Restored:
         """What a restart needs: requests received at or after ``since`` or still unanswered,
-        every held delivery and schedule, transfer progress and the next ids
-        (``StoreFailedError`` if the storage cannot be read)."""
+        every held delivery (not its payload) and schedule, transfer progress and the next
+        ids (``StoreFailedError`` if the storage cannot be read)."""
         ...
 
     def apply(
@@ -86,7 +87,16 @@ class Store(Protocol):
         error. On any error nothing of the batch is applied; a failure of the storage itself
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
         calls.
+
+        A request is stored compactly once final: a refused one, and a completed one from its
+        completion on, keeps no parameters and no signature (what idempotency needs is its
+        identity, fingerprint and first answer).
         """
+        ...
+
+    def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
+        """The payloads of these held deliveries, by delivery id (ids not held are left out;
+        ``StoreFailedError`` if the storage cannot be read)."""
         ...
 
     def probe(self) -> None:

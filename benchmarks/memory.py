@@ -1,0 +1,231 @@
+"""Memory that does not grow with the backlog: resident memory of an engine in a process of its
+own (with its SQLite store, as the live hub applies it), per held delivery and per remembered
+request, and the store's bytes per remembered request.
+
+Cases (each run in a fresh process, three runs, the median reported):
+- ``held``: N responses held for a user that is offline (never said Hello);
+- ``refused``: N refused requests of about 1 MiB each, remembered for idempotency;
+- ``fuzzed``: N mutated frames (random ids, junk and oversized parameters, wrong types).
+
+bytes per item = (RSS after - RSS before) / N. Run:
+    .venv/bin/python benchmarks/memory.py                 # every case, default sizes
+    .venv/bin/python benchmarks/memory.py --case held --n 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import msgpack
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.store import SqliteStore
+from hub import wire
+from hub.engine import Effects, EngineConfig, HubEngine, RequestRecord, RequestState
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import Role
+from hub.wire.checks import InvalidMessageError
+from tests.world import ESME, World
+
+T0 = 1_780_000_000.0
+BATCH = 512  # effects applied to the store per transaction, as the front door batches
+FAILED = [0]  # fuzzed frames whose engine step raised
+CASES = {"held": [100_000, 1_000_000], "refused": [400], "fuzzed": [200_000]}
+
+
+def _rss_bytes() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS")
+
+
+def _apply(store: SqliteStore, engine: HubEngine, batch: Effects) -> None:
+    if batch.needs_persisting:
+        store.apply(batch, engine.next_seq, engine.next_delivery)
+
+
+def _held(engine: HubEngine, store: SqliteStore, n: int) -> None:
+    batch = Effects()
+    for i in range(n):
+        rec = RequestRecord(
+            seq=engine.new_seq(),
+            user_id="u-supa",
+            request_id=f"r-{i:09d}",
+            fingerprint=bytes(32),
+            service="4.1.1",
+            role=Role.IS,
+            device_id=ESME,
+            params={},
+            execute_at=None,
+            received_at=T0,
+            state=RequestState.ACCEPTED,
+            reply=b"",
+        )
+        step = engine.respond(rec, ResponseCode.I0, {"import_kwh": 1234.5 + i}, T0 + 1)
+        step.complete_requests.clear()  # the request itself was never stored here
+        step.sla.clear()
+        batch.extend(step)
+        if len(batch.add_deliveries) >= BATCH:
+            _apply(store, engine, batch)
+            batch = Effects()
+    _apply(store, engine, batch)
+    assert len(engine.outbox) == n
+
+
+def _refused(engine: HubEngine, store: SqliteStore, n: int) -> None:
+    junk = "x" * (wire.MAX_FRAME_BYTES - 4096)
+    for i in range(n):
+        frame = wire.encode(
+            wire.ServiceRequest(
+                request_id=f"big-{i:06d}",
+                service="4.1.1",
+                role=Role.IS,
+                device_id=ESME,
+                params={"junk": junk},
+            )
+        )
+        step = engine.on_frame("u-supa", frame, T0 + i * 0.001)
+        _apply(store, engine, step)
+    assert engine.index.remembered == n
+
+
+def _fuzzed(engine: HubEngine, store: SqliteStore, n: int) -> None:
+    rng = random.Random(7)
+    bodies: list[dict[str, object]] = [
+        {"params": {f"k{j}": "v" * rng.randrange(1, 200) for j in range(20)}},
+        {"params": {"p" * 2000: 1}},
+        {"service": "2.2", "params": {"utrn": "7" * 3000}},
+        {"service": "9.99"},
+        {"role": "XX"},
+        {"device_id": "F" * 16},
+        {"params": {"window_s": "soon"}},
+        {"execute_at": "tomorrow"},
+    ]
+    batch = Effects()
+    for i in range(n):
+        body: dict[str, object] = {
+            "v": 1,
+            "kind": "service_request",
+            "request_id": f"fz-{i:08d}-{rng.getrandbits(32):08x}",
+            "service": "4.1.1",
+            "role": "IS",
+            "device_id": ESME,
+            "params": {},
+        }
+        body.update(rng.choice(bodies))
+        frame = _pack(body)
+        try:
+            batch.extend(engine.on_frame("u-supa", frame, T0 + i * 0.001))
+        except InvalidMessageError:
+            FAILED[0] += 1  # a step the engine fails on (issue 9 item 1): not remembered
+        if i % BATCH == BATCH - 1:
+            _apply(store, engine, batch)
+            batch = Effects()
+    _apply(store, engine, batch)
+
+
+def _pack(body: dict[str, object]) -> bytes:
+    packed: bytes = msgpack.packb(body, use_bin_type=True)
+    return packed
+
+
+def child(case: str, n: int) -> dict[str, float]:
+    """One run in this process: RSS and store size before and after ``n`` items."""
+    engine = HubEngine(World().access, EngineConfig(idempotency_max=10 * n))
+    with tempfile.TemporaryDirectory() as tmp:
+        store = SqliteStore(Path(tmp) / "hub.sqlite")
+        # warm up the code paths (imports, caches) before the baseline
+        {"held": _held, "refused": _refused, "fuzzed": _fuzzed}[case](engine, store, 2)
+        engine = HubEngine(World().access, EngineConfig(idempotency_max=10 * n))
+        store.close()
+        for old in Path(tmp).glob("hub.sqlite*"):
+            old.unlink()
+        SqliteStore(Path(tmp) / "hub.sqlite").close()
+        store_before = _store_bytes(Path(tmp))
+        store = SqliteStore(Path(tmp) / "hub.sqlite")
+        FAILED[0] = 0
+        before = _rss_bytes()
+        {"held": _held, "refused": _refused, "fuzzed": _fuzzed}[case](engine, store, n)
+        after = _rss_bytes()
+        store.close()
+        store_after = _store_bytes(Path(tmp))
+        requests_bytes = _table_bytes(Path(tmp) / "hub.sqlite", "requests")
+    return {
+        "rss_before_mb": before / 2**20,
+        "rss_after_mb": after / 2**20,
+        "ram_bytes_per_item": (after - before) / n,
+        "store_bytes_per_item": (store_after - store_before) / n,
+        "requests_table_bytes_per_remembered": requests_bytes / max(1, engine.index.remembered),
+        "remembered": engine.index.remembered,
+        "steps_failed": FAILED[0],
+    }
+
+
+def _table_bytes(path: Path, table: str) -> int:
+    """Bytes of a table's pages and its indexes' pages (SQLite's dbstat)."""
+    db = sqlite3.connect(path)
+    try:
+        (size,) = db.execute(
+            "SELECT COALESCE(SUM(pgsize), 0) FROM dbstat WHERE name IN "
+            "(SELECT name FROM sqlite_master WHERE tbl_name = ?)",
+            (table,),
+        ).fetchone()
+    finally:
+        db.close()
+    return int(size)
+
+
+def _store_bytes(data: Path) -> int:
+    return sum(p.stat().st_size for p in data.glob("hub.sqlite*"))
+
+
+def main() -> None:
+    """Run each case in fresh processes and print the medians as a Markdown table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", choices=sorted(CASES), action="append")
+    parser.add_argument("--n", type=int, action="append", help="items (default per case)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("CASE", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child[0], int(args.child[1]))))
+        return
+    print(
+        "| case | N | RSS before (MB) | RSS after (MB) | RAM bytes/item | store bytes/item "
+        "| requests table bytes/remembered |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for case in args.case or list(CASES):
+        for n in args.n or CASES[case]:
+            runs = [
+                json.loads(
+                    subprocess.run(
+                        [sys.executable, __file__, "--child", case, str(n)],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout
+                )
+                for _ in range(args.runs)
+            ]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(
+                f"| {case} | {n:,} | {med['rss_before_mb']:.0f} | {med['rss_after_mb']:.0f} | "
+                f"{med['ram_bytes_per_item']:.0f} | {med['store_bytes_per_item']:.0f} | "
+                f"{med['requests_table_bytes_per_remembered']:.0f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
