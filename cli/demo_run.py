@@ -24,7 +24,7 @@ from rich.table import Table
 from actors.live import HubSettings, LiveHub
 from cli import output
 from hub import wire
-from hub.flows.non_device import ANSWERED
+from hub.flows.services import executable
 from hub.policies.access import AccessContext, AccessRequest
 from hub.reference.catalogue import CATALOGUE
 from hub.reference.codes import ResponseCode
@@ -321,10 +321,12 @@ def run(directory: Path, sites: int, seed: int, per_user: int, wan_latency: floa
         f"fleet: {sites} sites, {counts.get('devices.csv', 0)} devices, {len(fleet.users)} users in {fleet_dir}"
     )
     in_scope = [s for s in CATALOGUE.values() if s.in_scope]
-    device_services = sum(1 for s in in_scope if not s.non_device)
+    runs = [s for s in in_scope if executable(s)]
+    hub_handled = sum(1 for s in runs if s.non_device)
     console.print(
-        f"catalogue: {len(CATALOGUE)} services, {len(in_scope)} in scope ({device_services} device services, "
-        f"{len(ANSWERED)} non-device answered by the hub); see 'dcc catalogue'"
+        f"catalogue: {len(CATALOGUE)} services, {len(in_scope)} in scope, {len(runs)} executed by "
+        f"this release ({len(runs) - hub_handled} device services, {hub_handled} carried out by "
+        "the hub itself); see 'dcc catalogue'"
     )
     console.print(_explain(fleet))
 
