@@ -33,14 +33,13 @@ from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
 from actors.security import KeyChangeKind, KeyGate, split_zap_id
 from actors.uplinks import Uplinks
 from hub import wire
-from hub.engine import AuditKind, AuditRecord, Direction, Effects, HubEngine
+from hub.engine import Effects, HubEngine
 from hub.engine.ingress import REQUEST_LANES, Ingress, Lane, Waiting
 from hub.policies.connections import MAX_CONNECTIONS_PER_USER, DeliveryRoutes
 from hub.policies.storage_outage import answer_during_outage, busy_instead_of
 from hub.ports.payloads import PayloadCache
 from hub.ports.store import Store, StoreFailedError
 from hub.reference.standard import DeviceAlert
-from hub.reference.text import bounded
 from sdk.keys import KeyPair
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,6 @@ MAX_KEPT_FRAME_BYTES = 16 << 20
 """Bytes of kept control frames during an outage; beyond either bound they are dropped."""
 MAX_KEPT_UPLINKS = 10_000
 """Device alerts and integrity failures kept during an outage; beyond it they are dropped."""
-STORAGE_ALERT = "STORAGE_UNAVAILABLE"
-"""Code of the hub alert audited once the store works again after an outage."""
 
 _T = TypeVar("_T")
 Rebuild = Callable[[float], tuple[HubEngine, Effects]]
@@ -615,27 +612,12 @@ class FrontDoor:
             "beyond the bounds; the engine was rebuilt from the store"
         )
         effects = startup
-        effects.audit.append(
-            AuditRecord(
-                now,
-                Direction.OUT,
-                None,
-                AuditKind.HUB_ALERT,
-                code=STORAGE_ALERT,
-                reason=bounded(reason),
-            )
-        )
+        effects.extend(engine.on_storage_recovered(reason, now))
         for user_id, hello in self._hellos.items():
             if self._routes.targets(user_id):  # its Welcome is pushed to that connection
                 effects.extend(engine.on_frame(user_id, hello, now))
         for identity, user_id, frame in outage.frames:
-            step = engine.on_frame(user_id, frame, now)
-            if step.hello:
-                self._routes.hello(user_id, identity)
-                self._hellos[user_id] = frame
-            self._direct += [(identity, s.payload) for s in step.send if not s.push]
-            step.send = [s for s in step.send if s.push]
-            effects.extend(step)
+            self._answer(identity, user_id, frame, engine.on_frame(user_id, frame, now), effects)
         self._on_uplinks(outage.uplinks, effects, now)
         log.warning("storage works again: %s", reason)
         self._apply(router, effects)

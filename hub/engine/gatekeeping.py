@@ -4,8 +4,9 @@ decide on their merits.
 Decides: the ingress lane of a frame at a glance (``triage``); the cheap H8 for a request
 that waited past the answer bound (``on_overdue``); the E1 refusal of any frame on a
 connection whose key was revoked; the audit of refused handshakes and of keys registered or
-revoked on a running hub; a user's own anomaly thresholds; and how a frame refused before it
-is decided is answered and audited (``_refuse_frame``).
+revoked on a running hub; the audit of a storage outage once it is over; a user's own anomaly
+thresholds; and how a frame refused before it is decided is answered and audited
+(``_refuse_frame``).
 Must never: decide a service request (the pipeline does), read a clock or touch a socket.
 """
 
@@ -19,6 +20,9 @@ from hub.engine.ingress import Lane, Peek, lane_for, peek
 from hub.policies.anomaly import Thresholds
 from hub.reference.codes import ResponseCode
 from hub.reference.text import bounded
+
+STORAGE_ALERT = "STORAGE_UNAVAILABLE"
+"""Code of the hub alert audited once the store works again after an outage."""
 
 
 class Gatekeeping(DeliveryEngine):
@@ -148,6 +152,23 @@ class Gatekeeping(DeliveryEngine):
                     user_id,
                     kind,
                     reason=f"CURVE key {bounded(fingerprint, 64)} {verb}",
+                )
+            ]
+        )
+
+    @contained("on_storage_recovered")
+    def on_storage_recovered(self, reason: str, now: float) -> Effects:
+        """The store takes writes again after an outage (the driver rebuilt this engine from
+        it): the operator's audit records the outage once, with what the driver reports."""
+        return Effects(
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.OUT,
+                    None,
+                    AuditKind.HUB_ALERT,
+                    code=STORAGE_ALERT,
+                    reason=bounded(reason),
                 )
             ]
         )
