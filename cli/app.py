@@ -27,6 +27,7 @@ from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, health, keys_app, listen, send, serve
 from cli.report_cmd import report_app
 from cli.simulate_cmd import simulate
+from cli.utrn_cmd import utrn
 
 
 def _usage(exc: typer.TyperException) -> UserError:
@@ -119,6 +120,7 @@ app.command("audit")(audit)
 app.command("demo")(demo)
 app.add_typer(report_app, name="report")
 app.command("simulate")(simulate)
+app.command("utrn")(utrn)
 
 
 def main() -> None:

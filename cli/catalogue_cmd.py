@@ -31,11 +31,32 @@ def _status(service: Service) -> str:
     return "[green]executes[/green]"
 
 
+def _one(code: str, as_json: bool) -> None:
+    """One service's reference, as docs/services.md gives it."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from cli.errors import UserError
+    from hub.reference.catalogue import CATALOGUE
+    from hub.reference.service_docs import reference, service_markdown
+
+    found = CATALOGUE.get(code)
+    if found is None:
+        raise UserError(f"unknown service {code!r}", "'dcc catalogue' lists every service")
+    if as_json:
+        output.document(reference(found))
+        return
+    Console().print(Markdown("\n".join(service_markdown(found))))
+
+
 def catalogue(
     as_json: bool = typer.Option(
         False, "--json", help="Print one JSON document: an array of one object per service."
     ),
     role: Role | None = typer.Option(None, help="Only services this role may send."),
+    service: str | None = typer.Option(
+        None, "--service", help="One service's reference: parameters, example, refusals."
+    ),
 ) -> None:
     """Show every service request: flags, eligible roles, priority, target and charge class."""
     from rich.console import Console
@@ -44,6 +65,9 @@ def catalogue(
     from hub.flows.services import executable
     from hub.reference.catalogue import CATALOGUE, FutureDated
 
+    if service is not None:
+        _one(service, as_json)
+        return
     services = CATALOGUE.services()
     if role is not None:
         services = tuple(s for s in services if role in s.roles)
