@@ -168,5 +168,10 @@ class CommsHubPoolActor(pykka.ThreadingActor):
                 tell = functools.partial(self.actor_ref.tell, _Wake(a.comms_hub))
                 self._timers.call_later(max(0.0, a.at - self._clock()), tell)
             elif isinstance(a, Lost):
-                log.warning("alert from %s lost: %s: %s", a.comms_hub, a.head_end, a.reason)
+                log.warning(
+                    "alert from the devices behind this comms hub lost: %s: %s",
+                    a.head_end,
+                    a.reason,
+                    extra={"device": a.comms_hub},
+                )
             # Carried: the live hub keeps no WAN byte counts

@@ -309,7 +309,9 @@ class FrontDoor:
                     next_purge = now + PURGE_EVERY_S
         except Exception as err:  # kept for the watchdog; the thread ends
             self._error = err
-            log.exception("front door loop failed; the front door thread ends")
+            log.exception(
+                "front door loop failed; the front door thread ends", extra={"part": "front-door"}
+            )
         finally:
             router.close(0)
             uplink.close(0)
@@ -402,7 +404,7 @@ class FrontDoor:
             )
         for change in self._gate.reload():
             registered = change.kind is KeyChangeKind.REGISTERED
-            log.info("key %s for user %s", change.kind.value, change.user_id)
+            log.info("user key %s", change.kind.value, extra={"user": change.user_id})
             effects.extend(
                 self.engine.on_key_change(change.user_id, change.fingerprint, registered, now)
             )

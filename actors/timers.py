@@ -58,7 +58,7 @@ class TimerService:
             self._loop()
         except Exception as err:  # kept for the watchdog; the thread ends
             self.error = err
-            log.exception("timer callback failed; the timer thread ends")
+            log.exception("timer callback failed; the timer thread ends", extra={"part": "timers"})
 
     def _loop(self) -> None:
         while True:

@@ -1,7 +1,7 @@
 """The ``dcc`` typer application: one sub-command per user task.
 
 Decides: which commands exist and how they are grouped, the options every command shares
-(``--debug``), and the one place where an error becomes a message and an exit status
+(``--debug``, ``--log-level``, ``--log-format``: logging is configured here, once), and the one place where an error becomes a message and an exit status
 (``cli.errors``): a command raises, this module reports.
 Must never: hold hub decisions; it calls the core and the drivers.
 """
@@ -25,6 +25,7 @@ from cli.demo_cmd import demo
 from cli.errors import ExitStatus, UserError
 from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, health, keys_app, listen, send, serve
+from cli.logs import LogFormat, LogLevel, configure
 from cli.report_cmd import report_app
 from cli.simulate_cmd import simulate
 from cli.utrn_cmd import utrn
@@ -101,12 +102,27 @@ def _options(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    log_level: LogLevel = typer.Option(
+        LogLevel.WARNING,
+        "--log-level",
+        envvar="DCC_LOG_LEVEL",
+        case_sensitive=False,
+        help="Least severe log lines written to stderr (docs/cli.md says what each level holds).",
+    ),
+    log_format: LogFormat = typer.Option(
+        LogFormat.HUMAN,
+        "--log-format",
+        envvar="DCC_LOG_FORMAT",
+        case_sensitive=False,
+        help="Log lines for a person (human) or one JSON object a line (json).",
+    ),
 ) -> None:
     """dcc-hub: smart-metering communications hub and fleet simulator.
 
     Options can also come from DCC_* environment variables and a dcc.toml file
     (docs/cli.md): the command line wins over the environment, which wins over the file.
     """
+    configure(log_level, log_format)
 
 
 app.command("catalogue")(catalogue)

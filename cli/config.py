@@ -2,8 +2,9 @@
 named by ``--config`` (or ``DCC_CONFIG``).
 
 Decides: where the file is looked for, what it may hold (at the top level the common options
-``fleet``, ``data``, ``endpoint`` and ``keys``, and the options of ``dcc`` itself; any
-command's own options in a table named after it, ``[send]``, ``[fleet.generate]``), and how it becomes the
+``fleet``, ``data``, ``endpoint`` and ``keys``, and the options of ``dcc`` itself, such as
+``log_level`` and ``log_format``; any command's own options in a table named after it,
+``[send]``, ``[fleet.generate]``), and how it becomes the
 defaults of the options (click's ``default_map``), so that the precedence is command line,
 then environment (``DCC_*``), then file, then the built-in default.
 Must never: override what the command line or the environment gave, or accept a key that no

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 from rich.console import Console
 
-from cli import output
+from cli import logs, output
 from cli.errors import ExitStatus, UserError
 from cli.inputs import (
     DATA,
@@ -226,7 +226,6 @@ def serve(
     from hub.engine import EngineConfig
     from simfield.wan import LatencyKind, WanProfile
 
-    _log_to_stderr()
     try:
         fault = Part(inject_fault) if inject_fault is not None else None
         if wan_latency < 0 or not 0.0 <= wan_loss <= 1.0:
@@ -277,6 +276,7 @@ def serve(
                 "%s; the hub exits with status %d for its supervisor to restart it",
                 dead,
                 EXIT_PART_DIED,
+                extra={"part": dead.part.value},
             )
             _stop_within(hub, DEAD_STOP_S)
             _exit_now("", EXIT_PART_DIED)
@@ -373,24 +373,10 @@ def _print_status(hub: LiveHub) -> None:
     )
 
 
-def _log_to_stderr() -> None:
-    """Warnings and errors (with tracebacks) of every part go to stderr; so does the death of
-    any thread."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-    def died(args: threading.ExceptHookArgs) -> None:
-        exc = (args.exc_type, args.exc_value, args.exc_traceback)
-        name = args.thread.name if args.thread is not None else "?"
-        log.error("thread %s died", name, exc_info=exc)  # type: ignore[arg-type]
-
-    threading.excepthook = died
-
-
 def _refuse(line: str, status: int) -> NoReturn:
-    """One line on stderr in the CLI's error convention (``error: ...``), then exit."""
-    typer.echo(f"error: {line}", err=True)
+    """One line on stderr in the CLI's error convention (``error: ...``, or a JSON log line
+    when log lines are JSON), then exit."""
+    logs.refuse(log.name, line, status)
     raise typer.Exit(status)
 
 
