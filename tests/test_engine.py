@@ -530,18 +530,54 @@ def test_only_the_owner_may_delete_a_schedule() -> None:
     eng = _engine()
     created = _create(eng, "c1")
     sid = created.body["schedule_id"]  # type: ignore[union-attr]
-    other = eng.on_frame(
-        "u-ukpn",
-        _req("d1", service="5.3", device=None, role=Role.ED, params={"schedule_id": sid}),
-        T0,
-    )
-    assert _decoded(other.add_deliveries[0].payload).code is ResponseCode.E12  # type: ignore[union-attr]
     own = eng.on_frame(
         "u-supa", _req("d2", service="5.3", device=None, params={"schedule_id": sid}), T0
     )
     assert _decoded(own.add_deliveries[0].payload).code is ResponseCode.I0  # type: ignore[union-attr]
     assert own.delete_schedules == [sid]
     assert len(eng.scheduler) == 0
+
+
+def test_deleting_another_users_schedule_is_refused_at_once_as_if_it_did_not_exist() -> None:
+    eng = _engine()
+    created = _create(eng, "c1")
+    sid = created.body["schedule_id"]  # type: ignore[union-attr]
+    assert sid == "S1"
+    other = eng.on_frame(
+        "u-ukpn",
+        _req("d1", service="5.3", device=None, role=Role.ED, params={"schedule_id": sid}),
+        T0,
+    )
+    unknown = eng.on_frame(
+        "u-ukpn",
+        _req("d2", service="5.3", device=None, role=Role.ED, params={"schedule_id": "S2"}),
+        T0,
+    )
+    refusals = [_decoded(e.send[0].payload) for e in (other, unknown)]
+    assert all(isinstance(r, wire.Refusal) for r in refusals), refusals
+    assert [(r.code, r.reason) for r in refusals] == [  # type: ignore[union-attr]
+        (ResponseCode.E12, "no schedule S1: it never existed, has ended or was deleted"),
+        (ResponseCode.E12, "no schedule S2: it never existed, has ended or was deleted"),
+    ]
+    assert other.add_deliveries == []
+    assert other.delete_schedules == []
+    assert len(eng.scheduler) == 1
+
+
+def test_reading_another_users_schedule_answers_as_for_an_unknown_one() -> None:
+    eng = _engine()
+    sid = _create(eng, "c1").body["schedule_id"]  # type: ignore[union-attr]
+    bodies = []
+    for rid, asked in (("q1", sid), ("q2", "S2")):
+        eff = eng.on_frame(
+            "u-ukpn",
+            _req(rid, service="5.2", device=None, role=Role.ED, params={"schedule_id": asked}),
+            T0,
+        )
+        answer = _decoded(eff.add_deliveries[0].payload)
+        assert isinstance(answer, wire.ServiceResponse)
+        bodies.append((answer.code, answer.body))
+    assert bodies == [(ResponseCode.I0, {"schedules": []})] * 2
 
 
 def test_change_of_supplier_stops_the_losing_suppliers_schedule_and_tells_it() -> None:

@@ -1,9 +1,10 @@
 """The hub's handler of DCC schedules (5.1 Create, 5.2 Read, 5.3 Delete) and of their firings.
 
-Decides: whether a 5.x request is acceptable (its parameters, and for 5.1 whether the scheduled
-service would be accepted for the user now), the answers to 5.1-5.3, how each firing runs (as
-the schedule's owner, with access checked again at firing time, as bulk traffic), and which
-schedules the change-of-supplier sweep stops (the owner is told with SCHEDULE_STOPPED).
+Decides: whether a 5.x request is acceptable (its parameters; for 5.1 whether the scheduled
+service would be accepted for the user now; for 5.3 whether the user has a schedule of that id,
+another user's being refused exactly as an unknown one), the answers to 5.1-5.3, how each
+firing runs (as the schedule's owner, with access checked again at firing time, as bulk
+traffic), and which schedules the change-of-supplier sweep stops (the owner is told with SCHEDULE_STOPPED).
 Must never: read a clock, or send a firing's command other than through the engine's request
 path (``FlowHost.execute``), so a firing is checked, shaped and answered like any request.
 """
@@ -18,6 +19,7 @@ from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
 from hub.flows.schedule_spec import (
     ScheduleError,
+    no_such_schedule,
     parse_create,
     validate_create,
     validate_delete,
@@ -59,6 +61,11 @@ class ScheduleFlow(ServiceFlow):
         problems = validate(req.params)
         if problems:
             return ResponseCode.E12, join_reasons(problems)
+        if service.code == "5.3":
+            sid = req.params.get("schedule_id")
+            assert isinstance(sid, str)  # validate_delete requires it
+            if not self.scheduler.read(user_id, sid):
+                return ResponseCode.E12, no_such_schedule(sid)
         if service.code == "5.1":
             spec = parse_create(req.params)
             decision = self.host.access.decide(
@@ -101,8 +108,8 @@ class ScheduleFlow(ServiceFlow):
             return host.respond(rec, ResponseCode.I0, body, now)
         sid = params.get("schedule_id")
         result = self.scheduler.delete(rec.user_id, sid if isinstance(sid, str) else "")
-        if not result.ok:
-            return host.respond(rec, ResponseCode.E12, {"reason": result.reason}, now)
+        if not result.ok:  # ended or deleted since its check: the same reason as at once
+            return host.respond(rec, ResponseCode.E12, {"reason": no_such_schedule(str(sid))}, now)
         effects = host.respond(
             rec, ResponseCode.I0, {"schedule_id": str(sid), "deleted": True}, now
         )

@@ -352,3 +352,10 @@ def validate_read(params: Mapping[str, Value]) -> list[str]:
 def validate_delete(params: Mapping[str, Value]) -> list[str]:
     """Every problem with a 5.3 Delete Schedule parameter map; empty means valid."""
     return _schedule_id_problems(params, DELETE_SERVICE, required=True)
+
+
+def no_such_schedule(schedule_id: str) -> str:
+    """The one reason a 5.3 gets for a schedule id it may not delete: unknown, ended, deleted
+    or another user's alike, so that a refusal never tells that another user's schedule
+    exists."""
+    return f"no schedule {schedule_id}: it never existed, has ended or was deleted"
