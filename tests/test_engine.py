@@ -728,3 +728,31 @@ def test_on_the_change_of_supplier_day_the_losing_suppliers_schedules_and_held_r
     assert any(isinstance(m, wire.HubAlert) and m.alert_code == "SCHEDULE_STOPPED" for m in told)
     assert len(eng.scheduler) == 0
     assert eng.tick(T0 + 5 * 86400 + 1).dispatch == []  # nothing left to release
+
+
+def test_an_execute_at_beyond_the_clock_skew_allowance_in_the_past_is_refused() -> None:
+    eng = _engine()
+    reasons = []
+    for rid, when in (("p1", 0.0), ("p2", T0 - 301)):
+        eff = eng.on_frame("u-supa", _req(rid, execute_at=when), T0)
+        refused = _decoded(eff.send[0].payload)
+        assert isinstance(refused, wire.Refusal), refused
+        assert refused.code is ResponseCode.E12
+        assert eff.dispatch == []
+        reasons.append(refused.reason)
+    assert reasons[0].startswith("execute_at 1970-01-01T00:00:00+00:00 is in the past")
+    assert all("at most 300 s behind is executed now" in r for r in reasons), reasons
+
+
+def test_an_execute_at_within_the_clock_skew_allowance_is_executed_now() -> None:
+    eng = _engine(clock_skew_s=60.0)
+    eff = eng.on_frame("u-supa", _req("p1", execute_at=T0 - 60), T0)
+    ack = _decoded(eff.send[0].payload)
+    assert isinstance(ack, wire.Acknowledgement)
+    assert ack.code is ResponseCode.I99
+    [dispatch] = eff.dispatch
+    assert dispatch.command.execute_at is None
+    assert dispatch.priority == CATALOGUE["4.1.1"].priority
+    late = _decoded(eng.on_frame("u-supa", _req("p2", execute_at=T0 - 61), T0).send[0].payload)
+    assert isinstance(late, wire.Refusal)
+    assert late.code is ResponseCode.E12

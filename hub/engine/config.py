@@ -69,6 +69,9 @@ class EngineConfig:
     """Schedule firings are spread over this window after their nominal time."""
     batch_release: bool = False
     """Leave releasing queued commands to ``release`` (called once per driver batch)."""
+    clock_skew_s: float = 300.0
+    """How far in the past a request's ``execute_at`` may be and still be executed now (the
+    user's clock may be behind the hub's); further in the past: E12."""
     outcome_timeout_s: float = 3600.0
     """How long after its execution time a Device-pattern future-dated command may go without
     its 8F66 / 8F67 outcome alert before the user gets E30."""

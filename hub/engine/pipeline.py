@@ -313,7 +313,15 @@ class RequestPipeline(Gatekeeping):
         self, user_id: str, req: wire.ServiceRequest, now: float
     ) -> tuple[ResponseCode, str, Service | None]:
         service = self.access.catalogue.get(req.service)
-        execute_at = req.execute_at if req.execute_at is not None else now
+        if req.execute_at is not None and req.execute_at < now - self.config.clock_skew_s:
+            return (
+                ResponseCode.E12,
+                f"execute_at {dt(req.execute_at).isoformat()} is in the past (the hub's time is "
+                f"{dt(now).isoformat()}; at most {self.config.clock_skew_s:g} s behind is "
+                "executed now): give a future time, or omit execute_at to execute now",
+                service,
+            )
+        execute_at = max(req.execute_at, now) if req.execute_at is not None else now
         decision = self.access.decide(
             AccessRequest(user_id, req.role, req.service, req.device_id, dt(execute_at))
         )
