@@ -728,3 +728,27 @@ def test_a_frame_that_does_not_start_with_a_map_is_refused_without_unpacking() -
     err = refused(data)
     assert err.code is ResponseCode.H1
     assert "map" in err.reason
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"x": msgpack.ExtType(4, b"abcd")},  # an extension type deep in params
+        {"a": [{"b": msgpack.ExtType(1, b"")}]},  # one nested deeper
+    ],
+)
+def test_a_frame_unreadable_deep_in_params_is_refused_with_its_readable_request_id(
+    bad: dict[str, Any],
+) -> None:
+    err = refusal_of(params=bad)
+    assert err.code is ResponseCode.H1
+    assert err.request_id == "sup-42"
+    assert wire.request_id_of(frame({**body_of(READ), "params": bad})) == "sup-42"
+
+
+def test_a_frame_with_a_bad_value_before_its_request_id_is_refused_with_the_id() -> None:
+    rest = {k: v for k, v in body_of(READ).items() if k != "params"}
+    body = {"params": {"x": msgpack.ExtType(4, b"abcd")}, **rest}
+    err = refused(frame(body))
+    assert err.code is ResponseCode.H1
+    assert err.request_id == "sup-42"

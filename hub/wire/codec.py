@@ -325,6 +325,25 @@ def _readable_request_id(body: _Body) -> str | None:
     return None
 
 
+def _request_id_ahead(frame: bytes) -> str | None:
+    """The well-formed request id of a map frame that cannot be unpacked whole: the top-level
+    map is read key by key, each other value skipped unbuilt (so a value the limits refuse
+    does not stop the search); None when the frame fails before the id; never raises."""
+    unpacker = msgpack.Unpacker(max_buffer_size=MAX_FRAME_BYTES, **_UNPACK_LIMITS)
+    unpacker.feed(frame)
+    try:
+        for _ in range(unpacker.read_map_header()):
+            key = unpacker.unpack()
+            if key == "request_id":
+                request_id = unpacker.unpack()
+                ok = type(request_id) is str and REQUEST_ID_PATTERN.fullmatch(request_id)
+                return request_id if ok else None
+            unpacker.skip()
+    except Exception:  # a structural fault, reached before any request id
+        return None
+    return None
+
+
 def request_id_of(frame: bytes) -> str | None:
     """The well-formed request id a frame holds, if it can be read that far; never raises
     (used to answer a frame whose handling failed after it was decoded)."""
@@ -335,7 +354,7 @@ def request_id_of(frame: bytes) -> str | None:
     try:
         body = _unpack(frame)
     except Exception:
-        return None
+        return _request_id_ahead(frame)
     return _readable_request_id(body) if type(body) is dict else None
 
 
@@ -354,7 +373,8 @@ def _decode(frame: bytes, accepted: dict[str, _Schema], sender: str) -> Message:
     try:
         body = _unpack(frame)
     except Exception as exc:  # any failure of the unpacker is the sender's malformed frame
-        raise WireError(ResponseCode.H1, f"not one msgpack value: {show(str(exc))}") from None
+        reason = f"not one msgpack value: {show(str(exc))}"
+        raise WireError(ResponseCode.H1, reason, _request_id_ahead(frame)) from None
     if type(body) is not dict:
         raise WireError(ResponseCode.H1, f"the body must be a msgpack map, not {show(body)}")
     if len(body) != _entries_announced(frame):
