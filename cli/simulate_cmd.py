@@ -29,6 +29,7 @@ from cli.errors import ExitStatus
 
 if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --help)
     from rich.progress import Progress
+    from rich.table import Table
 
     from meters_sim.scenario import Scenario
 
@@ -124,6 +125,40 @@ class Results:
             json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
         )
         return summary
+
+
+NO_MESSAGES = "no messages"
+"""What a share within target is shown as when there was nothing to measure."""
+
+
+def _codes(counts: dict[str, int] | None) -> str:
+    """Counts by code for people: ``I99 386, H8 2`` (``none`` when empty)."""
+    if not counts:
+        return "none"
+    return ", ".join(f"{code} {n:,}" for code, n in counts.items())
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The run's summary as a two-column table for people (the keys a mode cannot fill left
+    out); a share within target of no messages is shown as such."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary['scenario']}: summary ({summary['mode']} mode)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    within = summary["within_target"]
+    table.add_row("messages", f"{summary['messages']:,}")
+    table.add_row("within target", NO_MESSAGES if within is None else f"{within:.2%}")
+    for region, peak in summary["peak_cell_utilisation"].items():
+        table.add_row(f"peak cell utilisation, {region}", f"{peak:.1%}")
+    if summary["answers"] is not None:
+        table.add_row("answers", _codes(summary["answers"]))
+        table.add_row("responses", _codes(summary["responses"]))
+        table.add_row("alerts delivered", f"{sum(summary['alerts_delivered'].values()):,}")
+        table.add_row("outbox peak", f"{summary['max_outbox_depth']:,}")
+        table.add_row("expired", f"{summary['expired']:,}")
+    table.add_row("SLA breaches", f"{len(summary['breaches'])}")
+    return table
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -290,9 +325,6 @@ def _event(scenario: Scenario, out: Path, results: Results) -> list[str]:
             f"{s.within_target:.1%}",
         )
     console.print(table)
-    console.print(
-        f"answers {dict(answers)}; alerts delivered {sum(alerts.values())}; outbox peak {max_depth}; expired {sim.counters['expired']}"
-    )
     return breaches
 
 
@@ -380,9 +412,9 @@ def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
     for col in ("region", "flow", "messages", "p50 s", "p99 s", "within target"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r[0], r[1], f"{r[3]:,}", f"{r[4]:.2f}", f"{r[6]:.2f}", f"{r[7]:.2%}")
+        share = f"{r[7]:.2%}" if r[3] else NO_MESSAGES
+        table.add_row(r[0], r[1], f"{r[3]:,}", f"{r[4]:.2f}", f"{r[6]:.2f}", share)
     console.print(table)
-    console.print(f"peak cell utilisation by region: {peaks}")
     return breaches
 
 
@@ -422,6 +454,7 @@ def simulate(
     breaches = (_event if chosen == "event" else _bulk)(scenario, directory, results)
     summary = results.write(directory)
     plot_outputs(directory, scenario.run.name)
+    console.print(summary_table(summary))
     if as_json:
         output.document(summary)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")

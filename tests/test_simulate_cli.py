@@ -206,3 +206,34 @@ def test_an_event_run_and_a_bulk_run_write_the_same_files_with_the_same_columns(
     assert {r["mode"] for r in rows} == {"event"}
     assert any(float(r["mean_cell_utilisation"]) > 0 for r in rows)
     assert (tmp_path / "bulk" / "wan_utilisation.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_console_summary_is_a_table_of_codes_not_a_dict_repr(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    result = dcc("simulate", str(path), "--mode", "event", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert "{'" not in result.stdout
+    assert "I99 " in result.stdout
+    assert "within target" in result.stdout
+
+
+def test_a_run_without_messages_says_so_instead_of_a_share_within_target() -> None:
+    from rich.console import Console
+
+    from cli.simulate_cmd import summary_table
+
+    summary = {
+        "scenario": "quiet",
+        "mode": "bulk",
+        "messages": 0,
+        "within_target": None,
+        "peak_cell_utilisation": {"North": 0.0},
+        "answers": None,
+        "breaches": [],
+    }
+    console = Console(record=True, width=100)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "no messages" in text
+    assert "100.00%" not in text
