@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 
 from cli import output
-from cli.errors import ExitStatus
+from cli.errors import ExitStatus, UserError
 
 if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --help)
     from rich.progress import Progress
@@ -159,6 +159,17 @@ def summary_table(summary: dict[str, Any]) -> Table:
         table.add_row("expired", f"{summary['expired']:,}")
     table.add_row("SLA breaches", f"{len(summary['breaches'])}")
     return table
+
+
+def refuse_to_overwrite(directory: Path, overwrite: bool, option: str) -> None:
+    """Raise a ``UserError`` (status 2) when ``directory`` exists with something in it and
+    ``overwrite`` was not asked for; an empty or missing directory is fine."""
+    if overwrite or not directory.is_dir() or not any(directory.iterdir()):
+        return
+    raise UserError(
+        f"{directory} already exists and is not empty",
+        f"pass --overwrite to replace it, or choose another {option}",
+    )
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
@@ -434,6 +445,9 @@ def simulate(
     as_json: bool = typer.Option(
         False, "--json", help="Print summary.json on stdout (progress and tables go to stderr)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results of an earlier run in the --out directory."
+    ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
     from cli.plots import plot_outputs  # matplotlib: only when drawing
@@ -447,6 +461,7 @@ def simulate(
         else ("event" if scenario.fleet.sites <= event_limit else "bulk")
     )
     directory = out or Path("out") / scenario.run.name
+    refuse_to_overwrite(directory, overwrite, "--out")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = Results(chosen)

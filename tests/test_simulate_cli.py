@@ -237,3 +237,33 @@ def test_a_run_without_messages_says_so_instead_of_a_share_within_target() -> No
     text = console.export_text()
     assert "no messages" in text
     assert "100.00%" not in text
+
+
+def test_an_existing_output_directory_is_not_overwritten_without_overwrite(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    out = tmp_path / "o"
+    assert dcc("simulate", str(path), "--mode", "bulk", "--out", str(out)).returncode == 0
+    before = (out / "summary.json").read_bytes()
+    again = dcc("simulate", str(path), "--mode", "event", "--out", str(out))
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert (out / "summary.json").read_bytes() == before
+    forced = dcc("simulate", str(path), "--mode", "event", "--out", str(out), "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((out / "summary.json").read_text())["mode"] == "event"
+
+
+def test_an_existing_fleet_directory_is_not_overwritten_without_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "fleet"
+    args = ("fleet", "generate", "--sites", "5", "--seed", "1", "--out", str(out))
+    assert dcc(*args).returncode == 0
+    again = dcc(*args[:5], "2", *args[6:])
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert dcc(*args[:5], "2", *args[6:], "--overwrite").returncode == 0
