@@ -49,15 +49,20 @@ def generate(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON document.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing fleet in --out.")
+    ] = False,
 ) -> None:
     """Generate a fleet of --sites sites into the --out directory (docs/fleet-files.md)."""
     from rich.console import Console
     from rich.table import Table
 
+    from cli.simulate_cmd import refuse_to_overwrite
     from simfield.fleet import generate_fleet
     from simfield.fleet_files import write_fleet
 
     day = _as_of(as_of)
+    refuse_to_overwrite(out, overwrite, "--out")
     console = Console(stderr=as_json)
     started = time.perf_counter()
     with console.status(f"generating {sites:,} sites"):

@@ -1,6 +1,7 @@
 """PNG plots of a simulation's time series (matplotlib, headless).
 
-Decides: which series are drawn (WAN utilisation over time, outbox depth over time) and how.
+Decides: which series are drawn (mean cell utilisation per region over time, outbox depth
+over time, when the run has rows for them) and how.
 Must never: compute results; it draws the CSV files the simulate command wrote.
 """
 
@@ -25,24 +26,20 @@ def plot_outputs(directory: Path, title: str) -> list[Path]:
     """Draw every time series found in ``directory``; returns the PNG files written."""
     written = []
     util = directory / "wan_utilisation.csv"
-    if util.exists():
-        rows = _rows(util)
+    rows = _rows(util) if util.exists() else []
+    if rows:
         series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        key = "region" if rows and "region" in rows[0] else "cell"
-        value = (
-            "mean_cell_utilisation"
-            if rows and "mean_cell_utilisation" in rows[0]
-            else "utilisation"
-        )
         for r in rows:
-            series[r[key]].append((float(r["interval_start_s"]) / 3600.0, float(r[value])))
+            series[r["region"]].append(
+                (float(r["interval_start_s"]) / 3600.0, float(r["mean_cell_utilisation"]))
+            )
         fig, ax = plt.subplots(figsize=(9, 4))
         for name in sorted(series)[:12]:
             xs, ys = zip(*sorted(series[name]), strict=True)
             ax.step(xs, ys, where="post", label=name)
         ax.set_xlabel("hours from start")
-        ax.set_ylabel("WAN utilisation (share of cell capacity)")
-        ax.set_title(f"{title}: WAN utilisation by {key}")
+        ax.set_ylabel("mean share of cell capacity")
+        ax.set_title(f"{title}: mean cell utilisation by region")
         ax.legend(fontsize="small")
         fig.tight_layout()
         out = directory / "wan_utilisation.png"
@@ -50,8 +47,8 @@ def plot_outputs(directory: Path, title: str) -> list[Path]:
         plt.close(fig)
         written.append(out)
     depth = directory / "outbox_depth.csv"
-    if depth.exists():
-        rows = _rows(depth)
+    rows = _rows(depth) if depth.exists() else []
+    if rows:  # bulk mode models no outbox: a header alone
         fig, ax = plt.subplots(figsize=(9, 3))
         ax.plot([float(r["t_s"]) / 3600.0 for r in rows], [int(r["held"]) for r in rows])
         ax.set_xlabel("hours from start")

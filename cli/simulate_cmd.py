@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +25,11 @@ import typer
 from rich.console import Console
 
 from cli import output
-from cli.errors import ExitStatus
+from cli.errors import ExitStatus, UserError
 
 if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --help)
     from rich.progress import Progress
+    from rich.table import Table
 
     from meters_sim.scenario import Scenario
 
@@ -41,11 +44,139 @@ class Mode(StrEnum):
     BULK = "bulk"
 
 
+SCHEMA = 1
+"""Version of the result files' layout (``schema`` in summary.json, docs/scenarios.md); raised
+whenever a file, a column or a summary key changes meaning or goes away."""
+
+SERVICES_COLUMNS = (
+    "mode",
+    "region",
+    "flow",
+    "service",
+    "messages",
+    "p50_s",
+    "p95_s",
+    "p99_s",
+    "within_target",
+)
+"""``services.csv``: response times per service (event) or per region and flow (bulk)."""
+OUTBOX_COLUMNS = ("mode", "t_s", "held")
+"""``outbox_depth.csv``: deliveries held at each report interval (event mode only; bulk mode
+writes the header alone, it models no outbox)."""
+WAN_COLUMNS = ("mode", "region", "interval_start_s", "mean_cell_utilisation")
+"""``wan_utilisation.csv``: mean cell utilisation per region and 15-minute interval."""
+CELL_COLUMNS = ("mode", "region", "cell", "interval_start_s", "bytes", "utilisation")
+"""``cell_utilisation.csv``: utilisation per busy cell and interval (bytes: event mode only)."""
+FILES: dict[str, tuple[str, ...]] = {
+    "services.csv": SERVICES_COLUMNS,
+    "outbox_depth.csv": OUTBOX_COLUMNS,
+    "wan_utilisation.csv": WAN_COLUMNS,
+    "cell_utilisation.csv": CELL_COLUMNS,
+}
+"""Every CSV file a run writes, in both modes, with its columns."""
+SUMMARY_KEYS = (
+    "schema",
+    "scenario",
+    "mode",
+    "seed",
+    "sites",
+    "meters",
+    "simulated_s",
+    "messages",
+    "within_target",
+    "service_messages_per_meter_per_month",
+    "alerts_per_meter_per_month",
+    "peak_cell_utilisation",
+    "planned",
+    "answers",
+    "responses",
+    "alerts_delivered",
+    "quarantined",
+    "expired",
+    "max_outbox_depth",
+    "commands",
+    "security_alerts",
+    "breaches",
+)
+"""Every key of summary.json, in both modes (null where a mode cannot fill it)."""
+INTERVAL_S = 900.0
+"""Width of a utilisation interval (15 minutes) in both modes."""
+
+
+@dataclass
+class Results:
+    """What a run has produced so far: the rows of each CSV file and the summary."""
+
+    mode: str
+    """``event`` or ``bulk``: the first column of every row."""
+    rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {n: [] for n in FILES})
+    """Rows per file name (without the mode column)."""
+    summary: dict[str, Any] = field(default_factory=dict)
+    """summary.json's values; missing keys are written as null."""
+
+    def write(self, directory: Path) -> dict[str, Any]:
+        """Write every file of the schema into ``directory``; returns the summary written."""
+        for name, columns in FILES.items():
+            _write_csv(directory / name, list(columns), [[self.mode, *r] for r in self.rows[name]])
+        summary = {k: self.summary.get(k) for k in SUMMARY_KEYS}
+        summary["schema"] = SCHEMA
+        summary["mode"] = self.mode
+        (directory / "summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        return summary
+
+
+NO_MESSAGES = "no messages"
+"""What a share within target is shown as when there was nothing to measure."""
+
+
+def _codes(counts: dict[str, int] | None) -> str:
+    """Counts by code for people: ``I99 386, H8 2`` (``none`` when empty)."""
+    if not counts:
+        return "none"
+    return ", ".join(f"{code} {n:,}" for code, n in counts.items())
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The run's summary as a two-column table for people (the keys a mode cannot fill left
+    out); a share within target of no messages is shown as such."""
+    from rich.table import Table
+
+    table = Table(title=f"{summary['scenario']}: summary ({summary['mode']} mode)")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    within = summary["within_target"]
+    table.add_row("messages", f"{summary['messages']:,}")
+    table.add_row("within target", NO_MESSAGES if within is None else f"{within:.2%}")
+    for region, peak in summary["peak_cell_utilisation"].items():
+        table.add_row(f"peak cell utilisation, {region}", f"{peak:.1%}")
+    if summary["answers"] is not None:
+        table.add_row("answers", _codes(summary["answers"]))
+        table.add_row("responses", _codes(summary["responses"]))
+        table.add_row("alerts delivered", f"{sum(summary['alerts_delivered'].values()):,}")
+        table.add_row("outbox peak", f"{summary['max_outbox_depth']:,}")
+        table.add_row("expired", f"{summary['expired']:,}")
+    table.add_row("SLA breaches", f"{len(summary['breaches'])}")
+    return table
+
+
+def refuse_to_overwrite(directory: Path, overwrite: bool, option: str) -> None:
+    """Raise a ``UserError`` (status 2) when ``directory`` exists with something in it and
+    ``overwrite`` was not asked for; an empty or missing directory is fine."""
+    if overwrite or not directory.is_dir() or not any(directory.iterdir()):
+        return
+    raise UserError(
+        f"{directory} already exists and is not empty",
+        f"pass --overwrite to replace it, or choose another {option}",
+    )
+
+
 def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(header)
-        w.writerows(rows)
+        w.writerows(["" if v is None else v for v in r] for r in rows)
 
 
 def _r(x: float) -> float:
@@ -64,7 +195,20 @@ def _progress() -> Progress:
     )
 
 
-def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+def _scenario_values(scenario: Scenario) -> dict[str, Any]:
+    """The summary values that follow from the scenario alone (both modes)."""
+    rates = scenario.message_rates()
+    return {
+        "scenario": scenario.run.name,
+        "seed": scenario.run.seed,
+        "sites": scenario.fleet.sites,
+        "simulated_s": scenario.run.duration_s,
+        "service_messages_per_meter_per_month": _r(rates.service_per_month),
+        "alerts_per_meter_per_month": _r(rates.alerts_per_month),
+    }
+
+
+def _event(scenario: Scenario, out: Path, results: Results) -> list[str]:
     from rich.table import Table
 
     from hub.policies.sla import summarise
@@ -86,7 +230,8 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         fleet_dir,
     )
     fleet = load_fleet(fleet_dir)
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
+    region_of = {s.cell: s.region for s in fleet.inventory.sites.values()}
+    cells = sorted(region_of)
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
     start = scenario.run.start.timestamp()
     config = SimConfig(
@@ -112,7 +257,7 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)
-    depth: list[list[Any]] = []
+    depth = results.rows["outbox_depth.csv"]
     with _progress() as progress:
         task = progress.add_task(
             f"{scenario.run.name} (event mode, simulated time)", total=scenario.run.duration_s
@@ -124,24 +269,30 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
             depth.append([_r(t - start), len(sim.engine.outbox)])
             progress.update(task, completed=t - start)
     summaries = summarise(sim.sla)
-    _write_csv(
-        out / "services.csv",
-        ["service", "responses", "p50_s", "p95_s", "p99_s", "within_target"],
-        [
-            [s.key[0], s.count, _r(s.p50_s), _r(s.p95_s), _r(s.p99_s), _r(s.within_target)]
-            for s in summaries
-        ],
-    )
-    _write_csv(out / "outbox_depth.csv", ["t_s", "held"], depth)
+    results.rows["services.csv"] = [
+        [None, None, s.key[0], s.count, _r(s.p50_s), _r(s.p95_s), _r(s.p99_s), _r(s.within_target)]
+        for s in summaries
+    ]
+    width = sim.interval_s  # INTERVAL_S, as in bulk mode
     capacity = {c: config.engine.traffic.cell_budget(c) for c in cells}
-    _write_csv(
-        out / "wan_utilisation.csv",
-        ["cell", "interval_start_s", "bytes", "utilisation"],
-        [
-            [cell, i * sim.interval_s, b, _r(b / (capacity.get(cell, 1.0) * sim.interval_s))]
-            for (cell, i), b in sorted(sim.cell_bytes.items())
-        ],
-    )
+    cell_rows: list[list[Any]] = []
+    regions = sorted(set(region_of.values()))
+    cells_in = Counter(region_of.values())
+    intervals = max(1, math.ceil(scenario.run.duration_s / width))
+    used: dict[tuple[str, float], float] = {}
+    peaks = dict.fromkeys(regions, 0.0)
+    for (cell, i), b in sorted(sim.cell_bytes.items()):
+        region, at = region_of[cell], i * width
+        u = _r(b / (capacity.get(cell, 1.0) * width))
+        cell_rows.append([region, cell, at, b, u])
+        used[region, at] = used.get((region, at), 0.0) + u
+        peaks[region] = max(peaks[region], u)
+    results.rows["cell_utilisation.csv"] = cell_rows
+    results.rows["wan_utilisation.csv"] = [
+        [region, k * width, _r(used.get((region, k * width), 0.0) / cells_in[region])]
+        for region in regions
+        for k in range(intervals)
+    ]
     answers = Counter(d.code for d in sim.log if d.kind == "answer")
     responses = Counter(d.code for d in sim.log if d.kind == "response")
     alerts = Counter(d.code for d in sim.log if d.kind == "device_alert")
@@ -154,24 +305,24 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
         expiries=sim.counters["expired"],
         busy_share=busy_share,
     )
-    summary = {
-        "scenario": scenario.run.name,
-        "mode": "event",
-        "seed": scenario.run.seed,
-        "sites": scenario.fleet.sites,
-        "meters": len([d for d in fleet.inventory.devices.values() if d.mpxn]),
-        "simulated_s": scenario.run.duration_s,
-        "planned": planned,
-        "answers": dict(sorted(answers.items())),
-        "responses": dict(sorted(responses.items())),
-        "alerts_delivered": dict(sorted(alerts.items())),
-        "quarantined": answers.get("H7", 0),
-        "expired": sim.counters["expired"],
-        "max_outbox_depth": max_depth,
-        "commands": sim.counters["commands"],
-        "security_alerts": len(sim.engine.security_alerts),
-        "breaches": breaches,
-    }
+    messages = sum(s.count for s in summaries)
+    within = sum(s.count * s.within_target for s in summaries) / messages if messages else None
+    results.summary.update(
+        meters=len([d for d in fleet.inventory.devices.values() if d.mpxn]),
+        messages=messages,
+        within_target=None if within is None else _r(within),
+        peak_cell_utilisation={r: _r(p) for r, p in peaks.items()},
+        planned=planned,
+        answers=dict(sorted(answers.items())),
+        responses=dict(sorted(responses.items())),
+        alerts_delivered=dict(sorted(alerts.items())),
+        quarantined=answers.get("H7", 0),
+        expired=sim.counters["expired"],
+        max_outbox_depth=max_depth,
+        commands=sim.counters["commands"],
+        security_alerts=len(sim.engine.security_alerts),
+        breaches=breaches,
+    )
     table = Table(title=f"{scenario.run.name}: responses by service")
     for col in ("SRV", "responses", "p50 s", "p95 s", "p99 s", "within target"):
         table.add_column(col, justify="right")
@@ -185,13 +336,10 @@ def _event(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
             f"{s.within_target:.1%}",
         )
     console.print(table)
-    console.print(
-        f"answers {dict(answers)}; alerts delivered {sum(alerts.values())}; outbox peak {max_depth}; expired {sim.counters['expired']}"
-    )
-    return summary, breaches
+    return breaches
 
 
-def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
+def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
     import numpy as np
     from rich.table import Table
 
@@ -204,9 +352,9 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
     links = region_links(scenario)
     days = scenario.run.duration_s / 86_400.0
     start_hour = to_uk_local(scenario.run.start).hour
-    rows: list[list[Any]] = []
-    util_rows: list[list[Any]] = []
-    cell_rows: list[list[Any]] = []
+    rows = results.rows["services.csv"]
+    util_rows = results.rows["wan_utilisation.csv"]
+    cell_rows = results.rows["cell_utilisation.csv"]
     peaks: dict[str, float] = {}
     messages = 0
     within_weighted = 0.0
@@ -220,22 +368,23 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
                 for c in scenario.load.cell_outages
                 if c.region.value.capitalize() == region.region
             ]
-            results, util, peak, n, per_cell = simulate_region(
+            region_results, util, peak, n, per_cell = simulate_region(
                 region,
                 classes + extra,
                 scenario.run.seed * 1009 + i,
                 days,
-                900.0,
+                INTERVAL_S,
                 start_hour,
                 down,
             )
             messages += n
             peaks[region.region] = _r(peak)
-            for c in results:
+            for c in region_results:
                 rows.append(
                     [
                         c.region,
                         c.name,
+                        None,
                         c.count,
                         _r(c.p50_s),
                         _r(c.p95_s),
@@ -244,52 +393,40 @@ def _bulk(scenario: Scenario, out: Path) -> tuple[dict[str, Any], list[str]]:
                     ]
                 )
                 within_weighted += c.count * c.within_target
-            util_rows += [[region.region, k * 900, _r(u)] for k, u in enumerate(util)]
+            util_rows += [[region.region, k * INTERVAL_S, _r(u)] for k, u in enumerate(util)]
             busy_cells, busy_slots = np.nonzero(per_cell)
             cell_rows += [
-                [f"{region.region[0]}-{c + 1:04d}", k * 900, _r(per_cell[c, k])]
+                [
+                    region.region,
+                    f"{region.region[0]}-{c + 1:04d}",
+                    k * INTERVAL_S,
+                    None,
+                    _r(per_cell[c, k]),
+                ]
                 for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
             ]
             progress.update(task, advance=1)
-    _write_csv(
-        out / "flows.csv",
-        ["region", "flow", "messages", "p50_s", "p95_s", "p99_s", "within_target"],
-        rows,
-    )
-    _write_csv(
-        out / "wan_utilisation.csv",
-        ["region", "interval_start_s", "mean_cell_utilisation"],
-        util_rows,
-    )
-    _write_csv(out / "cell_utilisation.csv", ["cell", "interval_start_s", "utilisation"], cell_rows)
-    within = within_weighted / messages if messages else 1.0
+    within = within_weighted / messages if messages else None
     breaches = []
-    if within < scenario.sla.min_within_target:
+    if within is not None and within < scenario.sla.min_within_target:
         breaches.append(
             f"{within:.2%} of messages within target, below the minimum {scenario.sla.min_within_target:.2%}"
         )
-    rates = scenario.message_rates()
-    summary = {
-        "scenario": scenario.run.name,
-        "mode": "bulk",
-        "seed": scenario.run.seed,
-        "meters": round(scenario.fleet.meters),
-        "days": days,
-        "messages": messages,
-        "service_messages_per_meter_per_month": _r(rates.service_per_month),
-        "alerts_per_meter_per_month": _r(rates.alerts_per_month),
-        "within_target": _r(within),
-        "peak_cell_utilisation": peaks,
-        "breaches": breaches,
-    }
+    results.summary.update(
+        meters=round(scenario.fleet.meters),
+        messages=messages,
+        within_target=None if within is None else _r(within),
+        peak_cell_utilisation=peaks,
+        breaches=breaches,
+    )
     table = Table(title=f"{scenario.run.name}: {messages:,} messages over {days:g} day(s)")
     for col in ("region", "flow", "messages", "p50 s", "p99 s", "within target"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r[0], r[1], f"{r[2]:,}", f"{r[3]:.2f}", f"{r[5]:.2f}", f"{r[6]:.2%}")
+        share = f"{r[7]:.2%}" if r[3] else NO_MESSAGES
+        table.add_row(r[0], r[1], f"{r[3]:,}", f"{r[4]:.2f}", f"{r[6]:.2f}", share)
     console.print(table)
-    console.print(f"peak cell utilisation by region: {peaks}")
-    return summary, breaches
+    return breaches
 
 
 def simulate(
@@ -308,6 +445,9 @@ def simulate(
     as_json: bool = typer.Option(
         False, "--json", help="Print summary.json on stdout (progress and tables go to stderr)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace the results of an earlier run in the --out directory."
+    ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
     from cli.plots import plot_outputs  # matplotlib: only when drawing
@@ -321,13 +461,15 @@ def simulate(
         else ("event" if scenario.fleet.sites <= event_limit else "bulk")
     )
     directory = out or Path("out") / scenario.run.name
+    refuse_to_overwrite(directory, overwrite, "--out")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    summary, breaches = (_event if chosen == "event" else _bulk)(scenario, directory)
-    (directory / "summary.json").write_text(
-        json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
+    results = Results(chosen)
+    results.summary.update(_scenario_values(scenario))
+    breaches = (_event if chosen == "event" else _bulk)(scenario, directory, results)
+    summary = results.write(directory)
     plot_outputs(directory, scenario.run.name)
+    console.print(summary_table(summary))
     if as_json:
         output.document(summary)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +30,13 @@ def test_quickstart_runs_in_event_mode_and_gives_identical_files_for_the_same_se
         app, ["simulate", str(ROOT / "scenarios" / "quickstart.toml"), "--out", str(tmp_path / "b")]
     )
     assert second.exit_code == 0, second.output
-    for name in ("summary.json", "services.csv", "outbox_depth.csv", "wan_utilisation.csv"):
+    for name in (
+        "summary.json",
+        "services.csv",
+        "outbox_depth.csv",
+        "wan_utilisation.csv",
+        "cell_utilisation.csv",
+    ):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     for plot in ("wan_utilisation.png", "outbox_depth.png"):
         assert (tmp_path / "a" / plot).read_bytes().startswith(b"\x89PNG")
@@ -115,8 +125,145 @@ def test_a_cell_outage_makes_requests_to_its_comms_hubs_fail_in_both_models(tmp_
         app, ["simulate", str(path), "--mode", "bulk", "--out", str(tmp_path / "b")]
     )
     assert bulk.exit_code == 0, bulk.output
-    rows = (tmp_path / "b" / "flows.csv").read_text().splitlines()
-    south = next(r for r in rows if r.startswith("South,on demand"))
-    north = next(r for r in rows if r.startswith("North,on demand"))
+    rows = (tmp_path / "b" / "services.csv").read_text().splitlines()
+    south = next(r for r in rows if r.startswith("bulk,South,on demand"))
+    north = next(r for r in rows if r.startswith("bulk,North,on demand"))
     assert float(south.split(",")[-1]) < 0.9  # a quarter of the run, every South cell down
     assert float(north.split(",")[-1]) > 0.95
+
+
+SMALL = """
+[scenario]
+name = "small"
+seed = 5
+start = 2025-03-03T09:00:00Z
+duration = "1h"
+[fleet]
+sites = 40
+[load.on_demand]
+per_meter_per_day = 200.0
+[sla]
+min_within_target = 0.0
+"""
+
+
+def dcc(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m cli ARGS`` in a subprocess, as a user would."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=240,
+        check=False,
+    )
+
+
+def _layout(directory: Path) -> dict[str, list[str]]:
+    """Each result file of a run (the fleet and plots aside) with its CSV header."""
+    layout = {}
+    for path in sorted(directory.iterdir()):
+        if path.suffix == ".csv":
+            with path.open(encoding="utf-8") as f:
+                layout[path.name] = next(csv.reader(f))
+    return layout
+
+
+def test_an_event_run_and_a_bulk_run_write_the_same_files_with_the_same_columns(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    for mode in ("event", "bulk"):
+        result = dcc("simulate", str(path), "--mode", mode, "--out", str(tmp_path / mode))
+        assert result.returncode == 0, result.stderr
+    event, bulk = _layout(tmp_path / "event"), _layout(tmp_path / "bulk")
+    assert event == bulk
+    assert set(event) == {
+        "services.csv",
+        "outbox_depth.csv",
+        "wan_utilisation.csv",
+        "cell_utilisation.csv",
+    }
+    assert all(header[0] == "mode" for header in event.values())
+    summaries = {
+        mode: json.loads((tmp_path / mode / "summary.json").read_text())
+        for mode in ("event", "bulk")
+    }
+    assert set(summaries["event"]) == set(summaries["bulk"])
+    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 1
+    assert summaries["event"]["messages"] > 0
+    assert summaries["bulk"]["messages"] > 0
+    assert summaries["bulk"]["max_outbox_depth"] is None  # bulk mode models no outbox
+    assert set(summaries["event"]["peak_cell_utilisation"]) <= {"North", "Central", "South"}
+    with (tmp_path / "bulk" / "services.csv").open() as f:
+        assert {r["mode"] for r in csv.DictReader(f)} == {"bulk"}
+    with (tmp_path / "event" / "wan_utilisation.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert {r["mode"] for r in rows} == {"event"}
+    assert any(float(r["mean_cell_utilisation"]) > 0 for r in rows)
+    assert (tmp_path / "bulk" / "wan_utilisation.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_console_summary_is_a_table_of_codes_not_a_dict_repr(tmp_path: Path) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    result = dcc("simulate", str(path), "--mode", "event", "--out", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert "{'" not in result.stdout
+    assert "I99 " in result.stdout
+    assert "within target" in result.stdout
+
+
+def test_a_run_without_messages_says_so_instead_of_a_share_within_target() -> None:
+    from rich.console import Console
+
+    from cli.simulate_cmd import summary_table
+
+    summary = {
+        "scenario": "quiet",
+        "mode": "bulk",
+        "messages": 0,
+        "within_target": None,
+        "peak_cell_utilisation": {"North": 0.0},
+        "answers": None,
+        "breaches": [],
+    }
+    console = Console(record=True, width=100)
+    console.print(summary_table(summary))
+    text = console.export_text()
+    assert "no messages" in text
+    assert "100.00%" not in text
+
+
+def test_an_existing_output_directory_is_not_overwritten_without_overwrite(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "small.toml"
+    path.write_text(SMALL)
+    out = tmp_path / "o"
+    assert dcc("simulate", str(path), "--mode", "bulk", "--out", str(out)).returncode == 0
+    before = (out / "summary.json").read_bytes()
+    again = dcc("simulate", str(path), "--mode", "event", "--out", str(out))
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert (out / "summary.json").read_bytes() == before
+    forced = dcc("simulate", str(path), "--mode", "event", "--out", str(out), "--overwrite")
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((out / "summary.json").read_text())["mode"] == "event"
+
+
+def test_an_existing_fleet_directory_is_not_overwritten_without_overwrite(tmp_path: Path) -> None:
+    out = tmp_path / "fleet"
+    args = ("fleet", "generate", "--sites", "5", "--seed", "1", "--out", str(out))
+    assert dcc(*args).returncode == 0
+    again = dcc(*args[:5], "2", *args[6:])
+    assert again.returncode == 2, again.stderr
+    assert "already exists" in again.stderr
+    assert "--overwrite" in again.stderr
+    assert dcc(*args[:5], "2", *args[6:], "--overwrite").returncode == 0
