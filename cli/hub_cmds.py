@@ -187,6 +187,11 @@ def serve(
     hold: float = typer.Option(
         2 * 86400.0, min=0.0, help="Seconds a response or alert is held for an absent user."
     ),
+    retry: float = typer.Option(
+        60.0,
+        min=0.001,
+        help="Seconds a pushed response or alert waits for its delivery_ack before it is pushed again.",
+    ),
     schedule_window: float = typer.Option(
         3600.0, min=0.0, help="Schedule firings are spread over this many seconds after their time."
     ),
@@ -241,7 +246,7 @@ def serve(
             endpoint=endpoint,
             pools=pools,
             wan=wan,
-            engine=EngineConfig(hold_s=hold, schedule_window_s=schedule_window),
+            engine=EngineConfig(hold_s=hold, retry_s=retry, schedule_window_s=schedule_window),
             synchronous=Synchronous(synchronous.value),
             answer_within_s=answer_within,
         )

@@ -145,6 +145,7 @@ def test_a_hub_whose_store_cannot_be_opened_says_so_in_one_line_and_exits_2(
         ["--endpoint", "127.0.0.1:5570"],
         ["--endpoint", "tcp://127.0.0.1:70000"],
         ["--wan-loss", "1.5"],
+        ["--retry", "0"],
         ["--hold", "0"],
     ],
     ids=" ".join,
