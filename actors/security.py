@@ -122,6 +122,7 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         self._users = users
         self._lock = threading.Lock()
         self._peer = ""
+        self._admitted: tuple[bytes, str] = (b"", "")
         self.refused = 0
         """Handshakes refused (unknown, revoked or inactive keys)."""
         self.refusals_dropped = 0
@@ -145,6 +146,10 @@ class UserKeyAuthenticator(ThreadAuthenticator):
             user_id = self._keys.get(z85_key)
         user = self._users.get(user_id) if user_id else None
         ok = user is not None and user.status is UserStatus.ACTIVE
+        if ok and user_id is not None:
+            # the ZAP thread asks curve_user_id next, for this key: answer from this decision,
+            # so a revocation that lands in between cannot make it fail (and kill the thread)
+            self._admitted = (z85_key, user_id)
         if not ok:
             with self._lock:
                 self.refused += 1
@@ -199,8 +204,11 @@ class UserKeyAuthenticator(ThreadAuthenticator):
         """The ZAP user id for a key: ``<user id>/<key fingerprint>``; the front door reads the
         user id from every frame and checks the key is still registered."""
         key = z85.encode(client_public_key)
-        with self._lock:
-            return f"{self._keys[key]}{ZAP_ID_SEP}{fingerprint(key)}"
+        admitted_key, user_id = self._admitted
+        if admitted_key != key:  # not the handshake just admitted: look it up (never raise)
+            with self._lock:
+                user_id = self._keys.get(key, "")
+        return f"{user_id}{ZAP_ID_SEP}{fingerprint(key)}"
 
 
 def split_zap_id(zap_id: str) -> tuple[str, str]:

@@ -211,3 +211,23 @@ def test_on_a_running_hub_a_new_key_is_served_a_revoked_one_is_cut_off_and_both_
     assert "key_revoked" in kinds
     assert fingerprint(public) in refusal.reason
     assert "127.0.0.1" in refusal.reason
+
+
+def test_a_key_revoked_between_the_check_and_the_user_id_still_gets_an_id_and_no_exception(
+    tmp_path: Path,
+) -> None:
+    from zmq.utils import z85
+
+    create_keys(tmp_path, ["dave"])
+    public, _ = zmq.auth.load_certificate(str(keys_dir(tmp_path) / "users" / "dave.key"))
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    auth = UserKeyAuthenticator(ctx, tmp_path, {"dave": _user("dave")})
+    try:
+        assert auth.callback("*", public)
+        (keys_dir(tmp_path) / "users" / "dave.key").unlink()
+        assert auth.reload()[0].kind is KeyChangeKind.REVOKED
+        zap_id = auth.curve_user_id(z85.decode(public))  # the ZAP thread's next question
+        assert zap_id == f"dave/{fingerprint(public)}"
+        assert not auth.current("dave", fingerprint(public))  # so its frames are refused E1
+    finally:
+        ctx.term()
