@@ -47,6 +47,26 @@ def assert_user_error(result: subprocess.CompletedProcess[str], status: int, *wo
         assert word in result.stderr, (word, result.stderr)
 
 
+def _read_request(
+    fleet_dir: Path, endpoint: str | None = None, *extra: str, user: str = "u-supa"
+) -> subprocess.CompletedProcess[str]:
+    """``dcc send`` of a 4.1.1 as ``user`` (to ``endpoint``, giving up after half a second)."""
+    where = ["--endpoint", endpoint, "--connect-timeout", "0.5"] if endpoint else []
+    return dcc(
+        "send",
+        "--fleet",
+        str(fleet_dir),
+        *where,
+        "--user",
+        user,
+        "--role",
+        "IS",
+        "--service",
+        "4.1.1",
+        *extra,
+    )
+
+
 @pytest.fixture(scope="module")
 def fleet_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("cli-errors") / "fleet"
@@ -142,57 +162,17 @@ def test_a_missing_store_is_a_runtime_failure_on_stderr(tmp_path: Path) -> None:
 
 
 def test_send_to_a_user_not_in_the_fleet_says_it_must_be_in_users_csv(fleet_dir: Path) -> None:
-    result = dcc(
-        "send",
-        "--fleet",
-        str(fleet_dir),
-        "--user",
-        "u-nobody",
-        "--role",
-        "IS",
-        "--service",
-        "4.1.1",
-    )
+    result = _read_request(fleet_dir, user="u-nobody")
     assert_user_error(result, 2, "u-nobody", "users.csv")
 
 
 def test_send_to_a_hub_that_is_not_running_gives_one_line_and_status_1(fleet_dir: Path) -> None:
-    result = dcc(
-        "send",
-        "--fleet",
-        str(fleet_dir),
-        "--endpoint",
-        f"tcp://127.0.0.1:{free_port()}",
-        "--connect-timeout",
-        "0.5",
-        "--user",
-        "u-supa",
-        "--role",
-        "IS",
-        "--service",
-        "4.1.1",
-    )
+    result = _read_request(fleet_dir, f"tcp://127.0.0.1:{free_port()}")
     assert_user_error(result, 1, "no hub answered", "--connect-timeout")
 
 
 def test_a_malformed_device_id_is_refused_before_anything_is_sent(fleet_dir: Path) -> None:
-    result = dcc(
-        "send",
-        "--fleet",
-        str(fleet_dir),
-        "--endpoint",
-        f"tcp://127.0.0.1:{free_port()}",
-        "--connect-timeout",
-        "0.5",
-        "--user",
-        "u-supa",
-        "--role",
-        "IS",
-        "--service",
-        "4.1.1",
-        "--device",
-        "NOTADEVICE",
-    )
+    result = _read_request(fleet_dir, f"tcp://127.0.0.1:{free_port()}", "--device", "NOTADEVICE")
     assert_user_error(result, 2, "device_id", "16 upper-case hexadecimal digits")
 
 
