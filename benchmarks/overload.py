@@ -9,7 +9,11 @@ I99 / H8 / otherwise, unanswered; p50 / p99 time from send to answer (I99 or a r
 responses received per second; and the hub's RSS over the run and after it.
 
 Run: .venv/bin/python benchmarks/overload.py [--clients 3] [--seconds 20] [--rate 150]
-     [--meters 40] [--wan-latency 1.0] [--answer-within 1.0]
+     [--meters 40] [--wan-latency 1.0] [--answer-within 1.0] [--send-window N]
+With ``--send-window N`` each client uses the SDK's send window: a request it would send while
+N of its requests are unanswered is held back locally (counted as ``held_back``, not sent), as
+a client that follows the protocol's advice does; times are then send to answer of the frames
+that did leave the client.
 The sustainable rate is about ``meters / wan_latency`` requests per second (one command per
 comms hub in flight); the default offers about ten times that. With ``--wan-latency 0`` the
 front door itself is the bottleneck (saturation run, e.g. ``--rate 3000``). Loopback only,
@@ -39,7 +43,7 @@ from _support import Meter, keyed_fleet, rss_mb, start_hub, stop_hub
 from hub import wire
 from hub.reference.roles import Role
 from hub.reference.utrn import make_utrn
-from sdk.client import HubClient
+from sdk.client import HubClient, SendWindowFullError
 from sdk.keys import hub_keypair, user_keypair
 
 TOP_UP_SHARE = 0.15
@@ -54,6 +58,7 @@ def _client(
     seconds: float,
     rate: float,
     seed: int,
+    window: int | None,
     out: mp.Queue,  # type: ignore[type-arg]
 ) -> None:
     rng = random.Random(seed)
@@ -62,6 +67,7 @@ def _client(
         hub_keypair(Path(fleet_dir)).public,
         user_keypair(Path(fleet_dir), user),
         max_in_flight=10_000,
+        send_window=window,
     )
     client.connect(30)
     sent: dict[str, tuple[str, float]] = {}
@@ -82,17 +88,21 @@ def _client(
             m = rng.choice(meters)
             rid = f"{user}-{seed}-{n}"
             n += 1
-            if rng.random() < TOP_UP_SHARE:
-                counter += 1
-                utrn = make_utrn(m.device_id, 500, counter % 999_999, key=m.party)
-                cls = "urgent"
-                client.submit(rid, Role.IS, "2.2", m.device_id, {"utrn": utrn})
-            else:
-                cls = "on_demand"
-                client.submit(rid, Role.IS, "4.1.1", m.device_id)
+            next_send += 1.0 / rate
+            try:
+                if rng.random() < TOP_UP_SHARE:
+                    counter += 1
+                    utrn = make_utrn(m.device_id, 500, counter % 999_999, key=m.party)
+                    cls = "urgent"
+                    client.submit(rid, Role.IS, "2.2", m.device_id, {"utrn": utrn})
+                else:
+                    cls = "on_demand"
+                    client.submit(rid, Role.IS, "4.1.1", m.device_id)
+            except SendWindowFullError:
+                counts[cls]["held_back"] = counts[cls].get("held_back", 0) + 1
+                continue
             sent[rid] = (cls, time.perf_counter())
             counts[cls]["sent"] += 1
-            next_send += 1.0 / rate
         msg = client.receive(0.002)
         while msg is not None:
             if isinstance(msg, wire.Acknowledgement | wire.Refusal):
@@ -135,6 +145,12 @@ def main() -> None:
     ap.add_argument(
         "--answer-within", type=float, default=None, help="dcc serve --answer-within (seconds)"
     )
+    ap.add_argument(
+        "--send-window",
+        type=int,
+        default=None,
+        help="each client's SDK send window (requests unanswered before it holds back)",
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dcc-overload-"))
     hub = None
@@ -169,6 +185,7 @@ def main() -> None:
                     args.seconds,
                     args.rate,
                     i,
+                    args.send_window,
                     q,
                 ),
             )

@@ -3,9 +3,10 @@ acknowledge responses and alerts, with redeliveries removed.
 
 Decides: how a client announces itself (Hello after every successful handshake, so a hub
 restart or a reconnection gets held deliveries pushed again), which deliveries are
-duplicates (delivery ids already handed to the caller are acknowledged again and dropped), and
+duplicates (delivery ids already handed to the caller are acknowledged again and dropped),
 that a critical command sent without a signature is signed with the client's signing key when
-it was given one.
+it was given one, and, with a send window, when to hold back a request locally (more than the
+window unanswered) instead of queueing it where the hub cannot see it.
 Must never: share its socket between threads; use one HubClient per thread.
 """
 
@@ -35,6 +36,13 @@ Inbound = (
     | wire.HubAlert
     | wire.Welcome
 )
+
+
+class SendWindowFullError(Exception):
+    """The client's send window is full: ``window`` requests are sent and not yet answered
+    (I99 or a refusal). Nothing was sent; receive answers, then submit again."""
+
+
 Delivered = wire.ServiceResponse | wire.DeviceAlertNotice | wire.HubAlert
 
 
@@ -51,11 +59,22 @@ class HubClient:
         dedup_window: int = 1_000_000,
         auto_hello: bool = True,
         signing_key: SigningKey | None = None,
+        send_window: int | None = None,
+        window_timeout_s: float = 60.0,
     ) -> None:
         """Connect to ``endpoint``. With ``auto_hello`` (the default) the client says Hello
         after every handshake and so becomes the user's delivery connection; a connection that
         only sends requests can leave that to another (answers still come back to it). With a
-        ``signing_key`` (the user's party's), critical commands sent unsigned are signed."""
+        ``signing_key`` (the user's party's), critical commands sent unsigned are signed.
+        With a ``send_window``, ``submit`` raises ``SendWindowFullError`` instead of sending
+        while that many requests are unanswered; a request unanswered for ``window_timeout_s``
+        stops counting (the hub answers every frame it reads, so that means it was lost with a
+        connection: resubmit it with the same id)."""
+        if send_window is not None and send_window < 1:
+            raise ValueError("send_window must be at least 1")
+        self._send_window = send_window
+        self._window_timeout_s = window_timeout_s
+        self._unanswered: OrderedDict[str, float] = OrderedDict()
         self._signing_key = signing_key
         self._own_ctx = context is None
         self._ctx = context or zmq.Context()
@@ -119,7 +138,10 @@ class HubClient:
     ) -> None:
         """Send a service request without waiting (the answer arrives through ``receive``).
         A critical command without ``signature`` is signed with the client's signing key, if
-        it has one."""
+        it has one. Raises ``SendWindowFullError``, sending nothing, when the send window is
+        full."""
+        if self._send_window is not None:
+            self._make_room()
         service_entry = CATALOGUE.get(service)
         if (
             not signature
@@ -139,6 +161,27 @@ class HubClient:
             signature=signature,
         )
         self._sock.send(wire.encode(req))
+        if self._send_window is not None:
+            self._unanswered[request_id] = time.monotonic()
+            self._unanswered.move_to_end(request_id)
+
+    @property
+    def unanswered(self) -> int:
+        """Requests sent and not yet answered (counted only with a send window)."""
+        return len(self._unanswered)
+
+    def _make_room(self) -> None:
+        assert self._send_window is not None
+        if len(self._unanswered) < self._send_window:
+            return
+        stale = time.monotonic() - self._window_timeout_s
+        while self._unanswered and next(iter(self._unanswered.values())) < stale:
+            self._unanswered.popitem(last=False)
+        if len(self._unanswered) >= self._send_window:
+            raise SendWindowFullError(
+                f"{len(self._unanswered)} requests are unanswered (send window "
+                f"{self._send_window}): receive their answers, then submit again"
+            )
 
     def send_raw(self, frame: bytes) -> None:
         """Send bytes as they are (for tests of the hub's handling of bad input)."""
@@ -209,6 +252,8 @@ class HubClient:
         msg: Any = wire.decode_from_hub(frame)
         if isinstance(msg, wire.Welcome):
             self.welcome = msg
+        if isinstance(msg, (wire.Acknowledgement, wire.Refusal)) and msg.request_id:
+            self._unanswered.pop(msg.request_id, None)
         if isinstance(msg, (wire.ServiceResponse, wire.DeviceAlertNotice, wire.HubAlert)):
             if msg.delivery_id in self._seen:
                 self.duplicates += 1
