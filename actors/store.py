@@ -514,8 +514,12 @@ class SqliteStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Audit records filtered by user, device and time, oldest first."""
+        """Audit records filtered by user, device and time, newest first unless
+        ``oldest_first``; the order and the limit are the query's (``ORDER BY id DESC LIMIT``,
+        by the ``audit_user`` / ``audit_device`` indexes when filtered by user or device), so
+        only the rows returned are read."""
         clauses: list[str] = []
         args: list[object] = []
         for column, value in (("user_id", user_id), ("device_id", device_id)):
@@ -531,7 +535,7 @@ class SqliteStore(Store):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._db.execute(
             "SELECT at, direction, user_id, kind, request_id, service, device_id, code, reason, delivery_id "
-            f"FROM audit{where} ORDER BY id LIMIT ?",
+            f"FROM audit{where} ORDER BY id {'ASC' if oldest_first else 'DESC'} LIMIT ?",
             (*args, limit),
         ).fetchall()
         return [

@@ -51,7 +51,6 @@ if TYPE_CHECKING:  # the drivers are imported by the commands that use them (a f
 console = Console()
 
 JSON_DOCUMENT = typer.Option(False, "--json", help="Print the result as one JSON document.")
-_EVERY_RECORD = 2**62  # a limit the store never reaches
 NO_STORE_HINT = "a hub writes its store when 'dcc serve' first runs; check --data (or DCC_DATA)"
 
 EXIT_RUNTIME = 1
@@ -614,12 +613,11 @@ def audit(
                 device,
                 parse_instant(since),
                 parse_instant(until),
-                limit if oldest_first else _EVERY_RECORD,
+                limit,
+                oldest_first=oldest_first,
             )
     except FileNotFoundError as err:
         raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
-    if not oldest_first:  # the store answers oldest first: keep the newest ``limit``
-        records = records[: -limit - 1 : -1]
     if as_json:
         for r in records:
             output.line(output.record(r, times=("at",)))

@@ -72,7 +72,7 @@ def test_a_full_store_is_usable_again_once_there_is_room_and_takes_the_same_batc
         store.apply(batch, eng.next_seq, eng.next_delivery)
         saved = [r.request_id for r in batch.save_requests]
         assert [r.request_id for r in store.load(since=0.0).requests] == saved
-        assert store.audit_records(limit=-1) == batch.audit
+        assert store.audit_records(limit=-1, oldest_first=True) == batch.audit
 
 
 def test_a_probe_changes_nothing_a_restart_or_a_report_reads(tmp_path: Path) -> None:
@@ -85,7 +85,7 @@ def test_a_probe_changes_nothing_a_restart_or_a_report_reads(tmp_path: Path) -> 
         store.probe()
         store.probe()
         assert store.load(since=0.0) == before
-        assert store.audit_records(limit=-1) == batch.audit
+        assert store.audit_records(limit=-1, oldest_first=True) == batch.audit
 
 
 def test_a_file_that_is_not_a_store_is_refused_naming_it_and_what_to_do(tmp_path: Path) -> None:

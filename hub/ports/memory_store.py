@@ -144,13 +144,15 @@ class MemoryStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Audit records filtered by user, device and time, oldest first."""
+        """Audit records filtered by user, device and time, newest first unless
+        ``oldest_first``, up to ``limit``."""
         self._check_open()
         out: list[AuditRecord] = []
         if limit == 0:
             return out
-        for a in self._audit:
+        for a in self._audit if oldest_first else reversed(self._audit):
             if (
                 (user_id is None or a.user_id == user_id)
                 and (device_id is None or a.device_id == device_id)

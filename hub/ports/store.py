@@ -121,10 +121,13 @@ class Store(Protocol):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
         """Audit records of this user and this device (None: any), at or after ``since`` and
-        before ``until`` (None: unbounded), in the order they were recorded, the first
-        ``limit`` of them (a negative limit: all)."""
+        before ``until`` (None: unbounded), the newest recorded first (``oldest_first``: in the
+        order they were recorded), the first ``limit`` of them in that order (a negative
+        limit: all). The limit is kept by the backend's query, so the newest few of a long
+        history are found without reading the rest."""
         ...
 
     def sla_records(
