@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import SqliteStore
+from hub import wire
 from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule, Scheduler, parse_create
@@ -71,7 +72,7 @@ def _request(seq: int, request_id: str | None = None, **kw: object) -> RequestRe
         "execute_at": None,
         "received_at": T0,
         "state": RequestState.ACCEPTED,
-        "reply": b"ack-" + str(seq).encode(),
+        "reply": wire.encode(wire.Acknowledgement(request_id=request_id or f"r{seq}")),
         "comms_hub": "CHF-1",
         "head_end": "tlv",
         "signature": b"sig",

@@ -21,6 +21,7 @@ from actors.store import (
 from hub.engine import Effects, HubEngine
 from hub.ports.store import StoreFailedError
 from tests.test_engine import T0, _engine, _req
+from tests.test_store_layout import write_schema_1_store
 
 
 def _batch(eng: HubEngine, prefix: str, count: int) -> Effects:
@@ -133,11 +134,7 @@ def test_an_unversioned_store_is_migrated_to_the_current_schema_keeping_its_reco
 ) -> None:
     path = tmp_path / "hub.sqlite"
     eng = _engine()
-    with closing(SqliteStore(path)) as store:
-        store.apply(_batch(eng, "r", 2), eng.next_seq, eng.next_delivery)
-    with closing(sqlite3.connect(path)) as db:  # as stores were before versions: no probe table
-        db.execute("DROP TABLE probe")
-        db.execute("PRAGMA user_version=0")
+    write_schema_1_store(path, _batch(eng, "r", 2).save_requests, version=0)  # no probe table
     with closing(SqliteStore(path)) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert [r.request_id for r in store.load(since=0.0).requests] == ["r0", "r1"]

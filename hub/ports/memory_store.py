@@ -17,7 +17,7 @@ from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
-from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, compact
 from hub.reference.standard import Value
 
 
@@ -103,7 +103,7 @@ class MemoryStore(Store):
         for seq in effects.complete_requests:
             if seq in self._requests:
                 done = self._requests[seq]
-                done.state, done.params, done.signature = RequestState.COMPLETED, {}, b""
+                self._requests[seq] = compact(replace(done, state=RequestState.COMPLETED))
         for d in added:
             self._deliveries[d.delivery_id] = d
         for delivery_id in effects.remove_deliveries:
@@ -183,7 +183,5 @@ def _copy_request(r: RequestRecord) -> RequestRecord:
 
 
 def _stored_request(r: RequestRecord) -> RequestRecord:
-    """What is kept of a request: all of it while open, no parameters or signature once final."""
-    if r.state.persisted is RequestState.ACCEPTED:
-        return _copy_request(r)
-    return replace(r, params={}, signature=b"")
+    """What is kept of a request (``compact``), copied."""
+    return _copy_request(compact(r))
