@@ -1,7 +1,9 @@
 """The embedded default store: one SQLite file (WAL) for requests, deliveries and audit.
 
 Decides: the schema and its version (``PRAGMA user_version``: an older store is migrated when
-opened, a newer one refused), how one step's effects become one transaction (group commit: the
+opened, a newer one refused), how compactly a request is kept (schema 2: what
+``hub.ports.store.compact`` keeps, a digest as its unique key, shared reasons: about 130 bytes
+per remembered request whatever its size), how one step's effects become one transaction (group commit: the
 front door applies a whole batch of decisions at once, then sends), how durable a commit is
 (``Synchronous``: FULL by default, so an acknowledged request survives a power cut), what a
 failed commit raises (``StoreFailedError`` with the first error; the connection stays usable),
