@@ -1,7 +1,9 @@
 """The embedded default store: one SQLite file (WAL) for requests, deliveries and audit.
 
 Decides: the schema and its version (``PRAGMA user_version``: an older store is migrated when
-opened, a newer one refused), how one step's effects become one transaction (group commit: the
+opened, a newer one refused), how compactly a request is kept (schema 2: what
+``hub.ports.store.compact`` keeps, a digest as its unique key, shared reasons: about 130 bytes
+per remembered request whatever its size), how one step's effects become one transaction (group commit: the
 front door applies a whole batch of decisions at once, then sends), how durable a commit is
 (``Synchronous``: FULL by default, so an acknowledged request survives a power cut), what a
 failed commit raises (``StoreFailedError`` with the first error; the connection stays usable),
@@ -14,33 +16,66 @@ store is used from one thread only (the front door's), so it keeps a single conn
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
 from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
+from hub.engine.lifecycle import MAX_SHARED_REASONS, REMEMBERED_FINGERPRINT_BYTES
 from hub.engine.outbox import DeliveryKind, Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
-from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
+from hub.ports.store import (
+    OPEN_STATES,
+    Restored,
+    Store,
+    StoreConflictError,
+    StoreFailedError,
+    answer_bytes,
+    compact,
+    first_answer,
+)
+from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "hub.sqlite"
 """The store's file name inside a data directory."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
 PROBE_BYTES = 1 << 20
 """What ``probe`` writes (then removes) to check the file takes a large batch again: 1 MiB."""
 _UNIQUE_FAILURES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
-_OPEN = tuple(sorted(s.value for s in OPEN_STATES))
+_STATES: tuple[RequestState, ...] = (
+    RequestState.ACCEPTED,
+    RequestState.COMPLETED,
+    RequestState.REFUSED,
+)
+"""The persisted request states, by the number the ``requests`` table keeps (schema 2)."""
+_STATE_NUMBERS = {state: number for number, state in enumerate(_STATES)}
+_OPEN = tuple(sorted(_STATE_NUMBERS[s] for s in OPEN_STATES))
 _OPEN_IN = "(" + ",".join("?" * len(_OPEN)) + ")"
+_COMPLETED = _STATE_NUMBERS[RequestState.COMPLETED]
+_REQUEST_COLUMNS = (
+    "seq, key, user_id, request_id, fingerprint, service, role, received_at, state, code, "
+    "reason_id, reason, execute_at, device_id, comms_hub, head_end, params, signature, "
+    "scheduled"
+)
+_LOADED_COLUMNS = (  # as _REQUEST_COLUMNS, a shared reason read from ``reasons``
+    "seq, key, user_id, request_id, fingerprint, service, role, received_at, state, code, "
+    "requests.reason_id, coalesce(requests.reason, reasons.reason), execute_at, device_id, "
+    "comms_hub, head_end, params, signature, scheduled"
+)
+_MARKS = ",".join("?" * len(_REQUEST_COLUMNS.split(",")))
+_MIGRATE_AT_ONCE = 2000  # requests converted per statement by the schema 2 migration
 _KINDS = {k.value: k for k in DeliveryKind}
-_EMPTY_MAP = msgpack.packb({})
 _PAYLOADS_AT_ONCE = 500  # ids per query (below SQLite's bound on parameters)
 _WHAT_TO_DO = (
     "restore it from a backup, or move it aside to start with an empty store "
@@ -135,9 +170,197 @@ CREATE TABLE IF NOT EXISTS probe (filler BLOB NOT NULL);
 """Schema version 1. Stores written before versions were recorded have ``user_version`` 0 and
 every table but ``probe``: running this script on them is their migration to version 1."""
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+REQUESTS_2 = """
+CREATE TABLE requests_2 (
+    seq INTEGER PRIMARY KEY,
+    key BLOB NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    service TEXT NOT NULL,
+    role TEXT NOT NULL,
+    received_at REAL NOT NULL,
+    state INTEGER NOT NULL,
+    code TEXT,
+    reason_id INTEGER,
+    reason TEXT,
+    execute_at REAL,
+    device_id TEXT,
+    comms_hub TEXT,
+    head_end TEXT,
+    params BLOB,
+    signature BLOB,
+    scheduled INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reasons (reason_id INTEGER PRIMARY KEY, reason TEXT NOT NULL UNIQUE);
+DROP INDEX IF EXISTS audit_user_at;
+DROP INDEX IF EXISTS audit_device_at;
+CREATE INDEX IF NOT EXISTS audit_user ON audit (user_id);
+CREATE INDEX IF NOT EXISTS audit_device ON audit (device_id);
+"""
+"""Schema version 2: requests kept compactly, about 130 bytes per remembered request whatever
+the request's size (with an id of 20 characters; each character more costs one byte):
+
+- ``key``: a 16-byte digest of (user id, request id), unique: the idempotency key, indexed
+  once instead of both texts;
+- ``state``: the persisted state as a number (``_STATES``); no index (a restart and a purge
+  read the table through);
+- ``code`` and ``reason``: the first answer as ``hub.ports.store.first_answer`` keeps it
+  (the reason NULL when it is the code's meaning), instead of its encoded bytes; the first
+  ``MAX_SHARED_REASONS`` distinct reasons are kept once, in ``reasons``, and a request
+  holds the number (``reason_id``) instead of the text;
+- once final: ``fingerprint`` cut to its first 16 bytes, ``params`` and ``signature`` NULL,
+  and ``device_id``, ``comms_hub``, ``head_end`` NULL unless the request is future dated.
+
+The audit trail is indexed by user and by device alone (SQLite orders each by rowid), so the
+newest records of a user or device are read from the end of the index, without a sort."""
+
+
+def _requests_2(db: sqlite3.Connection) -> None:
+    """Migration to schema 2: ``REQUESTS_2``, every request converted, the old table gone."""
+    for statement in REQUESTS_2.split(";"):
+        if statement.strip():
+            db.execute(statement)
+    reasons = _Reasons(db)
+    rows = db.execute(
+        "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
+        "execute_at, received_at, state, reply, comms_hub, head_end, signature, scheduled "
+        "FROM requests ORDER BY seq"
+    )
+    while chunk := rows.fetchmany(_MIGRATE_AT_ONCE):
+        db.executemany(
+            f"INSERT INTO requests_2 ({_REQUEST_COLUMNS}) VALUES ({_MARKS})",
+            [
+                _request_row(
+                    RequestRecord(
+                        seq=r[0],
+                        user_id=r[1],
+                        request_id=r[2],
+                        fingerprint=r[3],
+                        service=r[4],
+                        role=Role(r[5]),
+                        device_id=r[6],
+                        params=msgpack.unpackb(r[7], raw=False),
+                        execute_at=r[8],
+                        received_at=r[9],
+                        state=RequestState(r[10]),
+                        reply=r[11],
+                        comms_hub=r[12],
+                        head_end=r[13],
+                        signature=r[14],
+                        scheduled=bool(r[15]),
+                    ),
+                    reasons,
+                )
+                for r in chunk
+            ],
+        )
+    reasons.committed()
+    db.execute("DROP TABLE requests")  # and its indexes
+    db.execute("ALTER TABLE requests_2 RENAME TO requests")
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+"""One schema step: a script of statements, or a function given the connection."""
+
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2)
 """``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
 store); each runs in the same transaction as the version it records."""
+
+
+def _key(user_id: str, request_id: str) -> bytes:
+    """The 16-byte idempotency key the ``requests`` table keeps unique."""
+    both = f"{user_id}\x00{request_id}".encode()
+    return hashlib.blake2b(both, digest_size=16, person=b"dcc-hub-store").digest()
+
+
+class _Reasons:
+    """The reasons a store keeps once (the ``reasons`` table), by their numbers: the first
+    ``MAX_SHARED_REASONS`` distinct ones; later ones stay inline in their request's row."""
+
+    def __init__(self, db: sqlite3.Connection, known: bool = True) -> None:
+        """The reasons of this connection's store (``known``: read those it holds; a report's
+        read-only view, which never adds any, need not)."""
+        self._db = db
+        self._numbers: dict[str, int] = (
+            dict(db.execute("SELECT reason, reason_id FROM reasons")) if known else {}
+        )
+        self._pending: dict[str, int] = {}  # added by the transaction under way
+
+    def number(self, reason: str) -> int | None:
+        """The number of a reason, added to ``reasons`` if there is room (None: none)."""
+        number = self._numbers.get(reason) or self._pending.get(reason)
+        if number is None and len(self._numbers) + len(self._pending) < MAX_SHARED_REASONS:
+            self._db.execute(
+                "INSERT INTO reasons (reason) VALUES (?) ON CONFLICT (reason) DO NOTHING",
+                (reason,),
+            )
+            (number,) = self._db.execute(
+                "SELECT reason_id FROM reasons WHERE reason = ?", (reason,)
+            ).fetchone()
+            self._pending[reason] = number
+        return number
+
+    def committed(self) -> None:
+        """The transaction that added the pending reasons committed: they are known."""
+        self._numbers.update(self._pending)
+        self._pending.clear()
+
+    def rolled_back(self) -> None:
+        """The transaction that added the pending reasons failed: they are gone."""
+        self._pending.clear()
+
+
+def _request_row(rec: RequestRecord, reasons: _Reasons) -> tuple[object, ...]:
+    """The ``requests`` row of a request: what ``compact`` keeps of it."""
+    r = compact(rec)
+    code, reason = first_answer(r.reply)
+    reason_id = None if reason is None else reasons.number(reason)
+    open_ = r.state in OPEN_STATES
+    return (
+        r.seq,
+        _key(r.user_id, r.request_id),
+        r.user_id,
+        r.request_id,
+        r.fingerprint,
+        r.service,
+        r.role.value,
+        r.received_at,
+        _STATE_NUMBERS[r.state],
+        None if code is None else code.value,
+        reason_id,
+        None if reason_id is not None else reason,
+        r.execute_at,
+        r.device_id,
+        r.comms_hub,
+        r.head_end,
+        msgpack.packb(r.params, use_bin_type=True) if open_ else None,
+        r.signature if open_ else None,
+        int(r.scheduled),
+    )
+
+
+def _request_of(r: Any) -> RequestRecord:
+    """The request a loaded row holds (columns as ``_LOADED_COLUMNS``)."""
+    code = None if r[9] is None else ResponseCode(r[9])
+    return RequestRecord(
+        seq=r[0],
+        user_id=r[2],
+        request_id=r[3],
+        fingerprint=r[4],
+        service=r[5],
+        role=Role(r[6]),
+        received_at=r[7],
+        state=_STATES[r[8]],
+        reply=answer_bytes(r[3], code, r[11]),
+        execute_at=r[12],
+        device_id=r[13],
+        comms_hub=r[14],
+        head_end=r[15],
+        params={} if r[16] is None else msgpack.unpackb(r[16], raw=False),
+        signature=b"" if r[17] is None else r[17],
+        scheduled=bool(r[18]),
+    )
 
 
 def store_file(data_dir: Path) -> Path:
@@ -175,6 +398,7 @@ class SqliteStore(Store):
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         try:
             self._open(read_only)
+            self._reasons = _Reasons(self._db, known=not read_only)
         except BaseException:
             self._db.close()
             raise
@@ -212,6 +436,9 @@ class SqliteStore(Store):
         db.execute("BEGIN IMMEDIATE")
         try:
             for step in MIGRATIONS[version:SCHEMA_VERSION]:
+                if callable(step):
+                    step(db)
+                    continue
                 for statement in step.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -257,32 +484,13 @@ class SqliteStore(Store):
             raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
 
     def _load(self, since: float) -> Restored:
-        rows = self._db.execute(
-            "SELECT seq, user_id, request_id, fingerprint, service, role, device_id, params, "
-            "execute_at, received_at, state, reply, comms_hub, head_end, signature, scheduled FROM requests "
-            f"WHERE received_at >= ? OR state IN {_OPEN_IN} ORDER BY seq",
-            (since, *_OPEN),
-        ).fetchall()
         requests = [
-            RequestRecord(
-                seq=r[0],
-                user_id=r[1],
-                request_id=r[2],
-                fingerprint=r[3],
-                service=r[4],
-                role=Role(r[5]),
-                device_id=r[6],
-                params=msgpack.unpackb(r[7], raw=False),
-                execute_at=r[8],
-                received_at=r[9],
-                state=RequestState(r[10]),
-                reply=r[11],
-                comms_hub=r[12],
-                head_end=r[13],
-                signature=r[14],
-                scheduled=bool(r[15]),
+            _request_of(r)
+            for r in self._db.execute(
+                f"SELECT {_LOADED_COLUMNS} FROM requests LEFT JOIN reasons USING (reason_id) "
+                f"WHERE received_at >= ? OR state IN {_OPEN_IN} ORDER BY seq",
+                (since, *_OPEN),
             )
-            for r in rows
         ]
         users: dict[str, str] = {}  # one string per user, however many deliveries it holds
         deliveries = [
@@ -352,35 +560,18 @@ class SqliteStore(Store):
         try:
             if effects.save_requests:
                 db.executemany(
-                    "INSERT INTO requests VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    [
-                        (
-                            r.seq,
-                            r.user_id,
-                            r.request_id,
-                            r.fingerprint,
-                            r.service,
-                            r.role.value,
-                            r.device_id,
-                            msgpack.packb(r.params, use_bin_type=True) if open_ else _EMPTY_MAP,
-                            r.execute_at,
-                            r.received_at,
-                            r.state.persisted.value,
-                            r.reply,
-                            r.comms_hub,
-                            r.head_end,
-                            r.signature if open_ else b"",
-                            int(r.scheduled),
-                        )
-                        for r in effects.save_requests
-                        for open_ in (r.state.persisted is RequestState.ACCEPTED,)
-                    ],
+                    f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({_MARKS})",
+                    [_request_row(r, self._reasons) for r in effects.save_requests],
                 )
             if effects.complete_requests:
-                db.executemany(  # answered: only what idempotency needs is kept
-                    "UPDATE requests SET state = ?, params = ?, signature = ? WHERE seq = ?",
+                db.executemany(  # answered: only what ``compact`` keeps
+                    "UPDATE requests SET state = ?, fingerprint = substr(fingerprint, 1, ?), "
+                    "params = NULL, signature = NULL, "
+                    "device_id = iif(execute_at IS NULL, NULL, device_id), "
+                    "comms_hub = iif(execute_at IS NULL, NULL, comms_hub), "
+                    "head_end = iif(execute_at IS NULL, NULL, head_end) WHERE seq = ?",
                     [
-                        (RequestState.COMPLETED.value, _EMPTY_MAP, b"", seq)
+                        (_COMPLETED, REMEMBERED_FINGERPRINT_BYTES, seq)
                         for seq in effects.complete_requests
                     ],
                 )
@@ -461,8 +652,10 @@ class SqliteStore(Store):
                 )
             db.execute("COMMIT")
         except BaseException:
+            self._reasons.rolled_back()
             self._rollback()
             raise
+        self._reasons.committed()
 
     def probe(self) -> None:
         """Write ``PROBE_BYTES`` into the ``probe`` table and delete them in one committed
@@ -514,8 +707,12 @@ class SqliteStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Audit records filtered by user, device and time, oldest first."""
+        """Audit records filtered by user, device and time, newest first unless
+        ``oldest_first``; the order and the limit are the query's (``ORDER BY id DESC LIMIT``,
+        by the ``audit_user`` / ``audit_device`` indexes when filtered by user or device), so
+        only the rows returned are read."""
         clauses: list[str] = []
         args: list[object] = []
         for column, value in (("user_id", user_id), ("device_id", device_id)):
@@ -531,7 +728,7 @@ class SqliteStore(Store):
         where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
         rows = self._db.execute(
             "SELECT at, direction, user_id, kind, request_id, service, device_id, code, reason, delivery_id "
-            f"FROM audit{where} ORDER BY id LIMIT ?",
+            f"FROM audit{where} ORDER BY id {'ASC' if oldest_first else 'DESC'} LIMIT ?",
             (*args, limit),
         ).fetchall()
         return [

@@ -4,6 +4,8 @@ request, and the store's bytes per remembered request.
 
 Cases (each run in a fresh process, three runs, the median reported):
 - ``held``: N responses held for a user that is offline (never said Hello);
+- ``answered``: N read requests accepted, answered by the device and their responses
+  acknowledged: each remembered (completed) for idempotency, nothing held;
 - ``refused``: N refused requests of about 1 MiB each, remembered for idempotency;
 - ``fuzzed``: N mutated frames (random ids, junk and oversized parameters, wrong types).
 
@@ -33,13 +35,19 @@ from hub import wire
 from hub.engine import Effects, EngineConfig, HubEngine, RequestRecord, RequestState
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
+from hub.reference.standard import CommandStatus, DeviceResponse
 from hub.wire.checks import InvalidMessageError
 from tests.world import ESME, World
 
 T0 = 1_780_000_000.0
 BATCH = 512  # effects applied to the store per transaction, as the front door batches
 FAILED = [0]  # fuzzed frames whose engine step raised
-CASES = {"held": [100_000, 1_000_000], "refused": [400], "fuzzed": [200_000]}
+CASES = {
+    "held": [100_000, 1_000_000],
+    "answered": [100_000],
+    "refused": [400],
+    "fuzzed": [200_000],
+}
 
 
 def _rss_bytes() -> int:
@@ -80,6 +88,39 @@ def _held(engine: HubEngine, store: SqliteStore, n: int) -> None:
             batch = Effects()
     _apply(store, engine, batch)
     assert len(engine.outbox) == n
+
+
+def _answered(engine: HubEngine, store: SqliteStore, n: int) -> None:
+    for i in range(n):
+        now = T0 + i * 0.01
+        frame = wire.encode(
+            wire.ServiceRequest(
+                request_id=f"ans-{i:09d}",
+                service="4.1.1",
+                role=Role.IS,
+                device_id=ESME,
+                params={},
+            )
+        )
+        step = engine.on_frame("u-supa", frame, now)
+        [command] = step.dispatch
+        step.extend(
+            engine.on_device_response(
+                DeviceResponse(
+                    command.command.command_id,
+                    ESME,
+                    "4.1.1",
+                    CommandStatus.SUCCESS,
+                    {"import_wh": 1234 + i},
+                ),
+                now,
+            )
+        )
+        ids = tuple(d.delivery_id for d in step.add_deliveries)
+        step.extend(engine.on_frame("u-supa", wire.encode(wire.DeliveryAck(delivery_ids=ids)), now))
+        _apply(store, engine, step)
+    assert engine.index.remembered == n
+    assert len(engine.outbox) == 0
 
 
 def _refused(engine: HubEngine, store: SqliteStore, n: int) -> None:
@@ -139,13 +180,16 @@ def _pack(body: dict[str, object]) -> bytes:
     return packed
 
 
+_RUNS = {"held": _held, "answered": _answered, "refused": _refused, "fuzzed": _fuzzed}
+
+
 def child(case: str, n: int) -> dict[str, float]:
     """One run in this process: RSS and store size before and after ``n`` items."""
     engine = HubEngine(World().access, EngineConfig(idempotency_max=10 * n))
     with tempfile.TemporaryDirectory() as tmp:
         store = SqliteStore(Path(tmp) / "hub.sqlite")
         # warm up the code paths (imports, caches) before the baseline
-        {"held": _held, "refused": _refused, "fuzzed": _fuzzed}[case](engine, store, 2)
+        _RUNS[case](engine, store, 2)
         engine = HubEngine(World().access, EngineConfig(idempotency_max=10 * n))
         store.close()
         for old in Path(tmp).glob("hub.sqlite*"):
@@ -155,7 +199,7 @@ def child(case: str, n: int) -> dict[str, float]:
         store = SqliteStore(Path(tmp) / "hub.sqlite")
         FAILED[0] = 0
         before = _rss_bytes()
-        {"held": _held, "refused": _refused, "fuzzed": _fuzzed}[case](engine, store, n)
+        _RUNS[case](engine, store, n)
         after = _rss_bytes()
         store.close()
         store_after = _store_bytes(Path(tmp))

@@ -51,7 +51,6 @@ if TYPE_CHECKING:  # the drivers are imported by the commands that use them (a f
 console = Console()
 
 JSON_DOCUMENT = typer.Option(False, "--json", help="Print the result as one JSON document.")
-_EVERY_RECORD = 2**62  # a limit the store never reaches
 NO_STORE_HINT = "a hub writes its store when 'dcc serve' first runs; check --data (or DCC_DATA)"
 
 EXIT_RUNTIME = 1
@@ -213,6 +212,14 @@ def serve(
         help="Rewrite this file every second while every part runs; removed when the hub "
         "stops or a part dies (check it with 'dcc health').",
     ),
+    status_every: float = typer.Option(
+        STATUS_EVERY_S, min=0.1, help="Seconds between status lines."
+    ),
+    as_json: bool = typer.Option(
+        False,
+        "--json",
+        help="Print the start, status and stop lines as JSON lines (keys in docs/cli.md).",
+    ),
     inject_fault: str | None = typer.Option(
         None,
         "--inject-fault",
@@ -270,9 +277,21 @@ def serve(
         bad = err.fault is StartFault.BAD_INPUT
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT if bad else EXIT_RUNTIME)
     health = _Health(health_file, hub.endpoint)
-    typer.echo(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
-    typer.echo(f"hub public key (Z85): {hub.public_key}")
-    next_status = time.monotonic() + STATUS_EVERY_S
+    if as_json:
+        output.line(
+            {
+                "event": "listening",
+                "time": output.iso(time.time()),
+                "endpoint": hub.endpoint,
+                "public_key": hub.public_key,
+                "store": str(settings.store_path),
+                "pid": os.getpid(),
+            }
+        )
+    else:
+        typer.echo(f"hub listening on {hub.endpoint}; store {settings.store_path}; Ctrl-C stops")
+        typer.echo(f"hub public key (Z85): {hub.public_key}")
+    next_status = time.monotonic() + status_every
     while not stop.wait(WATCH_EVERY_S):
         dead = hub.failure()
         if dead is not None:
@@ -290,11 +309,15 @@ def serve(
             faults.clear()
             hub.inject_fault(fault)
         if time.monotonic() >= next_status:
-            next_status += STATUS_EVERY_S
-            _print_status(hub)
+            next_status += status_every
+            _print_status(hub, as_json)
     health.remove()
+    final = _status_fields(hub)
     hub.stop()
-    typer.echo("hub stopped")
+    if as_json:
+        output.line({"event": "stopped", "time": output.iso(time.time()), **final})
+    else:
+        typer.echo("hub stopped")
 
 
 def health(
@@ -365,17 +388,30 @@ class _Health:
             self._path.unlink(missing_ok=True)
 
 
-def _print_status(hub: LiveHub) -> None:
+def _status_fields(hub: LiveHub) -> dict[str, int]:
+    """The counts of a status line, by their JSON keys (docs/cli.md), in the order shown."""
     assert hub.engine is not None
     assert hub.front_door is not None
     c = hub.engine.counters
-    console.print(
-        f"frames in {hub.front_door.stats['frames_in']}, accepted {c.get('I99', 0)}, "
-        f"refused {sum(v for k, v in c.items() if k[:1] in 'EH')}, pending {hub.engine.pending}, "
-        f"held {len(hub.engine.outbox)}, refused handshakes {hub.handshakes_refused}, "
-        f"schedules {len(hub.engine.scheduler)}, quarantined {len(hub.engine.quarantine)}, "
-        f"security alerts {c.get('security_alert', 0)}"
-    )
+    return {
+        "frames_in": hub.front_door.stats["frames_in"],
+        "accepted": c.get("I99", 0),
+        "refused": sum(v for k, v in c.items() if k[:1] in "EH"),
+        "pending": hub.engine.pending,
+        "held": len(hub.engine.outbox),
+        "refused_handshakes": hub.handshakes_refused,
+        "schedules": len(hub.engine.scheduler),
+        "quarantined": len(hub.engine.quarantine),
+        "security_alerts": c.get("security_alert", 0),
+    }
+
+
+def _print_status(hub: LiveHub, as_json: bool = False) -> None:
+    fields = _status_fields(hub)
+    if as_json:
+        output.line({"event": "status", "time": output.iso(time.time()), **fields})
+        return
+    console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in fields.items()))
 
 
 def _refuse(line: str, status: int) -> NoReturn:
@@ -614,12 +650,11 @@ def audit(
                 device,
                 parse_instant(since),
                 parse_instant(until),
-                limit if oldest_first else _EVERY_RECORD,
+                limit,
+                oldest_first=oldest_first,
             )
     except FileNotFoundError as err:
         raise UserError(str(err), NO_STORE_HINT, ExitStatus.FAILURE) from None
-    if not oldest_first:  # the store answers oldest first: keep the newest ``limit``
-        records = records[: -limit - 1 : -1]
     if as_json:
         for r in records:
             output.line(output.record(r, times=("at",)))

@@ -66,7 +66,7 @@ def test_a_completed_request_keeps_no_parameters_in_the_store(tmp_path: Path) ->
     store = SqliteStore(tmp_path / "hub.sqlite")
     rec = RequestRecord(
         1, "u-supa", "r1", bytes(32), "4.1.1", Role.IS, ESME, {"window_s": 60}, None, T0,
-        RequestState.ACCEPTED, b"ack", signature=b"sig",
+        RequestState.ACCEPTED, wire.encode(wire.Acknowledgement(request_id="r1")), signature=b"sig",
     )  # fmt: skip
     store.apply(Effects(save_requests=[rec]), 2, 1)
     store.apply(Effects(complete_requests=[1]), 2, 1)

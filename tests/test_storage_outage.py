@@ -137,7 +137,8 @@ def test_a_full_store_stops_acknowledgements_and_the_hub_resumes_by_itself_losin
     assert {rid: n for rid, n in answered.items() if n != 1} == {}
     assert answered.keys() == wanted
     with closing(open_store(hub.settings.data_dir, read_only=True)) as report:
-        alerts = [r for r in report.audit_records(limit=-1) if r.code == "STORAGE_UNAVAILABLE"]
+        records = report.audit_records(limit=-1, oldest_first=True)
+        alerts = [r for r in records if r.code == "STORAGE_UNAVAILABLE"]
     assert len(alerts) >= 1
     assert "SQLITE_FULL" in alerts[0].reason
 

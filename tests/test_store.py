@@ -77,7 +77,7 @@ def test_a_read_only_store_sees_what_the_hub_commits_and_cannot_write(tmp_path: 
             assert report.audit_records() == []
             step = eng.on_frame("u-supa", _req("r1"), T0)
             hub_store.apply(step, eng.next_seq, eng.next_delivery)
-            assert report.audit_records(limit=-1) == step.audit
+            assert report.audit_records(limit=-1, oldest_first=True) == step.audit
             with pytest.raises(sqlite3.OperationalError, match="readonly"):
                 report.apply(step, eng.next_seq + 1, eng.next_delivery)
             with pytest.raises(sqlite3.OperationalError, match="readonly"):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from actors.store import SqliteStore
+from hub import wire
 from hub.engine import AuditKind, AuditRecord, Direction, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule, Scheduler, parse_create
@@ -71,7 +72,7 @@ def _request(seq: int, request_id: str | None = None, **kw: object) -> RequestRe
         "execute_at": None,
         "received_at": T0,
         "state": RequestState.ACCEPTED,
-        "reply": b"ack-" + str(seq).encode(),
+        "reply": wire.encode(wire.Acknowledgement(request_id=request_id or f"r{seq}")),
         "comms_hub": "CHF-1",
         "head_end": "tlv",
         "signature": b"sig",
@@ -358,9 +359,7 @@ def test_an_engine_restored_from_the_store_repeats_its_first_answer_to_a_resubmi
 # ---- the read side ---------------------------------------------------------------------
 
 
-def test_audit_records_are_filtered_by_user_device_and_time_oldest_first_up_to_the_limit(
-    backend: Backend,
-) -> None:
+def _five_audit_records(backend: Backend) -> tuple[Store, list[AuditRecord]]:
     records = [
         _audit(T0 + 3, "u-supa", ESME),
         _audit(T0 + 1, "u-supa", None, AuditKind.HELLO),
@@ -370,16 +369,42 @@ def test_audit_records_are_filtered_by_user_device_and_time_oldest_first_up_to_t
     ]
     backend.store.apply(Effects(audit=records[:2]), 1, 1)
     backend.store.apply(Effects(audit=records[2:]), 1, 1)
-    store = backend.reopen()
-    assert store.audit_records() == records  # in the order recorded, not by time
-    assert store.audit_records(user_id="u-supa") == [records[0], records[1], records[4]]
-    assert store.audit_records(device_id=ESME) == [records[0], records[2]]
-    assert store.audit_records(user_id="u-supa", device_id="gas-1") == [records[4]]
-    assert store.audit_records(since=T0 + 2, until=T0 + 4) == [records[0], records[2]]
-    assert store.audit_records(limit=2) == records[:2]
-    assert store.audit_records(user_id="u-supa", limit=2) == records[:2]
+    return backend.reopen(), records
+
+
+def test_audit_records_are_filtered_by_user_device_and_time_oldest_first_up_to_the_limit(
+    backend: Backend,
+) -> None:
+    store, records = _five_audit_records(backend)
+
+    def oldest(**kw: object) -> list[AuditRecord]:
+        return store.audit_records(oldest_first=True, **kw)  # type: ignore[arg-type]
+
+    assert oldest() == records  # in the order recorded, not by time
+    assert oldest(user_id="u-supa") == [records[0], records[1], records[4]]
+    assert oldest(device_id=ESME) == [records[0], records[2]]
+    assert oldest(user_id="u-supa", device_id="gas-1") == [records[4]]
+    assert oldest(since=T0 + 2, until=T0 + 4) == [records[0], records[2]]
+    assert oldest(limit=2) == records[:2]
+    assert oldest(user_id="u-supa", limit=2) == records[:2]
+    assert oldest(limit=0) == []
+    assert oldest(limit=-1) == records
+    assert oldest(user_id="nobody") == []
+
+
+def test_audit_records_come_newest_recorded_first_by_default_and_the_limit_keeps_the_newest(
+    backend: Backend,
+) -> None:
+    store, records = _five_audit_records(backend)
+    newest = records[::-1]
+    assert store.audit_records() == newest  # by the order recorded, not by time
+    assert store.audit_records(limit=2) == [records[4], records[3]]
+    assert store.audit_records(user_id="u-supa", limit=2) == [records[4], records[1]]
+    assert store.audit_records(device_id=ESME, limit=1) == [records[2]]
+    assert store.audit_records(since=T0 + 2, until=T0 + 4) == [records[2], records[0]]
+    assert store.audit_records(user_id="u-supa", since=T0 + 2, limit=1) == [records[4]]
     assert store.audit_records(limit=0) == []
-    assert store.audit_records(limit=-1) == records
+    assert store.audit_records(limit=-1) == newest
     assert store.audit_records(user_id="nobody") == []
 
 

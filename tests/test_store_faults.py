@@ -21,6 +21,7 @@ from actors.store import (
 from hub.engine import Effects, HubEngine
 from hub.ports.store import StoreFailedError
 from tests.test_engine import T0, _engine, _req
+from tests.test_store_layout import write_schema_1_store
 
 
 def _batch(eng: HubEngine, prefix: str, count: int) -> Effects:
@@ -72,7 +73,7 @@ def test_a_full_store_is_usable_again_once_there_is_room_and_takes_the_same_batc
         store.apply(batch, eng.next_seq, eng.next_delivery)
         saved = [r.request_id for r in batch.save_requests]
         assert [r.request_id for r in store.load(since=0.0).requests] == saved
-        assert store.audit_records(limit=-1) == batch.audit
+        assert store.audit_records(limit=-1, oldest_first=True) == batch.audit
 
 
 def test_a_probe_changes_nothing_a_restart_or_a_report_reads(tmp_path: Path) -> None:
@@ -85,7 +86,7 @@ def test_a_probe_changes_nothing_a_restart_or_a_report_reads(tmp_path: Path) -> 
         store.probe()
         store.probe()
         assert store.load(since=0.0) == before
-        assert store.audit_records(limit=-1) == batch.audit
+        assert store.audit_records(limit=-1, oldest_first=True) == batch.audit
 
 
 def test_a_file_that_is_not_a_store_is_refused_naming_it_and_what_to_do(tmp_path: Path) -> None:
@@ -133,11 +134,7 @@ def test_an_unversioned_store_is_migrated_to_the_current_schema_keeping_its_reco
 ) -> None:
     path = tmp_path / "hub.sqlite"
     eng = _engine()
-    with closing(SqliteStore(path)) as store:
-        store.apply(_batch(eng, "r", 2), eng.next_seq, eng.next_delivery)
-    with closing(sqlite3.connect(path)) as db:  # as stores were before versions: no probe table
-        db.execute("DROP TABLE probe")
-        db.execute("PRAGMA user_version=0")
+    write_schema_1_store(path, _batch(eng, "r", 2).save_requests, version=0)  # no probe table
     with closing(SqliteStore(path)) as store:
         assert store.schema_version == SCHEMA_VERSION
         assert [r.request_id for r in store.load(since=0.0).requests] == ["r0", "r1"]

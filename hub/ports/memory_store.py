@@ -17,7 +17,7 @@ from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
-from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError
+from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, compact
 from hub.reference.standard import Value
 
 
@@ -103,7 +103,7 @@ class MemoryStore(Store):
         for seq in effects.complete_requests:
             if seq in self._requests:
                 done = self._requests[seq]
-                done.state, done.params, done.signature = RequestState.COMPLETED, {}, b""
+                self._requests[seq] = compact(replace(done, state=RequestState.COMPLETED))
         for d in added:
             self._deliveries[d.delivery_id] = d
         for delivery_id in effects.remove_deliveries:
@@ -144,13 +144,15 @@ class MemoryStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
-        """Audit records filtered by user, device and time, oldest first."""
+        """Audit records filtered by user, device and time, newest first unless
+        ``oldest_first``, up to ``limit``."""
         self._check_open()
         out: list[AuditRecord] = []
         if limit == 0:
             return out
-        for a in self._audit:
+        for a in self._audit if oldest_first else reversed(self._audit):
             if (
                 (user_id is None or a.user_id == user_id)
                 and (device_id is None or a.device_id == device_id)
@@ -181,7 +183,5 @@ def _copy_request(r: RequestRecord) -> RequestRecord:
 
 
 def _stored_request(r: RequestRecord) -> RequestRecord:
-    """What is kept of a request: all of it while open, no parameters or signature once final."""
-    if r.state.persisted is RequestState.ACCEPTED:
-        return _copy_request(r)
-    return replace(r, params={}, signature=b"")
+    """What is kept of a request (``compact``), copied."""
+    return _copy_request(compact(r))

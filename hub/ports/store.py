@@ -12,16 +12,66 @@ the implementations live with their drivers (``actors.store``) or are pure Pytho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
+import msgpack
+
 from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
+from hub.engine.lifecycle import REMEMBERED_FINGERPRINT_BYTES, REMEMBERED_REASON_CHARS, Remembered
 from hub.engine.outbox import Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
+from hub.reference.codes import MEANINGS, ResponseCode
+from hub.reference.text import bounded
 
 OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
 """Request states the hub still owes an answer for: always loaded on a restart, never purged."""
+
+
+def first_answer(reply: bytes) -> tuple[ResponseCode | None, str | None]:
+    """What a store keeps of a request's encoded first answer: its code (None: it had none,
+    as a schedule firing) and its reason bounded as the engine remembers it (None: the
+    code's own meaning)."""
+    if not reply:
+        return None, None
+    body = msgpack.unpackb(reply, raw=False)
+    code = ResponseCode(body["code"])
+    reason = bounded(str(body["reason"]), REMEMBERED_REASON_CHARS)
+    return code, None if reason == MEANINGS[code] else reason
+
+
+def answer_bytes(request_id: str, code: ResponseCode | None, reason: str | None) -> bytes:
+    """The encoded first answer a store gives back for what ``first_answer`` kept (the same
+    bytes the engine repeats to a resubmission)."""
+    if code is None:
+        return b""
+    return Remembered("", request_id, b"", code, reason or MEANINGS[code]).reply
+
+
+def compact(rec: RequestRecord) -> RequestRecord:
+    """What a store keeps of a request, and loads back: all of it while it is open (its
+    first answer as ``first_answer`` keeps it); once final (refused, or completed), only what
+    idempotency and a restart need: its identity, service, role, times, state, the first
+    ``REMEMBERED_FINGERPRINT_BYTES`` of its fingerprint and its first answer. Its device,
+    comms hub and head-end are kept only when it is future dated (a Device-pattern command
+    may still await its outcome after a restart); no parameters, no signature."""
+    reply = answer_bytes(rec.request_id, *first_answer(rec.reply))
+    state = rec.state.persisted
+    if state in OPEN_STATES:
+        return replace(rec, state=state, reply=reply)
+    dated = rec.execute_at is not None
+    return replace(
+        rec,
+        state=state,
+        reply=reply,
+        fingerprint=rec.fingerprint[:REMEMBERED_FINGERPRINT_BYTES],
+        params={},
+        signature=b"",
+        device_id=rec.device_id if dated else None,
+        comms_hub=rec.comms_hub if dated else None,
+        head_end=rec.head_end if dated else None,
+    )
 
 
 class StoreConflictError(Exception):
@@ -88,9 +138,11 @@ class Store(Protocol):
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
         calls.
 
-        A request is stored compactly once final: a refused one, and a completed one from its
-        completion on, keeps no parameters and no signature (what idempotency needs is its
-        identity, fingerprint and first answer).
+        A request is stored as ``compact`` gives it: once final (a refused one, and a
+        completed one from its completion on) it keeps no parameters and no signature, only
+        what idempotency and a restart need (its identity, a fingerprint prefix and its first
+        answer), so what a store holds per remembered request does not grow with the
+        request's size; ``load`` gives back ``compact(record)``.
         """
         ...
 
@@ -121,10 +173,13 @@ class Store(Protocol):
         since: float | None = None,
         until: float | None = None,
         limit: int = 100,
+        oldest_first: bool = False,
     ) -> list[AuditRecord]:
         """Audit records of this user and this device (None: any), at or after ``since`` and
-        before ``until`` (None: unbounded), in the order they were recorded, the first
-        ``limit`` of them (a negative limit: all)."""
+        before ``until`` (None: unbounded), the newest recorded first (``oldest_first``: in the
+        order they were recorded), the first ``limit`` of them in that order (a negative
+        limit: all). The limit is kept by the backend's query, so the newest few of a long
+        history are found without reading the rest."""
         ...
 
     def sla_records(
