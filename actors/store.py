@@ -28,7 +28,8 @@ from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
 from hub.reference.roles import Role
-from hub.registers.changes import StoredChange, change_from_record, change_record
+from hub.registers.change_records import change_from_record, change_record
+from hub.registers.changes import StoredChange
 
 log = logging.getLogger(__name__)
 

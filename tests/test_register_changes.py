@@ -15,6 +15,7 @@ from hub.registers.change_files import (
     parse_change_file,
     register_of,
 )
+from hub.registers.change_records import change_from_record, change_record
 from hub.registers.changes import (
     AgentAppointed,
     AgentAppointmentEnded,
@@ -30,9 +31,7 @@ from hub.registers.changes import (
     SettlementChange,
     TenancyChange,
     apply_change,
-    change_from_record,
     change_problem,
-    change_record,
     losing_supplier,
 )
 from hub.registers.records import RecordError

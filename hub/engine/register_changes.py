@@ -34,6 +34,7 @@ from hub.reference.codes import ResponseCode
 from hub.reference.roles import Fuel, Role
 from hub.reference.text import bounded
 from hub.reference.uktime import from_uk_local
+from hub.registers.change_records import kind_of
 from hub.registers.changes import (
     ChangeBatch,
     ElectricitySupplierChange,
@@ -43,7 +44,6 @@ from hub.registers.changes import (
     StoredChange,
     apply_change,
     change_problem,
-    kind_of,
 )
 from hub.registers.registration import (
     AgentAppointment,
