@@ -404,7 +404,7 @@ class LiveHub:
             found = door.call_in_loop(answer)
             if found is not None:
                 return found
-            threading.Event().wait(0.02)  # the next turns of the front door's loop
+            time.sleep(0.02)  # the next turns of the front door's loop
         return None
 
     def _restored_engine(self, now: float) -> tuple[HubEngine, Effects]:

@@ -263,7 +263,7 @@ def test_after_a_kill_between_applying_a_file_and_moving_it_no_change_is_lost_or
     _write(
         inbox,
         "electricity-0002.csv",
-        _cos_file(meter.mpxn, loser_party(fleet, loser), effective + timedelta(days=7), seq=2),
+        _cos_file(meter.mpxn, fleet.users[loser].party_id, effective + timedelta(days=7), seq=2),
     )
     processes.append(_serve(fleet_dir, data, endpoint))
     wait_until(
@@ -287,8 +287,3 @@ def test_after_a_kill_between_applying_a_file_and_moving_it_no_change_is_lost_or
         assert isinstance(ack, wire.Acknowledgement), ack
     finally:
         client.close()
-
-
-def loser_party(fleet: Fleet, user: str) -> str:
-    """The party id of a user."""
-    return fleet.users[user].party_id

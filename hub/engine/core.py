@@ -229,8 +229,9 @@ class HubEngine(RequestPipeline):
     @contained("tick")
     def tick(self, now: float) -> Effects:
         """Retry unacknowledged pushes, expire what outlived its hold, time out unanswered
-        commands, release held requests, answer missed outcomes, sweep, run the flows'
-        timers, quarantine notices and expiry, forget old request ids."""
+        commands, release held requests, answer missed outcomes, sweep, carry out register
+        changes whose effective day has begun, run the flows' timers, quarantine notices and
+        expiry, forget old request ids."""
         effects = self._tick_outbox(now)
         timeout_s = self.config.response_timeout_s
         while (timed_out := self.index.next_timeout(now, timeout_s)) is not None:
@@ -278,7 +279,7 @@ class HubEngine(RequestPipeline):
         """The earliest instant at which ``tick`` would do anything: a delivery to retry or
         expire, a response overdue, a held request or an outcome deadline come due, a flow's
         timer (schedule firings), a queued command traffic management would start, a
-        quarantine notice or expiry, the change-of-supplier sweep (``now`` while a sweep has
+        quarantine notice or expiry, the effective day of a register change, the change-of-supplier sweep (``now`` while a sweep has
         work left, otherwise the next UK midnight), the forgetting of idle counters and of old
         request ids. ``now`` or earlier: tick now. Never later than anything due; it may be
         early (a timer found stale only when it comes), and after a tick at ``now`` it is later

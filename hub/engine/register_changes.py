@@ -154,8 +154,8 @@ class RegisterDesk:
             )
             self._wait(change, loser)
         self._remember(batch.source, BatchOutcome(len(fresh), repeated))
-        for mpxn in dict.fromkeys(change.mpxn for change, _ in fresh):
-            effects.extend(self._check_held(self._devices_of(mpxn), now))
+        devices = {d for change, _ in fresh for d in self._devices_of(change.mpxn)}
+        effects.extend(self._check_held(devices, now))  # one pass over the held requests
         effects.extend(self.tick(now))
         return effects
 
@@ -207,6 +207,7 @@ class RegisterDesk:
     def tick(self, now: float) -> Effects:
         """Carry out the changes whose effective day has begun (a bounded number per call)."""
         effects = Effects()
+        devices: set[str] = set()
         budget = self._engine.config.sweep_per_tick
         while self._due and self._due[0][0] <= now and budget > 0:
             _, _, key = heapq.heappop(self._due)
@@ -216,7 +217,9 @@ class RegisterDesk:
             change, loser = entry
             budget -= 1
             effects.extend(self._carry_out(change, loser, now))
+            devices.update(self._devices_of(change.mpxn))
             effects.save_register_changes.append(StoredChange(change, done=True))
+        effects.extend(self._check_held(devices, now))  # one pass over the held requests
         return effects
 
     def _carry_out(self, change: RegisterChange, loser: str | None, now: float) -> Effects:
@@ -230,7 +233,6 @@ class RegisterDesk:
         for device_id in devices:
             for schedule_id in engine.scheduler.on_device(device_id):
                 effects.extend(flow.sweep(schedule_id, now))
-        effects.extend(self._check_held(devices, now))
         if loser is not None and isinstance(change, ElectricitySupplierChange | GasSupplierChange):
             mp = self.registration.meter_point(change.mpxn)
             for user_id in self._supplier_users(loser, mp):
@@ -248,15 +250,14 @@ class RegisterDesk:
                 )
         return effects
 
-    def _check_held(self, devices: list[str], now: float) -> Effects:
+    def _check_held(self, devices: set[str], now: float) -> Effects:
         """Answer E4 every future-dated request held for these devices whose user has no
         relation left at its execution time (it is stopped)."""
         engine = self._engine
         effects = Effects()
-        wanted = set(devices)
-        if not wanted:
+        if not devices:
             return effects
-        held = [r for r in engine.index.in_state(RequestState.HELD) if r.device_id in wanted]
+        held = [r for r in engine.index.in_state(RequestState.HELD) if r.device_id in devices]
         for rec in sorted(held, key=lambda r: r.seq):
             if rec.execute_at is None or rec.state is not RequestState.HELD:
                 continue

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from datetime import date
 from enum import StrEnum
 from functools import total_ordering
-from typing import Protocol
 
 from hub.reference.roles import Fuel
 from hub.registers.registration import (
@@ -290,14 +289,6 @@ class StoredChange:
     """Its effective day's consequences are carried out."""
 
 
-class ChangeFeed(Protocol):
-    """Port of a register's change feed (the drivers read files; the engine applies batches)."""
-
-    def poll(self) -> list[ChangeBatch]:
-        """The batches waiting, in the order they apply (file name order)."""
-        ...
-
-
 # ---- checking and applying -----------------------------------------------------------------
 
 
@@ -504,7 +495,6 @@ __all__ = [
     "AgentAppointmentEnded",
     "ChangeBatch",
     "ChangeError",
-    "ChangeFeed",
     "ChangeId",
     "ConsentGiven",
     "ConsentWithdrawn",

@@ -210,8 +210,10 @@ class RegistrationData:
 
 
 class RegistrationSource(Protocol):
-    """Port for an external register provider (ECOES-like, gas supply-point register): a first
-    load, then the changes the registers report while the hub runs (``ChangeFeed``)."""
+    """Port for an external register provider (ECOES-like, gas supply-point register): the
+    first load. The changes the registers report while the hub runs come as batches of
+    ``hub.registers.changes`` to ``HubEngine.on_register_changes`` (the live driver reads them
+    from change files: ``actors.register_feed``)."""
 
     def load(self) -> RegistrationData:
         """Read the registers and return an indexed snapshot."""
