@@ -18,6 +18,7 @@ from hub.reference.uktime import uk_date
 from hub.registers.changes import (
     ChangeBatch,
     ChangeId,
+    ConsentGiven,
     ElectricitySupplierChange,
     Register,
     SettlementChange,
@@ -53,7 +54,9 @@ def _cos(
     )
 
 
-def _schedule(eng: HubEngine, rid: str, service: str = "4.8.1", user: str = "u-supa") -> str:
+def _schedule(
+    eng: HubEngine, rid: str, service: str = "4.8.1", user: str = "u-supa", role: Role = Role.IS
+) -> str:
     params: dict[str, object] = {
         "service": service,
         "device_id": ESME,
@@ -63,7 +66,7 @@ def _schedule(eng: HubEngine, rid: str, service: str = "4.8.1", user: str = "u-s
         "params": {"window_s": 86400},
     }
     frame = wire.encode(
-        wire.ServiceRequest(request_id=rid, role=Role.IS, service="5.1", params=params)  # type: ignore[arg-type]
+        wire.ServiceRequest(request_id=rid, role=role, service="5.1", params=params)  # type: ignore[arg-type]
     )
     eff = eng.on_frame(user, frame, T0)
     resp = wire.decode(eff.add_deliveries[0].payload)
@@ -279,3 +282,22 @@ def test_a_meter_point_no_longer_half_hourly_stops_its_suppliers_settlement_read
     assert eng.scheduler.get(daily_read) is not None
     [stopped] = _alerts(_delivered(eff), "SCHEDULE_STOPPED")
     assert "non-half-hourly" in str(stopped.data["reason"])
+
+
+def test_a_change_of_tenancy_ends_the_escos_consent_and_stops_its_schedules_that_day() -> None:
+    eng = _engine()
+    consent = ConsentGiven(
+        change_id=ChangeId(Register.CONSENTS, 1), effective=TODAY, esco="ESCO1", mpxn=MPAN
+    )
+    eng.on_register_changes(ChangeBatch("consents-1.csv", (consent,)), T0)
+    sid = _schedule(eng, "e1", user="u-esco", role=Role.OU)
+    tenancy = TenancyChange(
+        change_id=ChangeId(Register.ELECTRICITY, 1), effective=EFFECTIVE, mpxn=MPAN
+    )
+    eng.on_register_changes(ChangeBatch("electricity-1.csv", (tenancy,)), T0)
+    assert eng.scheduler.get(sid) is not None
+    eff = eng.tick(_day_start(EFFECTIVE))
+    assert sid in eff.delete_schedules
+    [stopped] = _alerts(_delivered(eff), "SCHEDULE_STOPPED")
+    assert stopped.data["schedule_id"] == sid
+    assert not _alerts(_delivered(eff), CHANGE_OF_SUPPLIER_ALERT)  # nobody lost a supply
