@@ -242,6 +242,7 @@ class LiveHub:
         self._engine: HubEngine | None = None
         self._access: AccessContext | None = None
         self._uplinks: Uplinks | None = None
+        self._offers = itertools.count(1)  # numbers of the feed's offers (``ChangeBatch.offer``)
         self.feed: RegisterFeed | None = None
         """The register change feed, once started."""
 
@@ -387,6 +388,7 @@ class LiveHub:
         assert self._uplinks is not None
         assert self.front_door is not None
         door = self.front_door
+        batch = replace(batch, offer=next(self._offers))
         sender = self._uplinks.sender()
         try:
             sender.post(RegisterBatch(batch))
@@ -396,7 +398,7 @@ class LiveHub:
         def answer() -> tuple[int, int, str | None] | None:
             if door.storage_unavailable_since is not None:
                 return None
-            outcome = door.engine.registers.outcome(batch.source)
+            outcome = door.engine.registers.outcome(batch.source, batch.offer)
             return None if outcome is None else (outcome.applied, outcome.repeated, outcome.refused)
 
         deadline = time.monotonic() + ANSWER_WAIT_S

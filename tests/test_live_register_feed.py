@@ -198,6 +198,13 @@ def test_a_malformed_change_file_is_refused_with_file_line_and_reason_and_change
     assert len(refused) == 1
     assert "electricity-0002.csv:3" in refused[0].reason
     assert not [r for r in records if r.kind is AuditKind.REGISTER_CHANGE]
+    # the register sends the file again, corrected, under the same name: it is applied
+    _write(inbox, "electricity-0002.csv", good)
+    wait_until(
+        lambda: (inbox / APPLIED_DIR / "electricity-0002.csv").exists(),
+        what="the corrected file applied",
+    )
+    assert engine.registers.applied("electricity:1")
 
 
 def _serve(fleet: Path, data: Path, endpoint: str) -> subprocess.Popen[bytes]:

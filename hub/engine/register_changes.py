@@ -89,7 +89,7 @@ class RegisterDesk:
         self._due: list[tuple[float, int, str]] = []  # (first instant, order, change id)
         self._waiting: dict[str, tuple[RegisterChange, str | None]] = {}  # change, loser
         self._order = 0
-        self._outcomes: OrderedDict[str, BatchOutcome] = OrderedDict()
+        self._outcomes: OrderedDict[tuple[str, int], BatchOutcome] = OrderedDict()
         self._devices: dict[str, list[str]] | None = None  # mpxn -> device ids, built lazily
         self._devices_seen = -1
 
@@ -102,9 +102,10 @@ class RegisterDesk:
         """True once ``change_id`` is applied and persisted (or in effects being persisted)."""
         return change_id in self._persisted
 
-    def outcome(self, source: str) -> BatchOutcome | None:
-        """What became of the last batch from ``source`` this engine took, if it took one."""
-        return self._outcomes.get(source)
+    def outcome(self, source: str, offer: int = 0) -> BatchOutcome | None:
+        """What became of the batch from ``source`` offered as ``offer``, if this engine took
+        it (the last ``MAX_OUTCOMES`` are remembered)."""
+        return self._outcomes.get((source, offer))
 
     # ---- taking a batch ----------------------------------------------------------------------
 
@@ -153,14 +154,14 @@ class RegisterDesk:
                 )
             )
             self._wait(change, loser)
-        self._remember(batch.source, BatchOutcome(len(fresh), repeated))
+        self._remember(batch, BatchOutcome(len(fresh), repeated))
         devices = {d for change, _ in fresh for d in self._devices_of(change.mpxn)}
         effects.extend(self._check_held(devices, now))  # one pass over the held requests
         effects.extend(self.tick(now))
         return effects
 
     def _refuse(self, batch: ChangeBatch, reason: str, now: float) -> Effects:
-        self._remember(batch.source, BatchOutcome(0, 0, reason))
+        self._remember(batch, BatchOutcome(0, 0, reason))
         return Effects(
             audit=[
                 AuditRecord(
@@ -173,9 +174,10 @@ class RegisterDesk:
             ]
         )
 
-    def _remember(self, source: str, outcome: BatchOutcome) -> None:
-        self._outcomes[source] = outcome
-        self._outcomes.move_to_end(source)
+    def _remember(self, batch: ChangeBatch, outcome: BatchOutcome) -> None:
+        key = (batch.source, batch.offer)
+        self._outcomes[key] = outcome
+        self._outcomes.move_to_end(key)
         while len(self._outcomes) > MAX_OUTCOMES:
             self._outcomes.popitem(last=False)
 

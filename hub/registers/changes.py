@@ -276,6 +276,9 @@ class ChangeBatch:
     """The changes, in file order."""
     problem: str | None = None
     """Why the file was refused before any change was read (``file:line: reason``)."""
+    offer: int = 0
+    """The driver's number for this offer of the batch (a file offered again gets a new one),
+    so that it can tell the engine's answer to it from the answer to an earlier offer."""
 
 
 @dataclass(frozen=True, slots=True)
