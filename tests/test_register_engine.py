@@ -301,3 +301,13 @@ def test_a_change_of_tenancy_ends_the_escos_consent_and_stops_its_schedules_that
     [stopped] = _alerts(_delivered(eff), "SCHEDULE_STOPPED")
     assert stopped.data["schedule_id"] == sid
     assert not _alerts(_delivered(eff), CHANGE_OF_SUPPLIER_ALERT)  # nobody lost a supply
+
+
+def test_a_change_id_twice_in_one_batch_is_applied_and_audited_once() -> None:
+    eng = _engine()
+    eff = eng.on_register_changes(ChangeBatch("electricity-1.csv", (_cos(), _cos())), T0)
+    assert len(eff.save_register_changes) == 1
+    assert [a.kind for a in eff.audit].count(AuditKind.REGISTER_CHANGE) == 1
+    outcome = eng.registers.outcome("electricity-1.csv")
+    assert outcome is not None
+    assert (outcome.applied, outcome.repeated) == (1, 1)

@@ -118,12 +118,14 @@ class RegisterDesk:
         fresh: list[tuple[RegisterChange, str | None]] = []
         undo: list[_Undo] = []
         repeated = 0
+        seen: set[str] = set()
         try:
             for change in batch.changes:
                 key = str(change.change_id)
-                if key in self._persisted:
+                if key in self._persisted or key in seen:
                     repeated += 1
                     continue
+                seen.add(key)
                 problem = change_problem(data, change)
                 if problem is not None:
                     _undo_all(data, undo)
@@ -135,6 +137,22 @@ class RegisterDesk:
         except Exception:
             _undo_all(data, undo)
             raise
+        try:
+            return self._applied(batch, fresh, repeated, now)
+        except Exception:  # the step is contained and its effects dropped: not persisted
+            self._persisted.difference_update(str(c.change_id) for c, _ in fresh)
+            for change, _ in fresh:
+                self._waiting.pop(str(change.change_id), None)
+            raise
+
+    def _applied(
+        self,
+        batch: ChangeBatch,
+        fresh: list[tuple[RegisterChange, str | None]],
+        repeated: int,
+        now: float,
+    ) -> Effects:
+        """Audit, persist and wait for the changes just applied; carry out what is due."""
         effects = Effects()
         for change, loser in fresh:
             key = str(change.change_id)
