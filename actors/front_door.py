@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
+from actors.register_feed import RegisterBatch
 from actors.security import KeyChangeKind, KeyGate, split_zap_id
 from actors.uplinks import Uplinks
 from hub import wire
@@ -435,6 +436,8 @@ class FrontDoor:
                 effects.extend(
                     self.engine.on_integrity_failure(msg.comms_hub, msg.head_end, msg.reason, now)
                 )
+            elif isinstance(msg, RegisterBatch):
+                effects.extend(self.engine.on_register_changes(msg.batch, now))
 
     def _send(self, router: zmq.Socket[bytes], identity: bytes, payload: bytes) -> bool:
         try:

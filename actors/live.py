@@ -34,6 +34,13 @@ from pykka.messages import ProxySetAttr
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
+from actors.register_feed import (
+    ANSWER_WAIT_S,
+    DEFAULT_POLL_S,
+    INBOX_DIR,
+    RegisterBatch,
+    RegisterFeed,
+)
 from actors.security import UserKeyAuthenticator, user_public_keys
 from actors.store import StoreOpenError, Synchronous, open_store, store_file
 from actors.timers import TimerService
@@ -42,6 +49,7 @@ from hub.engine import Effects, EngineConfig, HubEngine
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
+from hub.registers.changes import ChangeBatch
 from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
@@ -93,6 +101,8 @@ class Part(Enum):
     """A head-end actor."""
     AUTHENTICATOR = "authenticator"
     """The ZAP thread that checks every CURVE handshake."""
+    REGISTER_FEED = "register-feed"
+    """The thread that offers the register change files of the fleet's inbox."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +206,8 @@ class HubSettings:
     answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
     """Requests the front door has not decided this long after reading them are answered H8
     (busy, retry after) instead of late, so every frame is answered within about this bound."""
+    feed_poll_s: float = DEFAULT_POLL_S
+    """How often the register change inbox (``<fleet>/inbox/``) is looked at."""
 
     @property
     def store_path(self) -> Path:
@@ -229,6 +241,10 @@ class LiveHub:
         self.front_door: FrontDoor | None = None
         self._engine: HubEngine | None = None
         self._access: AccessContext | None = None
+        self._uplinks: Uplinks | None = None
+        self._offers = itertools.count(1)  # numbers of the feed's offers (``ChangeBatch.offer``)
+        self.feed: RegisterFeed | None = None
+        """The register change feed, once started."""
 
     @property
     def endpoint(self) -> str:
@@ -317,6 +333,7 @@ class LiveHub:
         self._engine = engine
         self._timers = TimerService()
         uplink = Uplinks(ctx, f"inproc://dcc-uplink-{next(_instances)}")
+        self._uplinks = uplink
         codecs = load_head_ends()
         self._head_ends = {
             name: HeadEndActor.start(codec, [], uplink) for name, codec in codecs.items()
@@ -361,6 +378,36 @@ class LiveHub:
             answer_within_s=s.answer_within_s,
         )
         self.front_door.start()
+        self.feed = RegisterFeed(s.fleet_dir / INBOX_DIR, self._offer_changes, s.feed_poll_s)
+        self.feed.start()
+
+    def _offer_changes(self, batch: ChangeBatch) -> tuple[int, int, str | None] | None:
+        """Hand one change file's batch to the front door (in the feed's thread) and wait for
+        the engine's answer, given only once the store has committed it (None: no answer in
+        time, or the store is out: the file is offered again later)."""
+        assert self._uplinks is not None
+        assert self.front_door is not None
+        door = self.front_door
+        batch = replace(batch, offer=next(self._offers))
+        sender = self._uplinks.sender()
+        try:
+            sender.post(RegisterBatch(batch))
+        finally:
+            sender.close()
+
+        def answer() -> tuple[int, int, str | None] | None:
+            if door.storage_unavailable_since is not None:
+                return None
+            outcome = door.engine.registers.outcome(batch.source, batch.offer)
+            return None if outcome is None else (outcome.applied, outcome.repeated, outcome.refused)
+
+        deadline = time.monotonic() + ANSWER_WAIT_S
+        while time.monotonic() < deadline and not self._stopping:
+            found = door.call_in_loop(answer)
+            if found is not None:
+                return found
+            time.sleep(0.02)  # the next turns of the front door's loop
+        return None
 
     def _restored_engine(self, now: float) -> tuple[HubEngine, Effects]:
         """A new engine holding what the store holds, as at a start (and after a storage
@@ -380,6 +427,7 @@ class LiveHub:
             restored.schedules,
             restored.next_schedule,
             restored.transfers,
+            restored.register_changes,
         )
         return engine, startup
 
@@ -392,6 +440,8 @@ class LiveHub:
             return
         dead = self.failure()
         self._stopping = True
+        if self.feed is not None:
+            self.feed.stop()
         if self.front_door is not None:
             self.front_door.stop()
         # commands the front door handed the head-ends reach the pools before the pools stop
@@ -429,6 +479,8 @@ class LiveHub:
             return DeadPart(Part.TIMERS, "dcc-timers", _reason(self._timers.error))
         if self._auth is not None and not self._auth.is_alive():
             return DeadPart(Part.AUTHENTICATOR, "zap", "the ZAP thread ended")
+        if self.feed is not None and not self.feed.is_alive():
+            return DeadPart(Part.REGISTER_FEED, "dcc-register-feed", _reason(self.feed.error))
         for i, ref in enumerate(self._pools):
             if not ref.is_alive():
                 return DeadPart(Part.POOL, f"pool-{i}", "the actor stopped (see its traceback)")

@@ -17,6 +17,7 @@ store is used from one thread only (the front door's), so it keeps a single conn
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -43,13 +44,13 @@ from hub.ports.store import (
 )
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
+from hub.registers.change_records import change_from_record, change_record
+from hub.registers.changes import StoredChange
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "hub.sqlite"
 """The store's file name inside a data directory."""
-SCHEMA_VERSION = 2
-"""The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
 PROBE_BYTES = 1 << 20
 """What ``probe`` writes (then removes) to check the file takes a large batch again: 1 MiB."""
 _UNIQUE_FAILURES = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
@@ -263,9 +264,23 @@ def _requests_2(db: sqlite3.Connection) -> None:
 Migration = str | Callable[[sqlite3.Connection], None]
 """One schema step: a script of statements, or a function given the connection."""
 
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2)
+REGISTER_CHANGES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS register_changes (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    change_id TEXT NOT NULL UNIQUE,
+    record TEXT NOT NULL,
+    done INTEGER NOT NULL
+);
+"""
+"""Schema version 3: the register changes applied (``hub.registers.changes``), in the order
+first applied, as JSON records, with whether their effective day has been carried out."""
+
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2, REGISTER_CHANGES_SCHEMA)
 """``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
 store); each runs in the same transaction as the version it records."""
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
+
 
 
 def _key(user_id: str, request_id: str) -> bytes:
@@ -512,6 +527,10 @@ class SqliteStore(Store):
         max_schedule = max((int(x.schedule_id[1:]) for x in schedules), default=0)
         next_schedule = max(int(meta.get("next_schedule", 1)), max_schedule + 1)
         transfers = dict(self._db.execute("SELECT seq, next_block FROM transfers").fetchall())
+        register_changes = [
+            StoredChange(change_from_record(json.loads(r[0])), bool(r[1]))
+            for r in self._db.execute("SELECT record, done FROM register_changes ORDER BY position")
+        ]
         return Restored(
             requests,
             deliveries,
@@ -520,6 +539,7 @@ class SqliteStore(Store):
             schedules,
             next_schedule,
             transfers,
+            register_changes,
         )
 
     def apply(
@@ -640,6 +660,19 @@ class SqliteStore(Store):
             if effects.save_transfers:
                 db.executemany(
                     "INSERT OR REPLACE INTO transfers VALUES (?, ?)", effects.save_transfers
+                )
+            if effects.save_register_changes:
+                db.executemany(
+                    "INSERT INTO register_changes (change_id, record, done) VALUES (?, ?, ?) "
+                    "ON CONFLICT (change_id) DO UPDATE SET done = excluded.done",
+                    [
+                        (
+                            str(x.change.change_id),
+                            json.dumps(change_record(x.change), sort_keys=True),
+                            int(x.done),
+                        )
+                        for x in effects.save_register_changes
+                    ],
                 )
             if next_schedule is not None:
                 db.execute(

@@ -1,8 +1,8 @@
-"""``dcc fleet``: generate a synthetic fleet directory.
+"""``dcc fleet``: generate a synthetic fleet directory, and write register churn for one.
 
 Decides: how the fleet commands' options and output look at a terminal.
 Must never: hold fleet logic; generation is ``simfield.fleet``'s and writing is
-``simfield.fleet_files``'s.
+``simfield.fleet_files``'s (churn included).
 """
 
 from __future__ import annotations
@@ -92,3 +92,66 @@ def generate(
         f"generated in {generated - started:.2f} s, written in {finished - generated:.2f} s "
         f"(total {finished - started:.2f} s)"
     )
+
+
+@fleet_app.command()
+def changes(
+    fleet_dir: Annotated[
+        Path, typer.Option("--fleet", help="Fleet directory (written by dcc fleet generate).")
+    ],
+    effective: Annotated[str, typer.Option(help="UK day every change takes effect, yyyy-mm-dd.")],
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same changes.")] = 1,
+    supplier_changes: Annotated[
+        int, typer.Option("--supplier-changes", min=0, help="Changes of supplier.")
+    ] = 0,
+    tenancy_changes: Annotated[
+        int, typer.Option("--tenancy-changes", min=0, help="Changes of tenancy.")
+    ] = 0,
+    new_meter_points: Annotated[
+        int, typer.Option("--new-meter-points", min=0, help="New electricity connections.")
+    ] = 0,
+    hh_changes: Annotated[
+        int, typer.Option("--hh-changes", min=0, help="Half-hourly settlement flag changes.")
+    ] = 0,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the result as one JSON document.")
+    ] = False,
+) -> None:
+    """Write register change files (docs/fleet-files.md) for a fleet into <fleet>/inbox/, where
+    a running hub applies them; sequence numbers continue after the files already there."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from hub.registers.records import RecordError
+    from simfield.fleet_dir import load_fleet
+    from simfield.fleet_files import Churn, churn_changes, next_seqs, write_change_files
+
+    try:
+        day = date.fromisoformat(effective)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{effective!r} is not a date yyyy-mm-dd", param_hint="--effective"
+        ) from None
+    try:
+        fleet = load_fleet(fleet_dir)
+    except (OSError, RecordError) as err:
+        raise typer.BadParameter(str(err), param_hint="--fleet") from None
+    inbox = fleet_dir / "inbox"
+    churn = Churn(day, supplier_changes, tenancy_changes, new_meter_points, hh_changes)
+    try:
+        found = churn_changes(
+            fleet.registration, fleet.users.values(), churn, seed, next_seqs(inbox)
+        )
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    counts = write_change_files(inbox, found)
+    if as_json:
+        output.document({"inbox": str(inbox), "effective": day.isoformat(), "files": counts})
+        return
+    console = Console()
+    table = Table(title=f"change files in {inbox} (effective {day.isoformat()})")
+    table.add_column("file")
+    table.add_column("changes", justify="right")
+    for name, count in counts.items():
+        table.add_row(name, f"{count:,}")
+    console.print(table)

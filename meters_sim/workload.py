@@ -7,7 +7,7 @@ their restorations), all drawn from the scenario's seed.
 Must never: decide anything the hub decides; it only plays the users and the field.
 Change-of-supplier churn is played as register updates during the run (effective the next UK
 day, followed by the gaining supplier's first requests); daily and settlement reads are
-created as 5.1 schedules;
+created as 5.1 schedules (settlement reads only on meter points the register settles half-hourly);
 sites outside WAN coverage are taken off the WAN for the whole run, and the comms hubs of a
 failed cell for the outage (their requests get E20).
 """
@@ -30,7 +30,7 @@ from hub.reference.uktime import from_uk_local, to_uk_local, uk_date
 from hub.reference.utrn import make_utrn
 from hub.registers.inventory import Device, DeviceStatus, Inventory
 from hub.registers.records import PaymentMode
-from hub.registers.registration import RegistrationData, SupplierRegistration
+from hub.registers.registration import RegistrationData, Settlement, SupplierRegistration
 from meters_sim.scenario import FLAT, HourProfile, Scenario
 from meters_sim.simulator import Simulation
 from sdk.signing import SigningKey
@@ -202,8 +202,9 @@ def schedule_load(
                 rng.random() >= reads.share
                 or m.device.device_type not in service.device_types
                 or m.role not in service.roles
+                or (reads is load.settlement and not _half_hourly(registration, m.device.mpxn, day))
             ):
-                continue
+                continue  # settlement reads only where the register says half-hourly
             params: dict[str, Value] = {
                 "service": reads.service,
                 "device_id": m.device.device_id,
@@ -304,6 +305,12 @@ def schedule_load(
 
 COS_REQUESTS = ("8.2", "4.1.1", "6.2.7", "11.2", "7.4", "4.18")
 """What a gaining supplier sends first (non-critical, so the simulated user needs no new key)."""
+
+
+def _half_hourly(registration: RegistrationData, mpxn: str, day: str) -> bool:
+    """Whether the register settles a meter point half-hourly on a UK day (yyyy-mm-dd)."""
+    mp = registration.meter_point(mpxn)
+    return mp is not None and mp.settlement_on(date.fromisoformat(day)) is Settlement.HALF_HOURLY
 
 
 def _change_supplier(

@@ -1,7 +1,9 @@
-"""Writes a generated fleet (``simfield.fleet.FleetArrays``) as a fleet directory.
+"""Writes a generated fleet (``simfield.fleet.FleetArrays``) as a fleet directory, and register
+churn for a fleet as change files for its inbox.
 
 Decides: nothing about the fleet; only how its columns become the CSV files of
-``docs/fleet-files.md``. Big files are rendered with numpy (every field is a fixed-width
+``docs/fleet-files.md``, and which meter points a requested churn (changes of supplier and of
+tenancy, new connections, half-hourly flag changes) falls on, with which sequence numbers. Big files are rendered with numpy (every field is a fixed-width
 block of bytes padded with NUL, rows are laid side by side and the NULs squeezed out), which
 is an order of magnitude faster than a csv writer per row.
 Must never: change the arrays, read the clock or write anything that differs between two runs
@@ -10,16 +12,38 @@ on the same arrays (output is byte-identical).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from hub.reference.mpxn import make_mpan
+from hub.reference.parties import User
+from hub.reference.roles import Fuel, Role
 from hub.registers import records
+from hub.registers.change_files import change_file_lines, register_of
+from hub.registers.changes import (
+    ChangeId,
+    ElectricitySupplierChange,
+    GasSupplierChange,
+    NewMeterPoint,
+    Register,
+    RegisterChange,
+    SettlementChange,
+    TenancyChange,
+)
+from hub.registers.registration import (
+    MeterPoint,
+    RegistrationData,
+    Settlement,
+    SupplierRegistration,
+)
 from simfield import fleet as fl
 from simfield.fleet import NO_DATE, FleetArrays, IntArray
 
@@ -351,4 +375,172 @@ def write_fleet(fleet: FleetArrays, out_dir: str | Path) -> dict[str, int]:
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     _write(out / records.MANIFEST_FILE, (text.encode(),))
+    return counts
+
+
+# ---- register churn: change files for the inbox of a fleet ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Churn:
+    """How much register churn to write, all effective on one day."""
+
+    effective: date
+    """The UK day every change takes effect."""
+    supplier_changes: int = 0
+    """Changes of supplier (electricity import and gas meter points with a supplier)."""
+    tenancy_changes: int = 0
+    """Changes of tenancy."""
+    new_meter_points: int = 0
+    """New electricity connections (new MPANs, each registered to a supplier)."""
+    settlement_changes: int = 0
+    """Half-hourly flag changes of electricity import meter points (each flipped)."""
+
+
+def churn_changes(
+    registration: RegistrationData,
+    users: Iterable[User],
+    churn: Churn,
+    seed: int,
+    first_seq: Mapping[Register, int] | None = None,
+) -> dict[Register, list[RegisterChange]]:
+    """The changes of ``churn`` for a fleet, per register, numbered from ``first_seq`` (1 by
+    default); the same inputs give the same changes. Meter points are chosen at random without
+    replacement within each kind; ``ValueError`` if the fleet has too few."""
+    rng = np.random.default_rng(seed)
+    seqs = {r: (first_seq or {}).get(r, 1) for r in Register}
+    out: dict[Register, list[RegisterChange]] = {r: [] for r in Register}
+    day = churn.effective
+
+    def next_id(register: Register) -> ChangeId:
+        cid = ChangeId(register, seqs[register])
+        seqs[register] += 1
+        return cid
+
+    def pick(points: list[MeterPoint], n: int, what: str) -> list[MeterPoint]:
+        if n > len(points):
+            raise ValueError(f"{what}: {n} asked, the fleet has {len(points)} meter points to use")
+        chosen: list[int] = sorted(int(i) for i in rng.choice(len(points), size=n, replace=False))
+        return [points[i] for i in chosen]
+
+    mps = sorted(registration.meter_points.values(), key=lambda m: m.mpxn)
+    suppliers = {
+        Fuel.ELECTRICITY: sorted({u.party_id for u in users if Role.IS in u.roles}),
+        Fuel.GAS: sorted({u.party_id for u in users if Role.GS in u.roles}),
+    }
+    import_points = [m for m in mps if m.fuel is Fuel.ELECTRICITY and not m.export]
+    registered = [
+        m
+        for m in mps
+        if not m.export and m.supplier_on(day) is not None and len(suppliers[m.fuel]) > 1
+    ]
+    for mp in pick(registered, churn.supplier_changes, "supplier changes"):
+        current = mp.supplier_on(day)
+        choices = [s for s in suppliers[mp.fuel] if s != current]
+        gainer = choices[int(rng.integers(len(choices)))]
+        if mp.fuel is Fuel.ELECTRICITY:
+            out[Register.ELECTRICITY].append(
+                ElectricitySupplierChange(
+                    change_id=next_id(Register.ELECTRICITY),
+                    effective=day,
+                    mpxn=mp.mpxn,
+                    supplier=gainer,
+                )
+            )
+        else:
+            out[Register.GAS].append(
+                GasSupplierChange(
+                    change_id=next_id(Register.GAS), effective=day, mpxn=mp.mpxn, supplier=gainer
+                )
+            )
+    for mp in pick(mps, churn.tenancy_changes, "tenancy changes"):
+        register = Register.ELECTRICITY if mp.fuel is Fuel.ELECTRICITY else Register.GAS
+        out[register].append(
+            TenancyChange(change_id=next_id(register), effective=day, mpxn=mp.mpxn)
+        )
+    for mp in pick(import_points, churn.settlement_changes, "settlement changes"):
+        flipped = (
+            Settlement.NON_HALF_HOURLY
+            if mp.settlement_on(day) is Settlement.HALF_HOURLY
+            else Settlement.HALF_HOURLY
+        )
+        out[Register.ELECTRICITY].append(
+            SettlementChange(
+                change_id=next_id(Register.ELECTRICITY),
+                effective=day,
+                mpxn=mp.mpxn,
+                settlement=flipped,
+            )
+        )
+    if churn.new_meter_points:
+        if not import_points or not suppliers[Fuel.ELECTRICITY]:
+            raise ValueError("new meter points: the fleet has no electricity meter point to copy")
+        operators = {m.area: m.network_operator for m in import_points}
+        areas = sorted(operators)
+        serial = 9_000_000_000 + int(rng.integers(100_000_000))
+        for _ in range(churn.new_meter_points):
+            area = areas[int(rng.integers(len(areas)))]
+            mpan = make_mpan(area, serial)
+            while mpan in registration.meter_points:
+                serial += 1
+                mpan = make_mpan(area, serial)
+            serial += 1
+            supplier = suppliers[Fuel.ELECTRICITY][
+                int(rng.integers(len(suppliers[Fuel.ELECTRICITY])))
+            ]
+            mp = MeterPoint(
+                mpan,
+                Fuel.ELECTRICITY,
+                area,
+                operators[area],
+                (SupplierRegistration(supplier, day),),
+            )  # every new connection gets a smart meter, read by the hub, settled half-hourly
+            out[Register.ELECTRICITY].append(
+                NewMeterPoint(
+                    change_id=next_id(Register.ELECTRICITY), effective=day, meter_point=mp
+                )
+            )
+    return {r: changes for r, changes in out.items() if changes}
+
+
+def next_seqs(inbox: Path) -> dict[Register, int]:
+    """The first free sequence number per register, after every change file in ``inbox`` and
+    its ``applied/`` and ``rejected/`` folders (so written churn never repeats an id)."""
+    out = dict.fromkeys(Register, 1)
+    for folder in (inbox, inbox / "applied", inbox / "rejected"):
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            register = register_of(path.name)
+            if register is None or not path.is_file():
+                continue
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                rows = csv.reader(fh)
+                next(rows, None)
+                for row in rows:
+                    if row and row[0].isdigit():
+                        out[register] = max(out[register], int(row[0]) + 1)
+    return out
+
+
+def write_change_files(
+    inbox: str | Path, changes: Mapping[Register, Sequence[RegisterChange]]
+) -> dict[str, int]:
+    """Write one change file per register into ``inbox`` (created if missing), named
+    ``<register>-<first seq, 8 digits>.csv`` (so name order is sequence order), each written
+    aside and renamed in whole so a running hub never reads half a file; returns the number of
+    changes per file name."""
+    directory = Path(inbox)
+    directory.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
+    for register, items in changes.items():
+        if not items:
+            continue
+        name = f"{register.value}-{items[0].change_id.seq:08d}.csv"
+        if (directory / name).exists():
+            raise FileExistsError(f"change file {directory / name} exists already")
+        aside = directory.parent / f".{name}.part"
+        _write(aside, ("".join(change_file_lines(register, items)).encode(),))
+        os.replace(aside, directory / name)
+        counts[name] = len(items)
     return counts

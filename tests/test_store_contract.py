@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,15 @@ from hub.ports.memory_store import MemoryStore
 from hub.ports.store import Store, StoreConflictError
 from hub.reference.roles import Role
 from hub.reference.uktime import uk_date
+from hub.registers.changes import (
+    ChangeId,
+    ElectricitySupplierChange,
+    Register,
+    StoredChange,
+    TenancyChange,
+)
 from tests.test_engine import T0, _engine, _req
-from tests.world import ESME
+from tests.world import ESME, MPAN
 
 
 @dataclass
@@ -427,3 +434,26 @@ def test_sla_records_are_filtered_by_response_time_and_service_in_the_order_reco
         records[2],
     ]
     assert store.sla_records(service="11.1") == []
+
+
+def test_register_changes_come_back_in_the_order_applied_and_done_keeps_their_place(
+    backend: Backend,
+) -> None:
+    first = TenancyChange(
+        change_id=ChangeId(Register.ELECTRICITY, 7), effective=date(2026, 9, 1), mpxn=MPAN
+    )
+    second = ElectricitySupplierChange(
+        change_id=ChangeId(Register.ELECTRICITY, 3),
+        effective=date(2026, 9, 2),
+        mpxn=MPAN,
+        supplier="SUPC",
+        source="electricity-2.csv:2",
+    )
+    backend.store.apply(
+        Effects(save_register_changes=[StoredChange(first, False), StoredChange(second, False)]),
+        1,
+        1,
+    )
+    backend.store.apply(Effects(save_register_changes=[StoredChange(first, True)]), 1, 1)
+    loaded = backend.reopen().load(since=0.0).register_changes
+    assert loaded == [StoredChange(first, True), StoredChange(second, False)]

@@ -3,7 +3,7 @@
 Decides what the hub does with a device's response or failure, with a frame that fails its
 integrity check, with a restart (each request back in its lifecycle state) and with time
 (response timeouts, held requests coming due, outcome deadlines, the daily change-of-supplier
-sweep, the flows' timers, quarantine, idempotency forgetting), and when a driver must next
+sweep, register changes reported while it runs and their effective days, the flows' timers, quarantine, idempotency forgetting), and when a driver must next
 tick (``next_due``). The request pipeline (``hub.engine.pipeline``), delivery
 (``hub.engine.delivery``), the lifecycle (``hub.engine.lifecycle``) and the service flows
 (``hub.flows.services``) make the rest of its decisions; each comes back as ``Effects``:
@@ -25,6 +25,7 @@ from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
 from hub.engine.outbox import Held
 from hub.engine.pipeline import RequestPipeline, seq_of
+from hub.engine.register_changes import RegisterDesk
 from hub.flows.schedule_service import ScheduleFlow
 from hub.flows.schedules import Schedule, Scheduler
 from hub.flows.service_flow import ServiceFlow
@@ -34,6 +35,7 @@ from hub.reference.catalogue import FutureDated
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import CommandStatus, DeviceResponse
 from hub.reference.uktime import from_uk_local, uk_date
+from hub.registers.changes import ChangeBatch, StoredChange
 
 RESUME_FAILED = (
     "internal error while resuming this request after a restart; nothing was done; "
@@ -60,13 +62,20 @@ class HubEngine(RequestPipeline):
         self._swept_day: date | None = None  # the UK day the change-of-supplier sweep covers
         self._next_sweep = 0.0  # when the next UK day (and its sweep) starts
         self._sweep: list[tuple[ServiceFlow, str] | int] = []  # flow items, held request seqs
+        self.registers = RegisterDesk(self)
+        """Register changes taken while running (``on_register_changes``)."""
+
+    @property
+    def schedule_flow(self) -> ScheduleFlow:
+        """The flow of the DCC schedules (5.x)."""
+        flow = self._flows["5.1"]
+        assert isinstance(flow, ScheduleFlow)
+        return flow
 
     @property
     def scheduler(self) -> Scheduler:
         """The DCC schedules (5.x) this engine runs."""
-        flow = self._flows["5.1"]
-        assert isinstance(flow, ScheduleFlow)
-        return flow.scheduler
+        return self.schedule_flow.scheduler
 
     # ---- restart -----------------------------------------------------------------------
 
@@ -80,11 +89,15 @@ class HubEngine(RequestPipeline):
         schedules: Iterable[Schedule] = (),
         next_schedule: int = 1,
         transfers: Mapping[int, int] | None = None,
+        register_changes: Iterable[StoredChange] = (),
     ) -> Effects:
         """Rebuild state from the store after a restart, each request back in its lifecycle
         state. Requests accepted but unanswered are dispatched again, or held again until
         their execution time (nothing acknowledged is lost); Device-pattern commands still
-        awaiting their outcome keep waiting."""
+        awaiting their outcome keep waiting. The register changes applied before are applied
+        again over the registers, in order, and those whose effective day has not been carried
+        out wait for it again."""
+        self.registers.restore(register_changes)
         self._next_seq = max(self._next_seq, next_seq)
         self._next_delivery = max(self._next_delivery, next_delivery)
         schedules = list(schedules)
@@ -201,13 +214,24 @@ class HubEngine(RequestPipeline):
         self._security(self.security.on_integrity_failure(comms_hub, now, reason), now, effects)
         return effects
 
+    # ---- registers ---------------------------------------------------------------------------
+
+    @contained("on_register_changes")
+    def on_register_changes(self, batch: ChangeBatch, now: float) -> Effects:
+        """A register reported changes (one change file): apply them all or none, audit and
+        persist them, and carry out at once those whose effective UK day has begun (the rest
+        on their day). ``registers.outcome(batch.source)`` tells the driver what became of it;
+        a change whose id is stored already is a repeat and does nothing."""
+        return self.registers.take(batch, now)
+
     # ---- time ------------------------------------------------------------------------------
 
     @contained("tick")
     def tick(self, now: float) -> Effects:
         """Retry unacknowledged pushes, expire what outlived its hold, time out unanswered
-        commands, release held requests, answer missed outcomes, sweep, run the flows'
-        timers, quarantine notices and expiry, forget old request ids."""
+        commands, release held requests, answer missed outcomes, sweep, carry out register
+        changes whose effective day has begun, run the flows' timers, quarantine notices and
+        expiry, forget old request ids."""
         effects = self._tick_outbox(now)
         timeout_s = self.config.response_timeout_s
         while (timed_out := self.index.next_timeout(now, timeout_s)) is not None:
@@ -226,6 +250,7 @@ class HubEngine(RequestPipeline):
             reason = f"no 8F66 / 8F67 outcome within {self.config.outcome_timeout_s:.0f} s of the execution time"
             effects.extend(self.respond(awaited, ResponseCode.E30, {"reason": reason}, now))
         effects.extend(self._cos_sweep(now))
+        effects.extend(self.registers.tick(now))
         for flow in self._flow_list:
             effects.extend(flow.tick(now))
         effects.dispatch += self._ready(now)
@@ -254,7 +279,7 @@ class HubEngine(RequestPipeline):
         """The earliest instant at which ``tick`` would do anything: a delivery to retry or
         expire, a response overdue, a held request or an outcome deadline come due, a flow's
         timer (schedule firings), a queued command traffic management would start, a
-        quarantine notice or expiry, the change-of-supplier sweep (``now`` while a sweep has
+        quarantine notice or expiry, the effective day of a register change, the change-of-supplier sweep (``now`` while a sweep has
         work left, otherwise the next UK midnight), the forgetting of idle counters and of old
         request ids. ``now`` or earlier: tick now. Never later than anything due; it may be
         early (a timer found stale only when it comes), and after a tick at ``now`` it is later
@@ -271,6 +296,7 @@ class HubEngine(RequestPipeline):
             self.traffic.next_start(now),
             self.quarantine.next_due(cfg.quarantine_hold_s),
             *(flow.next_due() for flow in self._flow_list),
+            self.registers.next_due(),
             self._next_sweep,
             self._next_forget,
         ):

@@ -17,6 +17,7 @@ from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.reference.standard import DeviceCommand
+from hub.registers.changes import StoredChange
 
 
 class Direction(StrEnum):
@@ -53,6 +54,10 @@ class AuditKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     INTERNAL_ERROR = "internal_error"
     """An engine step raised and was contained (answered H12 where it answers a frame)."""
+    REGISTER_CHANGE = "register_change"
+    """A change reported by an external register was applied (``hub.registers.changes``)."""
+    REGISTER_CHANGE_REFUSED = "register_change_refused"
+    """A register change file (or batch) was refused whole: nothing of it was applied."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +156,11 @@ class Effects:
     """Ids of schedules deleted or stopped."""
     save_transfers: list[tuple[int, int]] = field(default_factory=list, metadata={"persist": True})
     """Firmware transfer progress: (request seq, next block)."""
+    save_register_changes: list[StoredChange] = field(
+        default_factory=list, metadata={"persist": True}
+    )
+    """Register changes applied (kept in the order applied), or whose effective-day
+    consequences are now carried out (``done``; replacing the stored one of the same id)."""
     hello: list[str] = field(default_factory=list)
     """Users that said Hello in this step (their delivery connection is the frame's)."""
     faults: list[EngineFault] = field(default_factory=list)

@@ -5,7 +5,8 @@ act on); on which UK day and at which UTC instant each firing of a schedule is n
 when it actually runs (nominal plus a deterministic pseudo-random offset, so a million daily
 reads do not start in the same second); the concrete service parameters of each firing; which
 firings are due at ``now``; who may read and delete a schedule; which schedules stop on change
-of supplier; and how a schedule is written to plain values and read back after a restart.
+of supplier or of the settlement flag; and how a schedule is written to plain values and read
+back after a restart.
 Must never: read a clock (``now`` is always passed in), open a file or a socket, start a
 thread, decide access to a device (``hub.policies.access`` does, when the schedule is created and again
 for each firing at its execution time), or amend a schedule (DCC schedules cannot be amended:
@@ -65,7 +66,7 @@ Rules:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar, cast
 
@@ -351,6 +352,25 @@ class Scheduler:
         stopped = []
         for schedule_id in ids:
             schedule = self._by_id[schedule_id]
+            self._remove(schedule, stale=True)
+            stopped.append(Stopped(schedule, reason))
+        return stopped
+
+    def on_device(self, device_id: str) -> list[str]:
+        """Ids of every schedule on ``device_id``, oldest first."""
+        return sorted(self._on_device(device_id), key=_id_key)
+
+    def stop_where(
+        self, device_id: str, keep: Callable[[Schedule], bool], reason: str
+    ) -> list[Stopped]:
+        """End every schedule on ``device_id`` that ``keep`` does not keep (for example a
+        supplier's settlement reads once the meter point is no longer settled half-hourly),
+        oldest first."""
+        stopped = []
+        for schedule_id in self.on_device(device_id):
+            schedule = self._by_id[schedule_id]
+            if keep(schedule):
+                continue
             self._remove(schedule, stale=True)
             stopped.append(Stopped(schedule, reason))
         return stopped

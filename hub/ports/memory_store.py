@@ -2,7 +2,7 @@
 
 Decides: nothing beyond the contract; it keeps the same records, in the same shapes, as the
 SQLite store does (requests, deliveries, schedules as their plain records, transfer progress,
-audit, SLA, the next ids), for drivers that need no durability across processes (the
+register changes, audit, SLA, the next ids), for drivers that need no durability across processes (the
 simulator, tests).
 Must never: share a mutable record with its caller (what is applied is copied, what is loaded
 is a fresh copy, as a database would give), apply part of a batch, or do any I/O.
@@ -19,6 +19,7 @@ from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, compact
 from hub.reference.standard import Value
+from hub.registers.changes import StoredChange
 
 
 class MemoryStore(Store):
@@ -30,6 +31,7 @@ class MemoryStore(Store):
         self._deliveries: dict[int, Delivery] = {}
         self._schedules: dict[str, dict[str, Value]] = {}
         self._transfers: dict[int, int] = {}
+        self._register_changes: dict[str, StoredChange] = {}  # in the order first applied
         self._audit: list[AuditRecord] = []
         self._sla: list[SlaRecord] = []
         self._next_seq = 1
@@ -70,6 +72,7 @@ class MemoryStore(Store):
             schedules,
             max(self._next_schedule, max_schedule + 1),
             dict(self._transfers),
+            list(self._register_changes.values()),
         )
 
     def apply(
@@ -114,6 +117,8 @@ class MemoryStore(Store):
         for schedule_id in effects.delete_schedules:
             self._schedules.pop(schedule_id, None)
         self._transfers.update(effects.save_transfers)
+        for stored in effects.save_register_changes:
+            self._register_changes[str(stored.change.change_id)] = stored
         if next_schedule is not None:
             self._next_schedule = next_schedule
         self._next_seq, self._next_delivery = next_seq, next_delivery

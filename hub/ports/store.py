@@ -12,7 +12,7 @@ the implementations live with their drivers (``actors.store``) or are pure Pytho
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import msgpack
@@ -24,6 +24,7 @@ from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.text import bounded
+from hub.registers.changes import StoredChange
 
 OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
 """Request states the hub still owes an answer for: always loaded on a restart, never purged."""
@@ -109,6 +110,9 @@ class Restored:
     the id of a deleted schedule is never reused."""
     transfers: dict[int, int]
     """Firmware transfer progress: request seq -> next block."""
+    register_changes: list[StoredChange] = field(default_factory=list)
+    """Every register change applied, in the order first applied, with whether its effective
+    day has been carried out."""
 
 
 class Store(Protocol):
@@ -132,7 +136,9 @@ class Store(Protocol):
         In this order: requests saved (``StoreConflictError`` if a seq or (user, request id) is
         already stored), requests completed, deliveries added (``StoreConflictError`` on a held id)
         and removed, audit and SLA records appended, schedules saved (replacing one of the same
-        id) and deleted, transfer progress saved (replacing), then the next ids
+        id) and deleted, transfer progress saved (replacing), register changes saved (a new id
+        appended after every stored one; a stored id keeps its place and takes the new
+        ``done``), then the next ids
         (``next_schedule`` only when given). Removing or completing what is not stored is no
         error. On any error nothing of the batch is applied; a failure of the storage itself
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later

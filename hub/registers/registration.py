@@ -1,9 +1,12 @@
 """Registration data read from external registers, and the port the drivers implement.
 
 Decides: who is registered supplier of a meter point on a date, which agents a supplier has
-appointed on a date, and whether an ESCO's customer consent is live on a date (consent ends
-at its expiry or at the first change of tenancy after it was given).
-Must never: change registration; the hub reads the registers, it never runs them.
+appointed on a date, whether an ESCO's customer consent is live on a date (consent ends
+at its expiry or at the first change of tenancy after it was given), and how a meter point is
+settled on a date. The changes the registers report while the hub runs are applied to this
+snapshot by ``hub.registers.changes``, which records their ids here.
+Must never: change registration on its own account; the hub reads the registers, it never
+runs them.
 """
 
 from __future__ import annotations
@@ -70,6 +73,9 @@ class MeterPoint:
     """An export MPAN (its supplier acts as export supplier)."""
     tenancy_changes: tuple[date, ...] = ()
     """Days on which a new occupier took over (change of tenancy), in order."""
+    settlement_changes: tuple[tuple[date, Settlement], ...] = ()
+    """Changes of the settlement flag reported while the hub runs: (first day, settlement),
+    in date order; before the first, ``settlement`` holds."""
 
     def __post_init__(self) -> None:
         problem = (
@@ -93,6 +99,15 @@ class MeterPoint:
     def is_future_supplier(self, party: str, day: date) -> bool:
         """True when ``party`` holds a registration that starts after ``day``."""
         return any(r.supplier == party and r.effective_from > day for r in self.registrations)
+
+    def settlement_on(self, day: date) -> Settlement:
+        """How the meter point is settled on ``day``."""
+        current = self.settlement
+        for first, settlement in self.settlement_changes:
+            if first > day:
+                break
+            current = settlement
+        return current
 
     @property
     def served_by_hub(self) -> bool:
@@ -141,6 +156,8 @@ class RegistrationData:
     meter_points: dict[str, MeterPoint] = field(default_factory=dict)
     appointments: dict[str, list[AgentAppointment]] = field(default_factory=dict)
     consents: dict[str, list[Consent]] = field(default_factory=dict)
+    applied: set[str] = field(default_factory=set)
+    """Ids of the register changes applied to this snapshot (``hub.registers.changes``)."""
 
     @classmethod
     def build(
@@ -193,7 +210,10 @@ class RegistrationData:
 
 
 class RegistrationSource(Protocol):
-    """Port for an external register provider (ECOES-like, gas supply-point register)."""
+    """Port for an external register provider (ECOES-like, gas supply-point register): the
+    first load. The changes the registers report while the hub runs come as batches of
+    ``hub.registers.changes`` to ``HubEngine.on_register_changes`` (the live driver reads them
+    from change files: ``actors.register_feed``)."""
 
     def load(self) -> RegistrationData:
         """Read the registers and return an indexed snapshot."""
