@@ -205,6 +205,7 @@ def schedule_load(
             if site.region == region.value.capitalize() and rng.random() >= wan.coverage:
                 sim.set_online(site.comms_hub, False)
                 uncovered.add(site.comms_hub)
+                sim.uncovered.add(site.comms_hub)
     planned["uncovered_sites"] = len(uncovered)
     # WAN cell outages: every comms hub of a failed cell is unreachable meanwhile
     planned["cells_down"] = 0

@@ -187,17 +187,34 @@ def test_an_event_run_and_a_bulk_run_write_the_same_files_with_the_same_columns(
         "outbox_depth.csv",
         "wan_utilisation.csv",
         "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
     }
     assert all(header[0] == "mode" for header in event.values())
+    assert event["services.csv"] == [
+        "mode",
+        "region",
+        "flow",
+        "service",
+        "offered",
+        "messages",
+        "mean_s",
+        "p50_s",
+        "p95_s",
+        "p99_s",
+        "within_target",
+    ]
     summaries = {
         mode: json.loads((tmp_path / mode / "summary.json").read_text())
         for mode in ("event", "bulk")
     }
     assert set(summaries["event"]) == set(summaries["bulk"])
-    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 1
+    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 2
+    assert summaries["event"]["partial"] is summaries["bulk"]["partial"] is False
     assert summaries["event"]["messages"] > 0
     assert summaries["bulk"]["messages"] > 0
     assert summaries["bulk"]["max_outbox_depth"] is None  # bulk mode models no outbox
+    assert set(summaries["event"]["comms_hub_utilisation"]) <= {"North", "Central", "South"}
+    assert any(u > 0 for u in summaries["event"]["comms_hub_utilisation"].values())
     assert set(summaries["event"]["peak_cell_utilisation"]) <= {"North", "Central", "South"}
     with (tmp_path / "bulk" / "services.csv").open() as f:
         assert {r["mode"] for r in csv.DictReader(f)} == {"bulk"}
