@@ -185,8 +185,10 @@ def _event(scenario: Scenario, out: Path) -> Results:
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)
     depth: list[OutboxRow] = []
     partial = False
-    console.print(f"{STARTED} {scenario.run.name} in event mode (Ctrl-C writes the results so far)")
     try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in event mode (Ctrl-C writes the results so far)"
+        )
         with _progress() as progress:
             task = progress.add_task(
                 f"{scenario.run.name} (event mode, simulated time)", total=scenario.run.duration_s
@@ -218,8 +220,10 @@ def _bulk(scenario: Scenario) -> Results:
     start = scenario.run.start.timestamp()
     runs: list[tuple[RegionLinks, RegionRun]] = []
     partial = False
-    console.print(f"{STARTED} {scenario.run.name} in bulk mode (Ctrl-C writes the results so far)")
     try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in bulk mode (Ctrl-C writes the results so far)"
+        )
         with _progress() as progress:
             task = progress.add_task(
                 f"{scenario.run.name} (bulk mode, by region)", total=len(links)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -284,3 +287,74 @@ def test_an_existing_fleet_directory_is_not_overwritten_without_overwrite(tmp_pa
     assert "already exists" in again.stderr
     assert "--overwrite" in again.stderr
     assert dcc(*args[:5], "2", *args[6:], "--overwrite").returncode == 0
+
+
+LONG = """
+[scenario]
+name = "long"
+seed = 6
+start = 2025-03-03T00:00:00Z
+duration = "7d"
+[fleet]
+sites = 400
+[load.on_demand]
+per_meter_per_day = 50.0
+"""
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> bool:
+    """Read the process's stdout until a line starts with ``prefix`` (False: it ended or the
+    time ran out first)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=1.0):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                return False
+            if line.startswith(prefix):
+                return True
+    return False
+
+
+def test_ctrl_c_writes_the_results_so_far_marked_partial_and_exits_130(tmp_path: Path) -> None:
+    from cli.simulate_cmd import STARTED
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    out = tmp_path / "o"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "simulate", str(path), "--mode", "event", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert _wait_for_line(proc, STARTED, 200), "the run never started"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "partial results" in stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    assert 0 <= summary["reached_s"] < summary["simulated_s"] == 7 * 86_400
+    assert summary["schema"] == 2
+    assert set(_layout(out)) == {
+        "services.csv",
+        "outbox_depth.csv",
+        "wan_utilisation.csv",
+        "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
+    }
