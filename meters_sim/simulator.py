@@ -203,6 +203,7 @@ class Simulation:
         self.offered: Counter[tuple[str | None, str, str]] = Counter()
         """(device id, request id up to its first ``-``, service) -> service requests users
         sent (whatever the hub answered)."""
+        self._device_of: dict[tuple[str, str], str] = {}  # (user, request id) -> device, unanswered
         self.uncovered: set[str] = set()
         """Comms hubs the WAN does not reach for the whole run (set by the workload)."""
         self.outbox_peak = 0
@@ -261,6 +262,8 @@ class Simulation:
     ) -> None:
         """A service request arrives from a user now (on ``conn``, as for ``frame``)."""
         self.offered[req.device_id, req.request_id.split("-", 1)[0], req.service] += 1
+        if req.device_id is not None:
+            self._device_of[user_id, req.request_id] = req.device_id
         self.frame(user_id, wire.encode(req), conn)
 
     def ack(self, conn: Connection, delivery_ids: list[int]) -> None:
@@ -316,16 +319,20 @@ class Simulation:
 
     def _answered(self, effects: Effects) -> None:
         """Keep each response's timing with its request and device: the engine makes one
-        response delivery per SLA record, in the same order."""
+        response delivery per SLA record, in the same order; the device is the one the
+        request named, or the firing schedule's."""
         self.sla += effects.sla
         made = [d for d in effects.add_deliveries if d.kind is DeliveryKind.RESPONSE]
         if len(made) != len(effects.sla):  # not one to one: keep the timings alone
             self.answered += [Answered(r, None, None) for r in effects.sla]
             return
         for record, d in zip(effects.sla, made, strict=True):
-            msg = wire.decode_from_hub(d.payload)
-            device = msg.device_id if isinstance(msg, wire.ServiceResponse) else None
-            self.answered.append(Answered(record, d.request_id, device))
+            rid = d.request_id
+            device = self._device_of.pop((record.user_id, rid or ""), None)
+            if device is None and rid is not None and ":" in rid:  # a schedule's firing
+                schedule = self.engine.scheduler.get(rid.split(":", 1)[0])
+                device = schedule.spec.device_id if schedule is not None else None
+            self.answered.append(Answered(record, rid, device))
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
