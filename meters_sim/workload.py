@@ -393,7 +393,9 @@ def schedule_load(
                 sim.at(gasp, partial(sim.inject, site.comms_hub, _last_gasp))
             sim.at(back, partial(sim.inject, site.comms_hub, _power_on))
             planned["outages"] += 1
-    planned["steady_alerts"] = _steady_alerts(sim, rng, scenario, meters, inventory, start, end)
+    planned["steady_alerts"] = _steady_alerts(
+        sim, rng, scenario, meters, inventory, uncovered, start, end
+    )
     return planned
 
 
@@ -464,11 +466,13 @@ def _steady_alerts(
     scenario: Scenario,
     meters: list[_Meter],
     inventory: Inventory,
+    uncovered: set[str],
     start: float,
     end: float,
 ) -> int:
     """The background alerts of ``[load.alerts]``: Poisson over the alerts' hour profile, each
-    raised by a meter drawn at random, its code drawn from ``STEADY_ALERTS``."""
+    raised by a meter drawn at random, its code drawn from ``STEADY_ALERTS``; a meter behind a
+    comms hub the WAN does not reach raises none that could reach the hub."""
     alerts = scenario.load.alerts
     if not meters or alerts.per_meter_per_day <= 0:
         return 0
@@ -482,7 +486,7 @@ def _steady_alerts(
     ):
         m = rng.choice(meters)
         hub = hub_of.get(m.device.site_id)
-        if hub is None:
+        if hub is None or hub in uncovered:
             continue
         if m.device.device_type is DeviceType.ESME:
             code = rng.choices(codes, weights)[0]
