@@ -12,8 +12,8 @@ head-end formats, the WAN model of the site's region, the simulated devices, eve
 and this driver only waits in simulated time and measures: commands, WAN bytes per cell and
 interval both ways (command frames down, response and alert frames up), the time each comms
 hub's line is busy, the outbox's true peak, and each response's timing with the request and
-device it answers (``Answered``); the engine ticks when it says something is due (``HubEngine.next_due``), woken sooner by a step
-that makes something due sooner. Every answer, response and alert is logged as a
+device it answers (``Answered``); the engine ticks when it says something is due
+(``HubEngine.next_due``), woken sooner by a step that makes something due sooner. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
 the store is the engine's own memory, so a run is reproducible from its seed.
