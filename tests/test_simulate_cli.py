@@ -39,6 +39,7 @@ def test_quickstart_runs_in_event_mode_and_gives_identical_files_for_the_same_se
         "outbox_depth.csv",
         "wan_utilisation.csv",
         "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
     ):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     for plot in ("wan_utilisation.png", "outbox_depth.png"):
