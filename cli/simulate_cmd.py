@@ -2,21 +2,18 @@
 
 Decides: which model runs the scenario (event mode: SimPy drives the real hub engine with
 simulated devices, for fleets up to ``--event-limit`` sites; bulk mode: the vectorised flow
-model, for capacity planning at national scale), the progress display, the output files
-(CSV and JSON, identical for the same scenario and seed) and the exit code (3 when an SLA
-threshold of the scenario is breached, 2 for a bad scenario file).
-Must never: make hub decisions or queueing calculations itself.
+model, for capacity planning at national scale), the progress display and console tables, when
+the results are written (at the end, or when Ctrl-C stops the run: the results so far, marked
+partial) and the exit code (3 when an SLA threshold of the scenario is breached, 2 for a bad
+scenario file, 130 when interrupted).
+Must never: make hub decisions or queueing calculations itself, or lay out result files
+(``meters_sim.results`` does, the same for both models).
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +28,7 @@ if TYPE_CHECKING:  # the simulator is imported when a scenario runs (a fast --he
     from rich.progress import Progress
     from rich.table import Table
 
+    from meters_sim.results import Results, ServiceRow
     from meters_sim.scenario import Scenario
 
 console = Console()
@@ -44,87 +42,9 @@ class Mode(StrEnum):
     BULK = "bulk"
 
 
-SCHEMA = 1
-"""Version of the result files' layout (``schema`` in summary.json, docs/scenarios.md); raised
-whenever a file, a column or a summary key changes meaning or goes away."""
-
-SERVICES_COLUMNS = (
-    "mode",
-    "region",
-    "flow",
-    "service",
-    "messages",
-    "p50_s",
-    "p95_s",
-    "p99_s",
-    "within_target",
-)
-"""``services.csv``: response times per service (event) or per region and flow (bulk)."""
-OUTBOX_COLUMNS = ("mode", "t_s", "held")
-"""``outbox_depth.csv``: deliveries held at each report interval (event mode only; bulk mode
-writes the header alone, it models no outbox)."""
-WAN_COLUMNS = ("mode", "region", "interval_start_s", "mean_cell_utilisation")
-"""``wan_utilisation.csv``: mean cell utilisation per region and 15-minute interval."""
-CELL_COLUMNS = ("mode", "region", "cell", "interval_start_s", "bytes", "utilisation")
-"""``cell_utilisation.csv``: utilisation per busy cell and interval (bytes: event mode only)."""
-FILES: dict[str, tuple[str, ...]] = {
-    "services.csv": SERVICES_COLUMNS,
-    "outbox_depth.csv": OUTBOX_COLUMNS,
-    "wan_utilisation.csv": WAN_COLUMNS,
-    "cell_utilisation.csv": CELL_COLUMNS,
-}
-"""Every CSV file a run writes, in both modes, with its columns."""
-SUMMARY_KEYS = (
-    "schema",
-    "scenario",
-    "mode",
-    "seed",
-    "sites",
-    "meters",
-    "simulated_s",
-    "messages",
-    "within_target",
-    "service_messages_per_meter_per_month",
-    "alerts_per_meter_per_month",
-    "peak_cell_utilisation",
-    "planned",
-    "answers",
-    "responses",
-    "alerts_delivered",
-    "quarantined",
-    "expired",
-    "max_outbox_depth",
-    "commands",
-    "security_alerts",
-    "breaches",
-)
-"""Every key of summary.json, in both modes (null where a mode cannot fill it)."""
-INTERVAL_S = 900.0
-"""Width of a utilisation interval (15 minutes) in both modes."""
-
-
-@dataclass
-class Results:
-    """What a run has produced so far: the rows of each CSV file and the summary."""
-
-    mode: str
-    """``event`` or ``bulk``: the first column of every row."""
-    rows: dict[str, list[list[Any]]] = field(default_factory=lambda: {n: [] for n in FILES})
-    """Rows per file name (without the mode column)."""
-    summary: dict[str, Any] = field(default_factory=dict)
-    """summary.json's values; missing keys are written as null."""
-
-    def write(self, directory: Path) -> dict[str, Any]:
-        """Write every file of the schema into ``directory``; returns the summary written."""
-        for name, columns in FILES.items():
-            _write_csv(directory / name, list(columns), [[self.mode, *r] for r in self.rows[name]])
-        summary = {k: self.summary.get(k) for k in SUMMARY_KEYS}
-        summary["schema"] = SCHEMA
-        summary["mode"] = self.mode
-        (directory / "summary.json").write_text(
-            json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8"
-        )
-        return summary
+STARTED = "running"
+"""The first word of the line printed when the model starts running (Ctrl-C from then on
+writes the results so far)."""
 
 
 NO_MESSAGES = "no messages"
@@ -143,7 +63,10 @@ def summary_table(summary: dict[str, Any]) -> Table:
     out); a share within target of no messages is shown as such."""
     from rich.table import Table
 
-    table = Table(title=f"{summary['scenario']}: summary ({summary['mode']} mode)")
+    title = f"{summary['scenario']}: summary ({summary['mode']} mode)"
+    if summary.get("partial"):
+        title += f", partial: stopped at {summary.get('reached_s', 0):,.0f} s"
+    table = Table(title=title)
     table.add_column("")
     table.add_column("value", justify="right")
     within = summary["within_target"]
@@ -151,9 +74,13 @@ def summary_table(summary: dict[str, Any]) -> Table:
     table.add_row("within target", NO_MESSAGES if within is None else f"{within:.2%}")
     for region, peak in summary["peak_cell_utilisation"].items():
         table.add_row(f"peak cell utilisation, {region}", f"{peak:.1%}")
+    if summary.get("comms_hub_utilisation"):
+        for region, busy in summary["comms_hub_utilisation"].items():
+            table.add_row(f"comms hub utilisation, {region}", f"{busy:.1%}")
     if summary["answers"] is not None:
         table.add_row("answers", _codes(summary["answers"]))
         table.add_row("responses", _codes(summary["responses"]))
+        table.add_row("schedules created", f"{summary['schedules_created']:,}")
         table.add_row("alerts delivered", f"{sum(summary['alerts_delivered'].values()):,}")
         table.add_row("outbox peak", f"{summary['max_outbox_depth']:,}")
         table.add_row("expired", f"{summary['expired']:,}")
@@ -172,17 +99,6 @@ def refuse_to_overwrite(directory: Path, overwrite: bool, option: str) -> None:
     )
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(["" if v is None else v for v in r] for r in rows)
-
-
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
 def _progress() -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -195,23 +111,34 @@ def _progress() -> Progress:
     )
 
 
-def _scenario_values(scenario: Scenario) -> dict[str, Any]:
-    """The summary values that follow from the scenario alone (both modes)."""
-    rates = scenario.message_rates()
-    return {
-        "scenario": scenario.run.name,
-        "seed": scenario.run.seed,
-        "sites": scenario.fleet.sites,
-        "simulated_s": scenario.run.duration_s,
-        "service_messages_per_meter_per_month": _r(rates.service_per_month),
-        "alerts_per_meter_per_month": _r(rates.alerts_per_month),
-    }
+def _seconds(x: float | None) -> str:
+    return "" if x is None else f"{x:.2f}"
 
 
-def _event(scenario: Scenario, out: Path, results: Results) -> list[str]:
+def services_table(title: str, rows: list[ServiceRow]) -> Table:
+    """services.csv for people: one line per region, flow and service."""
     from rich.table import Table
 
-    from hub.policies.sla import summarise
+    table = Table(title=title)
+    for col in ("region", "flow", "SRV", "messages", "mean s", "p99 s"):
+        table.add_column(col, justify="right")
+    table.add_column("within target", justify="right")
+    for r in rows:
+        table.add_row(
+            r.region or "",
+            r.flow,
+            r.service or "",
+            f"{r.messages:,}",
+            _seconds(r.mean_s if r.mean_s is not None else r.p50_s),
+            _seconds(r.p99_s),
+            NO_MESSAGES if r.within_target is None else f"{r.within_target:.1%}",
+        )
+    return table
+
+
+def _event(scenario: Scenario, out: Path) -> Results:
+    """Run the event model; Ctrl-C stops it and gives the results so far, marked partial."""
+    from meters_sim.results import OutboxRow, event_results
     from meters_sim.scenario import Region
     from meters_sim.simulator import SimConfig, Simulation
     from meters_sim.workload import schedule_load
@@ -230,8 +157,7 @@ def _event(scenario: Scenario, out: Path, results: Results) -> list[str]:
         fleet_dir,
     )
     fleet = load_fleet(fleet_dir)
-    region_of = {s.cell: s.region for s in fleet.inventory.sites.values()}
-    cells = sorted(region_of)
+    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
     start = scenario.run.start.timestamp()
     config = SimConfig(
@@ -257,176 +183,72 @@ def _event(scenario: Scenario, out: Path, results: Results) -> list[str]:
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)
-    depth = results.rows["outbox_depth.csv"]
-    with _progress() as progress:
-        task = progress.add_task(
-            f"{scenario.run.name} (event mode, simulated time)", total=scenario.run.duration_s
+    depth: list[OutboxRow] = []
+    partial = False
+    try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in event mode (Ctrl-C writes the results so far)"
         )
-        t = start
-        while t < end:
-            t = min(end, t + step)
-            sim.run(until=t)
-            depth.append([_r(t - start), len(sim.engine.outbox)])
-            progress.update(task, completed=t - start)
-    summaries = summarise(sim.sla)
-    results.rows["services.csv"] = [
-        [None, None, s.key[0], s.count, _r(s.p50_s), _r(s.p95_s), _r(s.p99_s), _r(s.within_target)]
-        for s in summaries
-    ]
-    width = sim.interval_s  # INTERVAL_S, as in bulk mode
-    capacity = {c: config.engine.traffic.cell_budget(c) for c in cells}
-    cell_rows: list[list[Any]] = []
-    regions = sorted(set(region_of.values()))
-    cells_in = Counter(region_of.values())
-    intervals = max(1, math.ceil(scenario.run.duration_s / width))
-    used: dict[tuple[str, float], float] = {}
-    peaks = dict.fromkeys(regions, 0.0)
-    for (cell, i), b in sorted(sim.cell_bytes.items()):
-        region, at = region_of[cell], i * width
-        u = _r(b / (capacity.get(cell, 1.0) * width))
-        cell_rows.append([region, cell, at, b, u])
-        used[region, at] = used.get((region, at), 0.0) + u
-        peaks[region] = max(peaks[region], u)
-    results.rows["cell_utilisation.csv"] = cell_rows
-    results.rows["wan_utilisation.csv"] = [
-        [region, k * width, _r(used.get((region, k * width), 0.0) / cells_in[region])]
-        for region in regions
-        for k in range(intervals)
-    ]
-    answers = Counter(d.code for d in sim.log if d.kind == "answer")
-    responses = Counter(d.code for d in sim.log if d.kind == "response")
-    alerts = Counter(d.code for d in sim.log if d.kind == "device_alert")
-    total = sum(answers.values())
-    busy_share = answers.get("H8", 0) / total if total else 0.0
-    max_depth = max((d[1] for d in depth), default=0)
-    breaches = scenario.sla.breaches(
-        summaries,
-        max_outbox_depth=max_depth,
-        expiries=sim.counters["expired"],
-        busy_share=busy_share,
-    )
-    messages = sum(s.count for s in summaries)
-    within = sum(s.count * s.within_target for s in summaries) / messages if messages else None
-    results.summary.update(
-        meters=len([d for d in fleet.inventory.devices.values() if d.mpxn]),
-        messages=messages,
-        within_target=None if within is None else _r(within),
-        peak_cell_utilisation={r: _r(p) for r, p in peaks.items()},
-        planned=planned,
-        answers=dict(sorted(answers.items())),
-        responses=dict(sorted(responses.items())),
-        alerts_delivered=dict(sorted(alerts.items())),
-        quarantined=answers.get("H7", 0),
-        expired=sim.counters["expired"],
-        max_outbox_depth=max_depth,
-        commands=sim.counters["commands"],
-        security_alerts=len(sim.engine.security_alerts),
-        breaches=breaches,
-    )
-    table = Table(title=f"{scenario.run.name}: responses by service")
-    for col in ("SRV", "responses", "p50 s", "p95 s", "p99 s", "within target"):
-        table.add_column(col, justify="right")
-    for s in summaries:
-        table.add_row(
-            s.key[0],
-            str(s.count),
-            f"{s.p50_s:.2f}",
-            f"{s.p95_s:.2f}",
-            f"{s.p99_s:.2f}",
-            f"{s.within_target:.1%}",
-        )
-    console.print(table)
-    return breaches
+        with _progress() as progress:
+            task = progress.add_task(
+                f"{scenario.run.name} (event mode, simulated time)", total=scenario.run.duration_s
+            )
+            t = start
+            while t < end:
+                t = min(end, t + step)
+                sim.run(until=t)
+                depth.append(OutboxRow(round(t - start, 6), len(sim.engine.outbox)))
+                progress.update(task, completed=t - start)
+    except KeyboardInterrupt:
+        partial = True
+    return event_results(scenario, sim, fleet.inventory, planned, depth, partial=partial)
 
 
-def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
-    import numpy as np
-    from rich.table import Table
-
+def _bulk(scenario: Scenario) -> Results:
+    """Run the bulk model region by region; Ctrl-C stops it and gives the regions done so
+    far, marked partial."""
     from hub.reference.uktime import to_uk_local
-    from meters_sim.bulk import simulate_region
+    from meters_sim.bulk import RegionLinks, RegionRun, simulate_region
     from meters_sim.flows import flow_classes, outage_classes, region_links
+    from meters_sim.results import INTERVAL_S, bulk_results
     from meters_sim.scenario import Region
 
     classes = flow_classes(scenario)
     links = region_links(scenario)
     days = scenario.run.duration_s / 86_400.0
     start_hour = to_uk_local(scenario.run.start).hour
-    rows = results.rows["services.csv"]
-    util_rows = results.rows["wan_utilisation.csv"]
-    cell_rows = results.rows["cell_utilisation.csv"]
-    peaks: dict[str, float] = {}
-    messages = 0
-    within_weighted = 0.0
-    with _progress() as progress:
-        task = progress.add_task(f"{scenario.run.name} (bulk mode, by region)", total=len(links))
-        for i, region in enumerate(links):
-            extra = outage_classes(scenario, Region(region.region.lower()))
-            start = scenario.run.start.timestamp()
-            down = [
-                (c.start.timestamp() - start, c.end.timestamp() - start, c.share)
-                for c in scenario.load.cell_outages
-                if c.region.value.capitalize() == region.region
-            ]
-            region_results, util, peak, n, per_cell = simulate_region(
-                region,
-                classes + extra,
-                scenario.run.seed * 1009 + i,
-                days,
-                INTERVAL_S,
-                start_hour,
-                down,
-            )
-            messages += n
-            peaks[region.region] = _r(peak)
-            for c in region_results:
-                rows.append(
-                    [
-                        c.region,
-                        c.name,
-                        None,
-                        c.count,
-                        _r(c.p50_s),
-                        _r(c.p95_s),
-                        _r(c.p99_s),
-                        _r(c.within_target),
-                    ]
-                )
-                within_weighted += c.count * c.within_target
-            util_rows += [[region.region, k * INTERVAL_S, _r(u)] for k, u in enumerate(util)]
-            busy_cells, busy_slots = np.nonzero(per_cell)
-            cell_rows += [
-                [
-                    region.region,
-                    f"{region.region[0]}-{c + 1:04d}",
-                    k * INTERVAL_S,
-                    None,
-                    _r(per_cell[c, k]),
-                ]
-                for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
-            ]
-            progress.update(task, advance=1)
-    within = within_weighted / messages if messages else None
-    breaches = []
-    if within is not None and within < scenario.sla.min_within_target:
-        breaches.append(
-            f"{within:.2%} of messages within target, below the minimum {scenario.sla.min_within_target:.2%}"
+    start = scenario.run.start.timestamp()
+    runs: list[tuple[RegionLinks, RegionRun]] = []
+    partial = False
+    try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in bulk mode (Ctrl-C writes the results so far)"
         )
-    results.summary.update(
-        meters=round(scenario.fleet.meters),
-        messages=messages,
-        within_target=None if within is None else _r(within),
-        peak_cell_utilisation=peaks,
-        breaches=breaches,
-    )
-    table = Table(title=f"{scenario.run.name}: {messages:,} messages over {days:g} day(s)")
-    for col in ("region", "flow", "messages", "p50 s", "p99 s", "within target"):
-        table.add_column(col)
-    for r in rows:
-        share = f"{r[7]:.2%}" if r[3] else NO_MESSAGES
-        table.add_row(r[0], r[1], f"{r[3]:,}", f"{r[4]:.2f}", f"{r[6]:.2f}", share)
-    console.print(table)
-    return breaches
+        with _progress() as progress:
+            task = progress.add_task(
+                f"{scenario.run.name} (bulk mode, by region)", total=len(links)
+            )
+            for i, region in enumerate(links):
+                extra = outage_classes(scenario, Region(region.region.lower()))
+                down = [
+                    (c.start.timestamp() - start, c.end.timestamp() - start, c.share)
+                    for c in scenario.load.cell_outages
+                    if c.region.value.capitalize() == region.region
+                ]
+                run = simulate_region(
+                    region,
+                    classes + extra,
+                    scenario.run.seed * 1009 + i,
+                    days,
+                    INTERVAL_S,
+                    start_hour,
+                    down,
+                )
+                runs.append((region, run))
+                progress.update(task, advance=1)
+    except KeyboardInterrupt:
+        partial = True
+    return bulk_results(scenario, runs, INTERVAL_S, partial=partial)
 
 
 def simulate(
@@ -449,7 +271,8 @@ def simulate(
         False, "--overwrite", help="Replace the results of an earlier run in the --out directory."
     ),
 ) -> None:
-    """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach."""
+    """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach.
+    Ctrl-C writes the results so far (marked partial) and exits 130."""
     from cli.plots import plot_outputs  # matplotlib: only when drawing
     from meters_sim.scenario_files import read_scenario
 
@@ -464,16 +287,23 @@ def simulate(
     refuse_to_overwrite(directory, overwrite, "--out")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = Results(chosen)
-    results.summary.update(_scenario_values(scenario))
-    breaches = (_event if chosen == "event" else _bulk)(scenario, directory, results)
+    results = _event(scenario, directory) if chosen == "event" else _bulk(scenario)
     summary = results.write(directory)
+    if results.summary.partial:
+        if as_json:
+            output.document(summary)
+        sys.stderr.write(
+            f"interrupted at {results.summary.reached_s:,.0f} s of simulated time: "
+            f"partial results in {directory}\n"
+        )
+        raise typer.Exit(ExitStatus.INTERRUPTED)
     plot_outputs(directory, scenario.run.name)
+    console.print(services_table(f"{scenario.run.name}: responses and alerts", results.services))
     console.print(summary_table(summary))
     if as_json:
         output.document(summary)
     console.print(f"results in {directory} ({time.perf_counter() - started:.1f} s wall time)")
-    if breaches:
-        for b in breaches:
+    if summary["breaches"]:
+        for b in summary["breaches"]:
             sys.stderr.write(f"SLA breach: {b}\n")
         raise typer.Exit(ExitStatus.SLA_BREACH)

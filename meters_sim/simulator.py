@@ -9,9 +9,11 @@ connection at once; a user's default connection acknowledges after a configurabl
 connections keep what they get in an inbox until asked; commands are carried by each comms
 hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
 head-end formats, the WAN model of the site's region, the simulated devices, every failure),
-and this driver only waits in simulated time and counts commands and WAN bytes per cell; the
-engine ticks when it says something is due (``HubEngine.next_due``), woken sooner by a step
-that makes something due sooner. Every answer, response and alert is logged as a
+and this driver only waits in simulated time and measures: commands, WAN bytes per cell and
+interval both ways (command frames down, response and alert frames up), the time each comms
+hub's line is busy, the outbox's true peak, and each response's timing with the request and
+device it answers (``Answered``); the engine ticks when it says something is due
+(``HubEngine.next_due``), woken sooner by a step that makes something due sooner. Every answer, response and alert is logged as a
 ``Decision`` so runs can be compared with each other and with the live hub.
 Must never: make a hub decision (the engine does), read the wall clock, or persist anything:
 the store is the engine's own memory, so a run is reproducible from its seed.
@@ -23,7 +25,7 @@ import functools
 import itertools
 import math
 import random
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,7 +34,7 @@ from typing import Any
 import simpy
 
 from hub import wire
-from hub.engine import Dispatch, Effects, EngineConfig, HubEngine
+from hub.engine import DeliveryKind, Dispatch, Effects, EngineConfig, HubEngine
 from hub.headends.base import HeadEnd
 from hub.policies.access import AccessContext
 from hub.policies.connections import DeliveryRoutes
@@ -63,6 +65,20 @@ class Decision:
     """The response code, or the alert code."""
     service: str | None = None
     device_id: str | None = None
+    raised_at: float | None = None
+    """When the device (or the hub) raised it (alerts only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """One response's SLA timing, with what it answered."""
+
+    sla: SlaRecord
+    """The engine's timing of the response (service, user, clock start, response, target)."""
+    request_id: str | None
+    """The request it answers (a schedule's firing: ``S<n>:<index>``)."""
+    device_id: str | None
+    """The device the request was for (None for services the hub answers itself)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,8 @@ class Connection:
 class _Hub:
     line: Line
     cell: str
+    region: str
+    busy_s: float = 0.0  # time its line spent carrying commands
 
 
 class Simulation:
@@ -170,8 +188,26 @@ class Simulation:
         }
         self.sla: list[SlaRecord] = []
         """Every response's timing, for SLA reports."""
+        self.answered: list[Answered] = []
+        """Every response's timing with the request and device it answers (``sla`` in the
+        same order)."""
         self.cell_bytes: dict[tuple[str, int], int] = {}
-        """(cell, interval index) -> command bytes carried, for WAN utilisation."""
+        """(cell, interval index) -> bytes carried both ways (command frames to the devices,
+        response and alert frames from them), for WAN utilisation."""
+        self.hub_busy_s: dict[tuple[str, int], float] = {}
+        """(region, interval index) -> seconds the region's comms hub lines spent carrying
+        commands started in that interval, for comms-hub utilisation."""
+        self.alerts_raised: dict[tuple[str, str], int] = {}
+        """(region, alert code) -> device alerts that reached the hub from the region's comms
+        hubs."""
+        self.offered: Counter[tuple[str | None, str, str]] = Counter()
+        """(device id, request id up to its first ``-``, service) -> service requests users
+        sent (whatever the hub answered)."""
+        self._device_of: dict[tuple[str, str], str] = {}  # (user, request id) -> device, unanswered
+        self.uncovered: set[str] = set()
+        """Comms hubs the WAN does not reach for the whole run (set by the workload)."""
+        self.outbox_peak = 0
+        """Most deliveries the outbox held at any moment."""
         self.interval_s = 900.0
         self._planned = -math.inf  # when the ticker wakes next (-inf: running or not started)
         self._nudge = self.env.event()  # wakes the ticker before its plan
@@ -225,6 +261,9 @@ class Simulation:
         self, user_id: str, req: wire.ServiceRequest, conn: Connection | None = None
     ) -> None:
         """A service request arrives from a user now (on ``conn``, as for ``frame``)."""
+        self.offered[req.device_id, req.request_id.split("-", 1)[0], req.service] += 1
+        if req.device_id is not None:
+            self._device_of[user_id, req.request_id] = req.device_id
         self.frame(user_id, wire.encode(req), conn)
 
     def ack(self, conn: Connection, delivery_ids: list[int]) -> None:
@@ -243,20 +282,23 @@ class Simulation:
         self, comms_hub: str, action: Callable[[SiteHost, float], list[DeviceAlert]]
     ) -> None:
         """Apply an event (outage, voltage excursion, tamper) to a site's devices now."""
-        self._perform(self._hub(comms_hub).line.inject(action, self.env.now))
+        self._perform(comms_hub, self._hub(comms_hub).line.inject(action, self.env.now))
 
     def set_online(self, comms_hub: str, online: bool) -> None:
         """Take a comms hub off the WAN, or bring it back."""
-        self._perform(self._hub(comms_hub).line.set_online(online))
+        self._perform(comms_hub, self._hub(comms_hub).line.set_online(online))
 
     # ---- the engine's effects ---------------------------------------------------------------------
 
     def _apply(self, effects: Effects, source: Connection | None = None) -> None:
         """Play out one engine step; ``source`` is the connection whose frame it answers."""
-        self.sla += effects.sla
+        if effects.sla:
+            self._answered(effects)
         self.counters["expired"] += effects.expired
         for made in effects.add_deliveries:
             self._payloads[made.delivery_id] = made.payload
+        if effects.add_deliveries:
+            self.outbox_peak = max(self.outbox_peak, len(self.engine.outbox))
         if effects.faults:  # contained engine failures (answered, audited by the engine)
             self.counters["faults"] = self.counters.get("faults", 0) + len(effects.faults)
         for send in effects.send:
@@ -274,6 +316,23 @@ class Simulation:
         for d in effects.dispatch:
             self._carry(d)
         self._replan()
+
+    def _answered(self, effects: Effects) -> None:
+        """Keep each response's timing with its request and device: the engine makes one
+        response delivery per SLA record, in the same order; the device is the one the
+        request named, or the firing schedule's."""
+        self.sla += effects.sla
+        made = [d for d in effects.add_deliveries if d.kind is DeliveryKind.RESPONSE]
+        if len(made) != len(effects.sla):  # not one to one: keep the timings alone
+            self.answered += [Answered(r, None, None) for r in effects.sla]
+            return
+        for record, d in zip(effects.sla, made, strict=True):
+            rid = d.request_id
+            device = self._device_of.pop((record.user_id, rid or ""), None)
+            if device is None and rid is not None and ":" in rid:  # a schedule's firing
+                schedule = self.engine.scheduler.get(rid.split(":", 1)[0])
+                device = schedule.spec.device_id if schedule is not None else None
+            self.answered.append(Answered(record, rid, device))
 
     def _deliver(self, conn: Connection, payload: bytes) -> bool:
         """One frame reaches a connection (False: it is closed, the frame is lost)."""
@@ -310,11 +369,22 @@ class Simulation:
             elif isinstance(msg, wire.DeviceAlertNotice):
                 self.log.append(
                     Decision(
-                        now, "device_alert", user_id, None, msg.alert_code, None, msg.device_id
+                        now,
+                        "device_alert",
+                        user_id,
+                        None,
+                        msg.alert_code,
+                        None,
+                        msg.device_id,
+                        msg.raised_at,
                     )
                 )
             else:
-                self.log.append(Decision(now, "hub_alert", user_id, None, msg.alert_code))
+                self.log.append(
+                    Decision(
+                        now, "hub_alert", user_id, None, msg.alert_code, None, None, msg.raised_at
+                    )
+                )
         if not conn.auto_ack:
             if msg.delivery_id in conn.seen:  # a redelivery: confirmed again and dropped
                 conn.duplicates += 1
@@ -336,24 +406,39 @@ class Simulation:
             site = self._site_of[comms_hub]
             profile = self.config.wan.get(site.region, WanProfile())
             line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, self._rng)
-            hub = self._hubs[comms_hub] = _Hub(line, site.cell)
+            hub = self._hubs[comms_hub] = _Hub(line, site.cell, site.region)
         return hub
+
+    def hub_busy(self) -> dict[str, float]:
+        """Seconds each comms hub's line spent carrying commands so far (used hubs only)."""
+        return {k: h.busy_s for k, h in self._hubs.items() if h.busy_s > 0}
 
     def _carry(self, d: Dispatch) -> None:
         """One command offered to its comms hub's line (the same line the live hub drives)."""
-        self._perform(self._hub(d.comms_hub).line.offer(d, self.env.now))
+        self._perform(d.comms_hub, self._hub(d.comms_hub).line.offer(d, self.env.now))
 
-    def _perform(self, actions: list[Action]) -> None:
-        """Do what a line asks: wait in simulated time, count, and hand answers to the engine."""
+    def _perform(self, comms_hub: str, actions: list[Action]) -> None:
+        """Do what a comms hub's line asks: wait in simulated time, count, and hand answers
+        to the engine."""
         now = self.env.now
         for a in actions:
             if isinstance(a, Deliver):
                 self.counters["uplinks"] += 1
+                hub = self._hubs[comms_hub]
+                if a.frame_bytes:
+                    slot = (hub.cell, int((now - self.config.start) // self.interval_s))
+                    self.cell_bytes[slot] = self.cell_bytes.get(slot, 0) + a.frame_bytes
                 if isinstance(a.uplink, DeviceAlert):
+                    raised = (hub.region, a.uplink.alert_code)
+                    self.alerts_raised[raised] = self.alerts_raised.get(raised, 0) + 1
                     self._apply(self.engine.on_device_alert(a.uplink, now))
                 else:
                     self._apply(self.engine.on_device_response(a.uplink, now))
             elif isinstance(a, Wait):
+                hub = self._hubs[a.comms_hub]
+                hub.busy_s += a.delay_s
+                busy = (hub.region, int((now - self.config.start) // self.interval_s))
+                self.hub_busy_s[busy] = self.hub_busy_s.get(busy, 0.0) + a.delay_s
                 self.env.timeout(a.delay_s).callbacks.append(
                     functools.partial(self._arrived, a.comms_hub, a.token)
                 )
@@ -380,10 +465,10 @@ class Simulation:
                 self.counters["lost_alerts"] += 1
 
     def _arrived(self, comms_hub: str, token: int, _: simpy.Event) -> None:
-        self._perform(self._hubs[comms_hub].line.arrived(token, self.env.now))
+        self._perform(comms_hub, self._hubs[comms_hub].line.arrived(token, self.env.now))
 
     def _wake(self, comms_hub: str, _: simpy.Event) -> None:
-        self._perform(self._hubs[comms_hub].line.wake(self.env.now))
+        self._perform(comms_hub, self._hubs[comms_hub].line.wake(self.env.now))
 
     def _replan(self) -> None:
         """After a step: wake the ticker now if the step made something due before its plan."""

@@ -1,15 +1,21 @@
 """Event-mode load: a scenario's service users and field events, scheduled on a ``Simulation``.
 
 Decides: which requests the simulated service users send and when (on-demand reads by hour of
-day, prepayment top-ups with valid UTRNs, daily scheduled reads created as 5.1 schedules,
-diarised tariff changes, firmware rollouts), and which field events happen (outage storms and
-their restorations), all drawn from the scenario's seed.
+day, prepayment top-ups with valid UTRNs, daily scheduled and settlement reads created as 5.1
+schedules whose nominal times are spread evenly over their window, diarised tariff changes,
+firmware rollouts, and the network operators' own power-quality reads), which users connect
+(every supplier and network operator with meters in the fleet says Hello at the start), and
+which field events happen (the steady background alerts of ``[load.alerts]``, outage storms
+with the comms hub's AD1 last gasp and the restorations, WAN coverage and cell outages), all
+drawn from the scenario's seed; and the flow class each request belongs to (``flow_of``), so
+both models report the same flows.
 Must never: decide anything the hub decides; it only plays the users and the field.
 Change-of-supplier churn is played as register updates during the run (effective the next UK
-day, followed by the gaining supplier's first requests); daily and settlement reads are
-created as 5.1 schedules (settlement reads only on meter points the register settles half-hourly);
-sites outside WAN coverage are taken off the WAN for the whole run, and the comms hubs of a
-failed cell for the outage (their requests get E20).
+day, followed by the gaining supplier's first requests); settlement reads only on meter points
+the register settles half-hourly; sites outside WAN coverage are taken off the WAN for the whole
+run, and the comms hubs of a failed cell for the outage (their requests get E20). Hub alerts
+(``hub_per_meter_per_day``) are the hub's own decisions (anomaly notices, stopped schedules):
+the event model gets them only when the hub makes them.
 """
 
 from __future__ import annotations
@@ -31,10 +37,48 @@ from hub.reference.utrn import make_utrn
 from hub.registers.inventory import Device, DeviceStatus, Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData, Settlement, SupplierRegistration
-from meters_sim.scenario import FLAT, HourProfile, Scenario
+from meters_sim.scenario import FLAT, HourProfile, Scenario, ScheduledReads
 from meters_sim.simulator import Simulation
 from sdk.signing import SigningKey
+from simfield.devices.chf import OUTAGE_ALERT_AFTER_S
+from simfield.devices.esme import DEFAULT_VOLTAGE
 from simfield.site import SiteHost
+
+NETWORK_SHARE = 0.05
+"""Share of the on-demand requests (``[load.on_demand] per_meter_per_day``) that the meter
+point's network operator sends instead of its supplier (assumed: network operators read power
+quality on a small share of meters; the total on-demand rate is unchanged)."""
+NETWORK_SERVICES: Mapping[Role, Mapping[str, float]] = {
+    Role.ED: {"4.10": 0.3, "4.16": 0.2, "4.8.2": 0.15, "4.12.1": 0.1, "6.2.1": 0.1, "4.17": 0.15},
+    Role.GT: {"4.10": 0.5, "4.1.1": 0.25, "4.17": 0.25},
+}
+"""What a network operator reads, by its role (assumed weights; only services the catalogue
+lets the role send to the meter's device type are used): network data, active power, reactive
+profile, maximum demand, voltage configuration and consumption for electricity distributors;
+network data, registers and consumption for gas transporters."""
+STEADY_ALERTS: tuple[tuple[str, float], ...] = (
+    ("8099", 0.15),
+    ("8091", 0.05),
+    ("8F0A", 0.5),
+    ("8145", 0.3),
+)
+"""The background alerts of normal running and their shares (assumed): voltage sags (8099) and
+swells (8091), raised by an electricity meter measuring the excursion and sent to the network
+operator; billing data log updates (8F0A) and clock adjustments (8145), sent to the supplier.
+A gas meter draws among the supplier alerts only."""
+VOLTAGE_EXCURSION_S = 60.0
+"""How long a steady-state voltage excursion lasts before the voltage is nominal again."""
+NOMINAL_VOLTAGE_V = 230.0
+"""The RMS voltage a meter measures when nothing is wrong."""
+
+FLOW_PREFIXES: Mapping[str, str] = {
+    "od": "on demand",
+    "no": "network operator",
+    "tu": "top-ups 2.2",
+    "sc": "schedule creation",
+    "cos": "change of supplier",
+}
+"""Flow class of a request by the prefix of the request ids the workload gives it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +136,38 @@ def _arrivals(
     return times
 
 
+def flow_of(request_id: str | None, service: str, scenario: Scenario) -> str:
+    """The flow class (as the bulk model names them) of a request the workload sent, or of a
+    schedule's firing (request id ``S<n>:<index>``)."""
+    rid = request_id or ""
+    prefix = rid.split("-", 1)[0]
+    if prefix in FLOW_PREFIXES:
+        return FLOW_PREFIXES[prefix]
+    if prefix == "tc":
+        return f"tariff change {service}"
+    if prefix == "fw":
+        return f"firmware {service}"
+    if rid.startswith("S") and ":" in rid:
+        load = scenario.load
+        if load.daily_reads.share > 0 and service == load.daily_reads.service:
+            return f"daily reads {service}"
+        if load.settlement.share > 0 and service == load.settlement.service:
+            return f"settlement reads {service}"
+        return "schedules"
+    return "other"
+
+
+def _slots(reads: ScheduledReads, count: int) -> list[str]:
+    """``count`` nominal times of day (UK local ``HH:MM``) spread evenly over the window."""
+    first = reads.window_start.hour * 60 + reads.window_start.minute
+    span = reads.window_s / 60.0
+    out = []
+    for k in range(count):
+        minute = int(first + (k + 0.5) * span / count) % (24 * 60)
+        out.append(f"{minute // 60:02d}:{minute % 60:02d}")
+    return out
+
+
 def schedule_load(
     sim: Simulation,
     scenario: Scenario,
@@ -130,6 +206,7 @@ def schedule_load(
             if site.region == region.value.capitalize() and rng.random() >= wan.coverage:
                 sim.set_online(site.comms_hub, False)
                 uncovered.add(site.comms_hub)
+                sim.uncovered.add(site.comms_hub)
     planned["uncovered_sites"] = len(uncovered)
     # WAN cell outages: every comms hub of a failed cell is unreachable meanwhile
     planned["cells_down"] = 0
@@ -147,15 +224,27 @@ def schedule_load(
         for hub in hubs:
             sim.at(t0, partial(sim.set_online, hub, False))
             sim.at(t0 + cell_outage.duration_s, partial(sim.set_online, hub, True))
-    for u in sorted({m.user.user_id for m in meters}):
+    networks = _network_users(users, registration, meters)
+    connected = {m.user.user_id for m in meters} | {
+        u.user_id for pair in networks.values() for u, _ in pair
+    }
+    for u in sorted(connected):
         sim.at(start, partial(sim.hello, u))
+    planned["connected_users"] = len(connected)
     load = scenario.load
-    # on-demand reads
+    # on-demand reads: most from the supplier, a share from the network operator
     services = [(code, w) for code, w in load.on_demand.services.items() if code in CATALOGUE]
+    planned["network_operator"] = 0
     for t in _arrivals(
         rng, load.on_demand.per_meter_per_day * len(meters), load.on_demand.hour_profile, start, end
     ):
         m = rng.choice(meters)
+        planned["on_demand"] += 1
+        if rng.random() < NETWORK_SHARE and _network_request(
+            sim, rng, m, networks.get(m.device.device_id, ()), t, rid("no")
+        ):
+            planned["network_operator"] += 1
+            continue
         code = rng.choices([c for c, _ in services], [w for _, w in services])[0]
         service = CATALOGUE[code]
         if m.device.device_type not in service.device_types or m.role not in service.roles:
@@ -168,7 +257,6 @@ def schedule_load(
             params=example_params(code, t),
         )
         sim.at(t, partial(sim.request, m.user.user_id, req))
-        planned["on_demand"] += 1
     # prepayment top-ups
     prepay = [m for m in meters if payment_modes.get(m.device.device_id) is PaymentMode.PREPAYMENT]
     if prepay:
@@ -192,25 +280,30 @@ def schedule_load(
             sim.at(t, partial(sim.request, m.user.user_id, req))
             planned["top_ups"] += 1
     # daily scheduled reads and settlement profile reads, created at the start as 5.1 schedules
+    # (nominal times spread evenly over the window; a nominal time at or before the start
+    # fires from the next day, as for any schedule created then)
     day = uk_date(scenario.run.start).isoformat()
-    for reads in (load.daily_reads, load.settlement):
+    for reads, settlement in ((load.daily_reads, False), (load.settlement, True)):
         if reads.share <= 0 or reads.service not in CATALOGUE:
             continue
         service = CATALOGUE[reads.service]
-        for m in meters:
-            if (
-                rng.random() >= reads.share
-                or m.device.device_type not in service.device_types
-                or m.role not in service.roles
-                or (reads is load.settlement and not _half_hourly(registration, m.device.mpxn, day))
-            ):
-                continue  # settlement reads only where the register says half-hourly
+        chosen = [
+            m
+            for m in meters
+            if rng.random() < reads.share
+            and m.device.device_type in service.device_types
+            and m.role in service.roles
+            and (not settlement or m.role is Role.IS)  # settlement: electricity import meters
+            # settlement reads only where the register says half-hourly
+            and (not settlement or _half_hourly(registration, m.device.mpxn, day))
+        ]
+        for m, slot in zip(chosen, _slots(reads, len(chosen)), strict=True):
             params: dict[str, Value] = {
                 "service": reads.service,
                 "device_id": m.device.device_id,
                 "recurrence": "daily",
                 "start_date": day,
-                "time_of_day": reads.window_start.strftime("%H:%M"),
+                "time_of_day": slot,
                 "params": {"window_s": 86400},
             }
             req = wire.ServiceRequest(
@@ -298,9 +391,129 @@ def schedule_load(
         for site in hit:
             back = t0 + storm.duration_s + rng.random() * storm.restore_over_s
             sim.at(t0, partial(sim.inject, site.comms_hub, _power_off))
+            gasp = t0 + OUTAGE_ALERT_AFTER_S + LAST_GASP_MARGIN_S
+            if gasp < back:  # the comms hub's AD1, as soon as its own rule raises it
+                sim.at(gasp, partial(sim.inject, site.comms_hub, _last_gasp))
             sim.at(back, partial(sim.inject, site.comms_hub, _power_on))
             planned["outages"] += 1
+    planned["steady_alerts"] = _steady_alerts(
+        sim, rng, scenario, meters, inventory, uncovered, start, end
+    )
     return planned
+
+
+LAST_GASP_MARGIN_S = 0.001
+"""How long after the comms hub's outage rule is met (``OUTAGE_ALERT_AFTER_S`` into an outage)
+its devices are woken, so that the AD1 reaches the hub then and not when the site is next
+touched."""
+
+
+def _network_users(
+    users: dict[str, User], registration: RegistrationData, meters: list[_Meter]
+) -> dict[str, tuple[tuple[User, Role], ...]]:
+    """Each meter's network operator users (active, with the role for its fuel), by device id."""
+    by_party: dict[tuple[str, Role], User] = {}
+    for u in sorted(users.values(), key=lambda x: x.user_id):
+        if u.status is UserStatus.ACTIVE:
+            for role in u.roles & {Role.ED, Role.GT}:
+                by_party.setdefault((u.party_id, role), u)
+    out: dict[str, tuple[tuple[User, Role], ...]] = {}
+    for m in meters:
+        mp = registration.meter_point(m.device.mpxn)
+        if mp is None:
+            continue
+        role = Role.ED if m.role is Role.IS else Role.GT
+        user = by_party.get((mp.network_operator, role))
+        if user is not None:
+            out[m.device.device_id] = ((user, role),)
+    return out
+
+
+def _network_request(
+    sim: Simulation,
+    rng: random.Random,
+    m: _Meter,
+    network: tuple[tuple[User, Role], ...],
+    t: float,
+    request_id: str,
+) -> bool:
+    """Schedule the meter's network operator's own read at ``t`` (False: it has none that the
+    catalogue allows for this meter)."""
+    if not network:
+        return False
+    user, role = network[0]
+    allowed = [
+        (code, w)
+        for code, w in NETWORK_SERVICES[role].items()
+        if code in CATALOGUE
+        and role in CATALOGUE[code].roles
+        and m.device.device_type in CATALOGUE[code].device_types
+    ]
+    if not allowed:
+        return False
+    code = rng.choices([c for c, _ in allowed], [w for _, w in allowed])[0]
+    req = wire.ServiceRequest(
+        request_id=request_id,
+        role=role,
+        service=code,
+        device_id=m.device.device_id,
+        params=example_params(code, t),
+    )
+    sim.at(t, partial(sim.request, user.user_id, req))
+    return True
+
+
+def _steady_alerts(
+    sim: Simulation,
+    rng: random.Random,
+    scenario: Scenario,
+    meters: list[_Meter],
+    inventory: Inventory,
+    uncovered: set[str],
+    start: float,
+    end: float,
+) -> int:
+    """The background alerts of ``[load.alerts]``: Poisson over the alerts' hour profile, each
+    raised by a meter drawn at random, its code drawn from ``STEADY_ALERTS``; a meter behind a
+    comms hub the WAN does not reach raises none that could reach the hub."""
+    alerts = scenario.load.alerts
+    if not meters or alerts.per_meter_per_day <= 0:
+        return 0
+    hub_of = {s.site_id: s.comms_hub for s in inventory.sites.values()}
+    codes = [c for c, _ in STEADY_ALERTS]
+    weights = [w for _, w in STEADY_ALERTS]
+    supplier = [(c, w) for c, w in STEADY_ALERTS if c not in VOLTAGE_CODES]
+    count = 0
+    for t in _arrivals(
+        rng, alerts.per_meter_per_day * len(meters), alerts.hour_profile, start, end
+    ):
+        m = rng.choice(meters)
+        hub = hub_of.get(m.device.site_id)
+        if hub is None or hub in uncovered:
+            continue
+        if m.device.device_type is DeviceType.ESME:
+            code = rng.choices(codes, weights)[0]
+        else:
+            code = rng.choices([c for c, _ in supplier], [w for _, w in supplier])[0]
+        if code in VOLTAGE_CODES:
+            volts = VOLTAGE_CODES[code]
+            sim.at(t, partial(sim.inject, hub, partial(_voltage, volts)))
+            sim.at(
+                t + VOLTAGE_EXCURSION_S,
+                partial(sim.inject, hub, partial(_voltage, NOMINAL_VOLTAGE_V)),
+            )
+        else:
+            sim.at(t, partial(sim.inject, hub, partial(_routine_alert, m.device.device_id, code)))
+        count += 1
+    return count
+
+
+VOLTAGE_CODES: Mapping[str, float] = {
+    "8099": (DEFAULT_VOLTAGE.sag_v + DEFAULT_VOLTAGE.extreme_under_v) / 2,
+    "8091": (DEFAULT_VOLTAGE.swell_v + DEFAULT_VOLTAGE.extreme_over_v) / 2,
+}
+"""The RMS voltage a meter measures during a steady-state sag or swell: between the sag (or
+swell) threshold and the extreme one, so exactly that alert is raised."""
 
 
 COS_REQUESTS = ("8.2", "4.1.1", "6.2.7", "11.2", "7.4", "4.18")
@@ -356,3 +569,15 @@ def _power_off(host: SiteHost, now: float) -> list[DeviceAlert]:
 
 def _power_on(host: SiteHost, now: float) -> list[DeviceAlert]:
     return host.premises.power_restored(now)
+
+
+def _last_gasp(host: SiteHost, now: float) -> list[DeviceAlert]:
+    return host.advance(now)
+
+
+def _voltage(volts: float, host: SiteHost, now: float) -> list[DeviceAlert]:
+    return host.premises.set_voltage(volts, now)
+
+
+def _routine_alert(device_id: str, code: str, host: SiteHost, now: float) -> list[DeviceAlert]:
+    return host.premises.raise_alert(device_id, code, now)

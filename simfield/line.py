@@ -96,6 +96,8 @@ class Deliver:
 
     uplink: Uplink
     """The standard response or alert, as the head-end decoded it."""
+    frame_bytes: int = 0
+    """Size of the vendor frame it came in on the WAN (for byte counts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +172,7 @@ def decode(codec: HeadEnd, comms_hub: str, frame: bytes) -> Deliver | Integrity:
     """The hub's side of an uplink: the decoded message, or the integrity failure to report
     (with the comms hub id); a frame that fails its check is never passed on."""
     try:
-        return Deliver(codec.decode_uplink(frame))
+        return Deliver(codec.decode_uplink(frame), len(frame))
     except IntegrityError as err:
         return Integrity(comms_hub, codec.name, f"integrity check failed: {err}")
     except FrameError as err:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import selectors
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +39,7 @@ def test_quickstart_runs_in_event_mode_and_gives_identical_files_for_the_same_se
         "outbox_depth.csv",
         "wan_utilisation.csv",
         "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
     ):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
     for plot in ("wan_utilisation.png", "outbox_depth.png"):
@@ -187,17 +191,34 @@ def test_an_event_run_and_a_bulk_run_write_the_same_files_with_the_same_columns(
         "outbox_depth.csv",
         "wan_utilisation.csv",
         "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
     }
     assert all(header[0] == "mode" for header in event.values())
+    assert event["services.csv"] == [
+        "mode",
+        "region",
+        "flow",
+        "service",
+        "offered",
+        "messages",
+        "mean_s",
+        "p50_s",
+        "p95_s",
+        "p99_s",
+        "within_target",
+    ]
     summaries = {
         mode: json.loads((tmp_path / mode / "summary.json").read_text())
         for mode in ("event", "bulk")
     }
     assert set(summaries["event"]) == set(summaries["bulk"])
-    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 1
+    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 2
+    assert summaries["event"]["partial"] is summaries["bulk"]["partial"] is False
     assert summaries["event"]["messages"] > 0
     assert summaries["bulk"]["messages"] > 0
     assert summaries["bulk"]["max_outbox_depth"] is None  # bulk mode models no outbox
+    assert set(summaries["event"]["comms_hub_utilisation"]) <= {"North", "Central", "South"}
+    assert any(u > 0 for u in summaries["event"]["comms_hub_utilisation"].values())
     assert set(summaries["event"]["peak_cell_utilisation"]) <= {"North", "Central", "South"}
     with (tmp_path / "bulk" / "services.csv").open() as f:
         assert {r["mode"] for r in csv.DictReader(f)} == {"bulk"}
@@ -267,3 +288,74 @@ def test_an_existing_fleet_directory_is_not_overwritten_without_overwrite(tmp_pa
     assert "already exists" in again.stderr
     assert "--overwrite" in again.stderr
     assert dcc(*args[:5], "2", *args[6:], "--overwrite").returncode == 0
+
+
+LONG = """
+[scenario]
+name = "long"
+seed = 6
+start = 2025-03-03T00:00:00Z
+duration = "7d"
+[fleet]
+sites = 400
+[load.on_demand]
+per_meter_per_day = 50.0
+"""
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout_s: float) -> bool:
+    """Read the process's stdout until a line starts with ``prefix`` (False: it ended or the
+    time ran out first)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=1.0):
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                return False
+            if line.startswith(prefix):
+                return True
+    return False
+
+
+def test_ctrl_c_writes_the_results_so_far_marked_partial_and_exits_130(tmp_path: Path) -> None:
+    from cli.simulate_cmd import STARTED
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    out = tmp_path / "o"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", "simulate", str(path), "--mode", "event", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+    )
+    try:
+        assert _wait_for_line(proc, STARTED, 200), "the run never started"
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "partial results" in stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    assert 0 <= summary["reached_s"] < summary["simulated_s"] == 7 * 86_400
+    assert summary["schema"] == 2
+    assert set(_layout(out)) == {
+        "services.csv",
+        "outbox_depth.csv",
+        "wan_utilisation.csv",
+        "cell_utilisation.csv",
+        "comms_hub_utilisation.csv",
+    }

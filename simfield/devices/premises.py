@@ -310,6 +310,15 @@ class Premises:
             self.esme.measure_voltage(volts, now, alerts)
         return self._deliver(alerts)
 
+    def raise_alert(self, device_id: str, code: str, now: Instant) -> list[DeviceAlert]:
+        """A device of the site raises a routine alert ``code`` (one of ``ALERTS``) at ``now``:
+        the background alerts of normal running that no injected event explains."""
+        device = self.device(device_id)
+        alerts: list[DeviceAlert] = []
+        device.advance(now, alerts)
+        device.alert(alerts, code, now)
+        return self._deliver(alerts)
+
     def tamper(self, now: Instant, device_type: DeviceType = DeviceType.ESME) -> list[DeviceAlert]:
         """Someone tampers with the meter: 8F3F and its supply tamper state applies."""
         meter = self.meter(device_type)

@@ -1,0 +1,559 @@
+"""The results of a simulation run in one schema for both models (event and bulk).
+
+Decides: the rows of every result file (one typed row per file), the keys of ``summary.json``,
+how each model's measurements become them under one set of definitions (offered and carried
+messages, response time and its mean and percentiles, within-target share, WAN and comms-hub
+utilisation, coverage per site; the column dictionary is in docs/scenarios.md), and how they
+are written (CSV and JSON, byte-identical for the same scenario and seed, a run stopped early
+marked partial).
+Must never: run a model, make a hub decision or a queueing calculation (it maps what the models
+measured), or print anything.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hub.policies.sla import SlaRecord, summarise
+from hub.registers.inventory import Inventory
+from meters_sim.bulk import RegionLinks, RegionRun
+from meters_sim.scenario import Scenario
+from meters_sim.simulator import Simulation
+from meters_sim.workload import flow_of
+
+SCHEMA = 2
+"""Version of the result files' layout (``schema`` in summary.json, docs/scenarios.md); raised
+whenever a file, a column or a summary key changes meaning or goes away."""
+INTERVAL_S = 900.0
+"""Width of a utilisation interval (15 minutes) in both models."""
+ALERT_TARGET_S = 30.0
+"""Target time from an alert being raised to its delivery to a user (the bulk model's target
+for its alert flows)."""
+SCHEDULE_SERVICES = frozenset({"5.1", "5.2", "5.3"})
+"""Schedule management the hub answers itself at once: counted as ``schedules_created`` (5.1),
+never as responses (their 0 s would flatter every figure)."""
+ALERT_FLOWS: Mapping[str, str] = {
+    "AD1": "outage AD1",
+    "8F35": "supply restored 8F36",
+    "8F36": "supply restored 8F36",
+}
+"""The flow of a device alert by its code, as the bulk model names its outage flows; every
+other code is ``device alerts``."""
+
+
+class Mode(StrEnum):
+    """Which model produced a run's results (the first column of every row)."""
+
+    EVENT = "event"
+    BULK = "bulk"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRow:
+    """``services.csv``: one flow (and, in the event model, service) in one region."""
+
+    region: str | None
+    """WAN region (``North``, ``Central``, ``South``); empty for what the hub answers itself
+    (no device) and for hub alerts."""
+    flow: str
+    """Flow class (``on demand``, ``daily reads 4.6.1``, ``device alerts``, ...)."""
+    service: str | None
+    """DUIS service reference (event model); empty where the model counts flows only."""
+    offered: int
+    """Messages that arose in the run: requests sent, scheduled firings, alerts raised."""
+    messages: int
+    """Messages with an outcome in the run: responses of any code (E20, E21 included) and
+    alert deliveries."""
+    mean_s: float | None
+    """Mean response time, s (empty where the model reports percentiles only)."""
+    p50_s: float | None
+    """Median response time, s."""
+    p95_s: float | None
+    """95th percentile response time, s."""
+    p99_s: float | None
+    """99th percentile response time, s."""
+    within_target: float | None
+    """Share of ``messages`` answered successfully within their target (empty: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """``outbox_depth.csv``: the outbox at the end of a report interval."""
+
+    t_s: float
+    """Seconds from the start."""
+    held: int
+    """Responses and alerts held, not yet acknowledged."""
+
+
+@dataclass(frozen=True, slots=True)
+class WanRow:
+    """``wan_utilisation.csv``: one region in one 15-minute interval."""
+
+    region: str
+    """WAN region."""
+    interval_start_s: float
+    """Start of the interval, seconds from the start."""
+    mean_cell_utilisation: float
+    """Bytes carried both ways over what the region's cells could carry (idle cells count)."""
+
+
+@dataclass(frozen=True, slots=True)
+class CellRow:
+    """``cell_utilisation.csv``: one busy cell in one 15-minute interval."""
+
+    region: str
+    """WAN region of the cell."""
+    cell: str
+    """Cell id (``S-0001``)."""
+    interval_start_s: float
+    """Start of the interval, seconds from the start."""
+    bytes: int | None
+    """Bytes carried both ways (event model; the bulk model counts messages)."""
+    utilisation: float
+    """Bytes carried over what the cell could carry in the interval."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommsHubRow:
+    """``comms_hub_utilisation.csv``: one region's comms hubs in one 15-minute interval."""
+
+    region: str
+    """WAN region."""
+    interval_start_s: float
+    """Start of the interval, seconds from the start."""
+    comms_hubs: int
+    """Comms hubs in the region."""
+    busy_s: float
+    """Seconds their lines spent carrying commands started in the interval."""
+    mean_utilisation: float
+    """``busy_s`` over ``comms_hubs`` x the interval: the share of time a line is busy."""
+
+
+Row = ServiceRow | OutboxRow | WanRow | CellRow | CommsHubRow
+"""A row of any result file."""
+FILES: Mapping[str, type[Row]] = {
+    "services.csv": ServiceRow,
+    "outbox_depth.csv": OutboxRow,
+    "wan_utilisation.csv": WanRow,
+    "cell_utilisation.csv": CellRow,
+    "comms_hub_utilisation.csv": CommsHubRow,
+}
+"""Every CSV file a run writes, in both models, with the row type of its lines."""
+
+
+def columns(row_type: type[Row]) -> tuple[str, ...]:
+    """The header of a result file: ``mode``, then the row's fields."""
+    return ("mode", *(f.name for f in dataclasses.fields(row_type)))
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """``summary.json``: every key present in both models (null where a model cannot say)."""
+
+    scenario: str
+    """The scenario's name."""
+    mode: Mode
+    """The model that ran."""
+    seed: int
+    """The scenario's seed."""
+    sites: int
+    """Sites in the scenario's fleet."""
+    simulated_s: float
+    """The scenario's duration, s."""
+    reached_s: float
+    """Simulated time covered, s (less than ``simulated_s`` when the run was stopped)."""
+    partial: bool
+    """True when the run was stopped (Ctrl-C) before its end: the figures cover
+    ``reached_s`` (event) or the regions done (bulk)."""
+    service_messages_per_meter_per_month: float
+    """The scenario's service messages per meter per month (``Scenario.message_rates``)."""
+    alerts_per_meter_per_month: float
+    """The scenario's alerts per meter per month."""
+    meters: int | None = None
+    """Event: meters of the generated fleet; bulk: the expected count."""
+    offered: int | None = None
+    """Total of ``services.csv``'s ``offered``."""
+    messages: int | None = None
+    """Total of ``services.csv``'s ``messages``."""
+    within_target: float | None = None
+    """Share of service responses (alerts aside) within target; null when there were none."""
+    mean_response_s: float | None = None
+    """Mean response time of the service responses, s (null where the model cannot say)."""
+    peak_cell_utilisation: dict[str, float] = field(default_factory=dict)
+    """Per region: the busiest cell's utilisation in its busiest interval."""
+    coverage: dict[str, float] = field(default_factory=dict)
+    """Per region: share of the sites the WAN reaches (event: drawn site by site; bulk: the
+    scenario's coverage)."""
+    comms_hub_utilisation: dict[str, float] | None = None
+    """Per region: share of the run the comms hubs' lines were busy, on average (event)."""
+    peak_comms_hub_utilisation: dict[str, float] | None = None
+    """Per region: the busiest comms hub's share of the run busy (event)."""
+    planned: dict[str, int] | None = None
+    """What the workload scheduled (event)."""
+    answers: dict[str, int] | None = None
+    """Acknowledgements and refusals by code (event)."""
+    responses: dict[str, int] | None = None
+    """Responses by code, schedule management aside (event)."""
+    alerts_delivered: dict[str, int] | None = None
+    """Device alerts delivered to users, by code (event)."""
+    schedules_created: int | None = None
+    """5.1 Create Schedule requests answered (event)."""
+    quarantined: int | None = None
+    """H7 answers (event)."""
+    expired: int | None = None
+    """Deliveries that outlived their hold time (event)."""
+    max_outbox_depth: int | None = None
+    """Most deliveries the outbox held at any moment (event; the true peak, not a sample)."""
+    commands: int | None = None
+    """Commands carried to devices (event)."""
+    security_alerts: int | None = None
+    """Security alerts the hub raised (event)."""
+    breaches: list[str] = field(default_factory=list)
+    """Each ``[sla]`` threshold breached."""
+
+    def document(self) -> dict[str, Any]:
+        """The summary as summary.json holds it (with the schema version)."""
+        out = {"schema": SCHEMA, **dataclasses.asdict(self)}
+        out["mode"] = self.mode.value
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    """One run's rows of every result file, and its summary."""
+
+    summary: Summary
+    """summary.json."""
+    services: list[ServiceRow] = field(default_factory=list)
+    """services.csv."""
+    outbox: list[OutboxRow] = field(default_factory=list)
+    """outbox_depth.csv."""
+    wan: list[WanRow] = field(default_factory=list)
+    """wan_utilisation.csv."""
+    cells: list[CellRow] = field(default_factory=list)
+    """cell_utilisation.csv."""
+    comms_hubs: list[CommsHubRow] = field(default_factory=list)
+    """comms_hub_utilisation.csv."""
+
+    def rows(self, name: str) -> Sequence[Row]:
+        """The rows of one result file by its name."""
+        by_name: dict[str, Sequence[Row]] = {
+            "services.csv": self.services,
+            "outbox_depth.csv": self.outbox,
+            "wan_utilisation.csv": self.wan,
+            "cell_utilisation.csv": self.cells,
+            "comms_hub_utilisation.csv": self.comms_hubs,
+        }
+        return by_name[name]
+
+    def write(self, directory: Path) -> dict[str, Any]:
+        """Write every file of the schema into ``directory``; returns summary.json's content."""
+        mode = self.summary.mode.value
+        for name, row_type in FILES.items():
+            with (directory / name).open("w", newline="", encoding="utf-8") as f:
+                w = csv.writer(f)
+                w.writerow(columns(row_type))
+                for row in self.rows(name):
+                    values = (getattr(row, c.name) for c in dataclasses.fields(row_type))
+                    w.writerow([mode, *("" if v is None else v for v in values)])
+        doc = self.summary.document()
+        (directory / "summary.json").write_text(
+            json.dumps(doc, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+        )
+        return doc
+
+
+def _r(x: float) -> float | None:
+    """A figure for the files: rounded to 6 places; None when not finite."""
+    x = float(x)
+    return round(x, 6) if math.isfinite(x) else None
+
+
+def _scenario_summary(
+    scenario: Scenario, mode: Mode, reached_s: float, partial: bool
+) -> dict[str, Any]:
+    rates = scenario.message_rates()
+    return {
+        "scenario": scenario.run.name,
+        "mode": mode,
+        "seed": scenario.run.seed,
+        "sites": scenario.fleet.sites,
+        "simulated_s": scenario.run.duration_s,
+        "reached_s": _r(reached_s) or 0.0,
+        "partial": partial,
+        "service_messages_per_meter_per_month": _r(rates.service_per_month) or 0.0,
+        "alerts_per_meter_per_month": _r(rates.alerts_per_month) or 0.0,
+    }
+
+
+def _timed_row(
+    region: str | None,
+    flow: str,
+    service: str | None,
+    offered: int,
+    elapsed: Sequence[float],
+    within: int,
+) -> ServiceRow:
+    """A row from response times (``within``: how many of them met their target)."""
+    if not elapsed:
+        return ServiceRow(region, flow, service, offered, 0, None, None, None, None, None)
+    times = np.asarray(elapsed, dtype=float)
+    p50, p95, p99 = np.percentile(times, [50, 95, 99])
+    return ServiceRow(
+        region,
+        flow,
+        service,
+        max(offered, len(elapsed)),
+        len(elapsed),
+        _r(times.mean()),
+        _r(p50),
+        _r(p95),
+        _r(p99),
+        _r(within / len(elapsed)),
+    )
+
+
+def _sort_key(row: ServiceRow) -> tuple[str, str, str]:
+    return (row.region or "", row.flow, row.service or "")
+
+
+def event_results(
+    scenario: Scenario,
+    sim: Simulation,
+    inventory: Inventory,
+    planned: Mapping[str, int],
+    outbox: Sequence[OutboxRow],
+    *,
+    partial: bool = False,
+) -> Results:
+    """The results of an event-model run (``sim`` as far as it got: a run stopped early gives
+    the figures up to its simulated time, marked partial)."""
+    start = sim.config.start
+    reached = max(0.0, sim.env.now - start)
+    site_region = {s.site_id: s.region for s in inventory.sites.values()}
+    hub_region = {s.comms_hub: s.region for s in inventory.sites.values()}
+    region_of_cell = {s.cell: s.region for s in inventory.sites.values()}
+
+    def region_of(device_id: str | None) -> str | None:
+        d = inventory.devices.get(device_id or "")
+        return site_region.get(d.site_id) if d is not None else None
+
+    # service responses, by region, flow and service
+    times: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
+    within: Counter[tuple[str | None, str, str]] = Counter()
+    records: list[SlaRecord] = []
+    schedules_created = 0
+    for a in sim.answered:
+        service = a.sla.service
+        if service in SCHEDULE_SERVICES:
+            schedules_created += service == "5.1"
+            continue
+        records.append(a.sla)
+        key = (region_of(a.device_id), flow_of(a.request_id, service, scenario), service)
+        times[key].append(a.sla.elapsed_s)
+        within[key] += a.sla.within_target
+    offered: Counter[tuple[str | None, str, str]] = Counter()
+    for (device_id, prefix, service), n in sim.offered.items():
+        if service not in SCHEDULE_SERVICES:
+            offered[region_of(device_id), flow_of(f"{prefix}-", service, scenario), service] += n
+    services = [
+        _timed_row(k[0], k[1], k[2], offered.get(k, 0), times.get(k, []), within.get(k, 0))
+        for k in set(times) | set(offered)
+    ]
+    # alerts: from being raised to reaching a user
+    alert_times: dict[tuple[str | None, str], list[float]] = defaultdict(list)
+    alert_codes: Counter[str] = Counter()
+    for d in sim.log:
+        if d.kind == "device_alert":
+            alert_codes[d.code] += 1
+            akey = (region_of(d.device_id), ALERT_FLOWS.get(d.code, "device alerts"))
+        elif d.kind == "hub_alert":
+            akey = (None, "hub alerts")
+        else:
+            continue
+        raised_at = d.raised_at if d.raised_at is not None else d.at
+        alert_times[akey].append(max(0.0, d.at - raised_at))
+    raised: Counter[tuple[str | None, str]] = Counter()
+    for (alert_region, code), count in sim.alerts_raised.items():
+        raised[alert_region, ALERT_FLOWS.get(code, "device alerts")] += count
+    for akey in set(alert_times) | set(raised):
+        elapsed = alert_times.get(akey, [])
+        services.append(
+            _timed_row(
+                akey[0],
+                akey[1],
+                None,
+                raised.get(akey, 0),
+                elapsed,
+                sum(1 for t in elapsed if t <= ALERT_TARGET_S),
+            )
+        )
+    services.sort(key=_sort_key)
+    # WAN cells, both ways
+    width = sim.interval_s
+    intervals = max(1, math.ceil(max(reached, 1e-9) / width))
+    traffic = sim.config.engine.traffic
+    regions = sorted(set(site_region.values()))
+    cells_in = Counter(region_of_cell.values())
+    used: dict[tuple[str, int], float] = defaultdict(float)
+    peaks = dict.fromkeys(regions, 0.0)
+    cells: list[CellRow] = []
+    for (cell, i), b in sorted(sim.cell_bytes.items()):
+        region = region_of_cell[cell]
+        u = b / (traffic.cell_budget(cell) * width)
+        cells.append(CellRow(region, cell, i * width, b, _r(u) or 0.0))
+        used[region, i] += u
+        peaks[region] = max(peaks[region], u)
+    wan = [
+        WanRow(region, k * width, _r(used.get((region, k), 0.0) / cells_in[region]) or 0.0)
+        for region in regions
+        for k in range(intervals)
+    ]
+    # comms hubs: the share of time their lines carry a command
+    hubs_in = Counter(hub_region.values())
+    comms_hubs = [
+        CommsHubRow(
+            region,
+            k * width,
+            hubs_in[region],
+            _r(sim.hub_busy_s.get((region, k), 0.0)) or 0.0,
+            _r(sim.hub_busy_s.get((region, k), 0.0) / (hubs_in[region] * width)) or 0.0,
+        )
+        for region in regions
+        for k in range(intervals)
+    ]
+    busy_total = dict.fromkeys(regions, 0.0)
+    busy_peak = dict.fromkeys(regions, 0.0)
+    for hub, busy in sim.hub_busy().items():
+        region = hub_region[hub]
+        busy_total[region] += busy
+        busy_peak[region] = max(busy_peak[region], busy)
+    span = reached if reached > 0 else 1.0
+    uncovered = Counter(hub_region[h] for h in sim.uncovered)
+    # the hub's own figures
+    answers = Counter(d.code for d in sim.log if d.kind == "answer")
+    responses = Counter(
+        d.code
+        for d in sim.log
+        if d.kind == "response" and (d.service or "") not in SCHEDULE_SERVICES
+    )
+    total_answers = sum(answers.values())
+    summaries = summarise(records)
+    breaches = scenario.sla.breaches(
+        summaries,
+        max_outbox_depth=sim.outbox_peak,
+        expiries=sim.counters["expired"],
+        busy_share=answers.get("H8", 0) / total_answers if total_answers else 0.0,
+    )
+    n = len(records)
+    summary = Summary(
+        **_scenario_summary(scenario, Mode.EVENT, reached, partial),
+        meters=len([d for d in inventory.devices.values() if d.mpxn]),
+        offered=sum(r.offered for r in services),
+        messages=sum(r.messages for r in services),
+        within_target=_r(sum(r.within_target for r in records) / n) if n else None,
+        mean_response_s=_r(sum(r.elapsed_s for r in records) / n) if n else None,
+        peak_cell_utilisation={r: _r(p) or 0.0 for r, p in peaks.items()},
+        coverage={r: _r(1.0 - uncovered[r] / hubs_in[r]) or 0.0 for r in regions},
+        comms_hub_utilisation={r: _r(busy_total[r] / (hubs_in[r] * span)) or 0.0 for r in regions},
+        peak_comms_hub_utilisation={r: _r(busy_peak[r] / span) or 0.0 for r in regions},
+        planned=dict(sorted(planned.items())),
+        answers=dict(sorted(answers.items())),
+        responses=dict(sorted(responses.items())),
+        alerts_delivered=dict(sorted(alert_codes.items())),
+        schedules_created=schedules_created,
+        quarantined=answers.get("H7", 0),
+        expired=sim.counters["expired"],
+        max_outbox_depth=sim.outbox_peak,
+        commands=sim.counters["commands"],
+        security_alerts=len(sim.engine.security_alerts),
+        breaches=breaches,
+    )
+    return Results(summary, services, list(outbox), wan, cells, comms_hubs)
+
+
+def is_alert_flow(name: str) -> bool:
+    """Whether a bulk flow class carries alerts (not service responses)."""
+    return "alert" in name or name.startswith(("outage ", "supply restored"))
+
+
+def bulk_results(
+    scenario: Scenario,
+    runs: Iterable[tuple[RegionLinks, RegionRun]],
+    interval_s: float = INTERVAL_S,
+    *,
+    partial: bool = False,
+) -> Results:
+    """The results of a bulk-model run from what ``meters_sim.bulk.simulate_region`` returned
+    for each region done (a run stopped early has fewer regions, marked partial)."""
+    services: list[ServiceRow] = []
+    wan: list[WanRow] = []
+    cells: list[CellRow] = []
+    peaks: dict[str, float] = {}
+    coverage: dict[str, float] = {}
+    answered = 0
+    within = 0.0
+    for links, run in runs:
+        region = links.region
+        peaks[region] = _r(run.peak) or 0.0
+        coverage[region] = _r(links.coverage) or 0.0
+        for c in run.results:
+            services.append(
+                ServiceRow(
+                    region,
+                    c.name,
+                    None,
+                    c.count,
+                    c.count,
+                    None,
+                    _r(c.p50_s) if c.count else None,
+                    _r(c.p95_s) if c.count else None,
+                    _r(c.p99_s) if c.count else None,
+                    _r(c.within_target) if c.count else None,
+                )
+            )
+            if not is_alert_flow(c.name):
+                answered += c.count
+                within += c.count * c.within_target
+        wan += [WanRow(region, k * interval_s, _r(u) or 0.0) for k, u in enumerate(run.utilisation)]
+        busy_cells, busy_slots = np.nonzero(run.cell_utilisation)
+        cells += [
+            CellRow(
+                region,
+                f"{region[0]}-{c + 1:04d}",
+                k * interval_s,
+                None,
+                _r(run.cell_utilisation[c, k]) or 0.0,
+            )
+            for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
+        ]
+    share = within / answered if answered else None
+    breaches = []
+    if share is not None and share < scenario.sla.min_within_target:
+        breaches.append(
+            f"{share:.2%} of responses within target, below the minimum "
+            f"{scenario.sla.min_within_target:.2%}"
+        )
+    summary = Summary(
+        **_scenario_summary(scenario, Mode.BULK, scenario.run.duration_s, partial),
+        meters=round(scenario.fleet.meters),
+        offered=sum(r.offered for r in services),
+        messages=sum(r.messages for r in services),
+        within_target=None if share is None else _r(share),
+        peak_cell_utilisation=peaks,
+        coverage=coverage,
+        breaches=breaches,
+    )
+    return Results(summary, services, [], wan, cells, [])
