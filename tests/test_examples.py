@@ -94,6 +94,54 @@ def _run(command: list[str], env: dict[str, str] | None = None) -> dict[str, Any
     return result
 
 
+# ---- the examples as the protocol describes them ---------------------------------------------
+
+EXAMPLE_FILES = (EXAMPLES / "python" / "client.py", EXAMPLES / "node" / "client.mjs")
+
+
+def test_the_protocols_client_section_links_both_example_clients() -> None:
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    section = text.split("### Example clients", 1)[1].split("\n## ", 1)[0]
+    for path in EXAMPLE_FILES:
+        link = f"(examples/{path.parent.name}/{path.name})"
+        assert link in section, f"docs/protocol.md does not link {path.name}"
+        assert path.is_file()
+
+
+def test_the_protocol_documents_every_setting_the_examples_read() -> None:
+    text = PROTOCOL_MD.read_text(encoding="utf-8")
+    table = text.split("### Example clients", 1)[1].split("\n## ", 1)[0]
+    for path in EXAMPLE_FILES:
+        source = path.read_text(encoding="utf-8")
+        settings = set(re.findall(r"\bDCC_[A-Z0-9_]+", source))
+        assert settings, path.name
+        for name in sorted(settings):
+            assert f"`{name}`" in table, f"{name}, read by {path.name}, is not documented"
+        for option in re.findall(r"`(--[a-z-]+)`", table):
+            assert option.removeprefix("--") in source, f"{path.name} lacks {option}"
+
+
+def test_the_node_example_pins_zeromq_6_and_msgpack_in_its_committed_lock_file() -> None:
+    package = json.loads((EXAMPLES / "node" / "package.json").read_text(encoding="utf-8"))
+    lock = json.loads((EXAMPLES / "node" / "package-lock.json").read_text(encoding="utf-8"))
+    wanted = package["dependencies"]
+    assert set(wanted) == {"zeromq", "@msgpack/msgpack"}
+    assert wanted["zeromq"].split(".")[0].lstrip("^~") == "6"
+    assert lock["packages"][""]["dependencies"] == wanted
+    for name in wanted:
+        assert lock["packages"][f"node_modules/{name}"]["version"] == wanted[name].lstrip("^~")
+    ignored = (EXAMPLES / "node" / ".gitignore").read_text(encoding="utf-8").split()
+    assert "node_modules/" in ignored  # an `npm ci` there is never committed
+
+
+def test_the_python_example_imports_nothing_from_this_project() -> None:
+    source = (EXAMPLES / "python" / "client.py").read_text(encoding="utf-8")
+    imported = set(re.findall(r"^(?:from|import) ([a-z_]+)", source, re.M))
+    project = {"hub", "actors", "sdk", "cli", "simfield", "meters_sim", "tests"}
+    assert imported & project == set()
+    assert {"zmq", "msgpack", "cryptography"} <= imported
+
+
 # ---- the two clients -----------------------------------------------------------------------
 
 

@@ -685,10 +685,15 @@ def test_the_byte_level_example_is_what_the_codec_produces() -> None:
     assert bytes.fromhex(block) == wire.encode(example)
 
 
-def test_the_python_client_example_is_valid_python() -> None:
+def test_every_link_to_a_section_of_the_specification_names_a_heading_it_has() -> None:
     text = PROTOCOL_MD.read_text(encoding="utf-8")
-    code = text.split("```python", 1)[1].split("```", 1)[0]
-    compile(code, "protocol.md example", "exec")
+    anchors = set()
+    for heading in re.findall(r"^#{2,3} (.+)$", text, re.M):
+        slug = re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+        anchors.add(slug)
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links
+    assert sorted(set(links) - anchors) == []
 
 
 # --- allocation limits ----------------------------------------------------------------------
