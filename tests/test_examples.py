@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from actors.live import HubSettings, LiveHub
+from hub.wire.signing import signed_bytes
 from sdk.client import HubClient
 from sdk.keys import hub_keypair, keys_dir, user_keypair
 from sdk.signing import signing_key_path
@@ -221,6 +222,40 @@ def test_each_example_signs_the_protocols_test_vector_bytes_with_a_signature_tha
     assert _verifies(signature, expected)
     assert _verifies(_hex("hex vector-signature"), expected)  # the document's own one too
     assert not _verifies(signature, expected[:-1] + b"\x00")
+
+
+TRICKY_PARAMS: dict[str, Any] = {
+    # integers at every width boundary, both signs (all exact in a JavaScript number)
+    "ints": [0, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**53 - 1],
+    "negatives": [-1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**53) + 1],
+    # floats: integral ones within 2^53 - 1 are integers; others, and larger ones, float64
+    "floats": [0.5, -0.25, 1e-300, 2.0**53, -(2.0**60), 1e300, 12.0, -7.0, 0.0],
+    "text": ["", "a" * 31, "b" * 32, "c" * 255, "d" * 256, "\u00e9t\u00e9", "\U0001f600"],
+    "flags": [True, False, None],
+    "long list": list(range(16)),
+    "map of sixteen": {f"k{n:02d}": n for n in range(16)},
+    # key order is by UTF-8 bytes: U+FFFD (ef bf bd) before U+1F600 (f0 9f 98 80), which
+    # JavaScript's UTF-16 string order would put the other way round
+    "\ufffd": 1,
+    "\U0001f600": 2,
+    "Z": 3,
+    "a": {"nested": [{"deeper": [1.5, "x", None]}], "": True},
+}
+"""Parameters that exercise every rule of the canonical form."""
+
+
+def test_each_example_encodes_every_canonical_rule_as_the_hub_does(
+    client: list[str], tmp_path: Path, vector_files: tuple[Path, Path]
+) -> None:
+    key, _ = vector_files
+    request = {"service": "6.15.1", "device_id": "00DB1234567890AB", "params": TRICKY_PARAMS}
+    path = tmp_path / "tricky.json"
+    path.write_text(json.dumps(request), encoding="utf-8")
+    result = _run([*client, "--vectors", str(key), str(path)])
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    expected = signed_bytes(loaded["service"], loaded["device_id"], loaded["params"])
+    assert bytes.fromhex(result["signed_bytes"]).hex() == expected.hex()
+    assert _verifies(bytes.fromhex(result["signature"]), expected)
 
 
 # ---- against a live hub ----------------------------------------------------------------------

@@ -761,7 +761,7 @@ def test_a_frame_with_a_bad_value_before_its_request_id_is_refused_with_the_id()
 
 # --- reasons in words, not the decoder's ------------------------------------------------------
 
-LIBRARY_WORDS = ("max_", "Unpack", "unpack(", "strict_map_key", "codec", "ExtType", "~")
+LIBRARY_WORDS = ("max_", "Unpack", "unpack(", "strict_map_key", "codec", "ExtType", "0~127")
 """Fragments of msgpack's and Python's own error texts, which no reason may show."""
 
 
