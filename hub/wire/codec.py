@@ -1,9 +1,12 @@
 """The msgpack codec: each message as one frame, and any received bytes back to a message.
 
 Decides: how a message is packed into one frame, which code a bad frame is refused with (H1
-malformed, H2 unsupported version, H3 oversized), and which kinds each side may receive.
+malformed, H2 unsupported version, H3 oversized) and why, in msgpack's terms (a message of
+several ZeroMQ frames, which a driver passes as ``SEVERAL_FRAMES``, included), and which kinds
+each side may receive.
 Must never: open a socket or read a clock; never raise anything but ``WireError`` while decoding
-received bytes, whatever they are.
+received bytes, whatever they are; never pass the msgpack library's own error text on to the
+sender.
 """
 
 from __future__ import annotations
