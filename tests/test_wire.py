@@ -887,3 +887,18 @@ def test_what_a_driver_passes_for_a_message_of_several_frames_is_refused_saying_
     assert "more than one ZeroMQ frame" in err.reason
     assert "send the message as one frame" in err.reason
     assert "must be a msgpack map" not in err.reason
+
+
+def test_a_signature_sent_as_text_is_refused_asking_for_msgpack_bin() -> None:
+    err = refusal_of(signature="c2lnbmF0dXJl")  # base64 text instead of the 64 bytes
+    assert err.code is ResponseCode.H1
+    assert err.reason.startswith("signature must be msgpack bin (binary), not 'c2ln"), err.reason
+
+
+def test_acknowledgements_and_releases_that_are_not_arrays_are_refused_in_msgpack_terms() -> None:
+    ack = refused(frame({"v": 1, "kind": "delivery_ack", "delivery_ids": 7}))
+    assert ack.reason == "delivery_ids must be an array, not 7"
+    release = refused(
+        frame({"v": 1, "kind": "quarantine", "action": "release", "request_ids": "r1"})
+    )
+    assert release.reason == "request_ids must be an array of 1 to 1000 ids"
