@@ -351,7 +351,7 @@ class FrontDoor:
                 continue
             if len(parts) != 2:
                 self.stats["bad_multipart"] += 1
-                bad = b"" if len(parts) == 1 else b"\xc1"
+                bad = b"" if len(parts) == 1 else wire.SEVERAL_FRAMES
                 step = self.engine.on_frame(user_id, bad, arrived)
                 self._answer(identity, user_id, bad, step, effects)
                 continue

@@ -446,3 +446,111 @@ def _response(conn: Conn, request_id: str) -> wire.ServiceResponse:
         if isinstance(msg, wire.ServiceResponse) and msg.request_id == request_id:
             return msg
     raise AssertionError(f"no response to {request_id} among the deliveries")
+
+
+# ---- device discovery: 8.2 Read Inventory by meter point ---------------------------------------
+
+
+def _read_inventory(rid: str, role: Role, mpxn: str) -> wire.ServiceRequest:
+    return _req(rid, role, "8.2", None, {"mpxn": mpxn})
+
+
+def _stranger(fleet: Fleet, mpxn: str) -> str:
+    """An active import supplier user never registered to the meter point, past or future."""
+    mp = fleet.registration.meter_point(mpxn)
+    assert mp is not None
+    registered = {r.supplier for r in mp.registrations}
+    for u in fleet.users.values():
+        if Role.IS in u.roles and u.status.value == "active" and u.party_id not in registered:
+            return u.user_id
+    raise LookupError("no supplier without a registration at the meter point")
+
+
+def test_a_supplier_finds_the_devices_at_its_meter_points_site_through_8_2_by_mpxn(
+    driver: Driver,
+) -> None:
+    user, meter = supplier_meter(driver.fleet)
+    conn = driver.connect(user, auto_ack=True)
+    ack = conn.request(_read_inventory("find-1", Role.IS, meter.mpxn))
+    assert isinstance(ack, wire.Acknowledgement), ack
+    resp = _response(conn, "find-1")
+    assert resp.code is ResponseCode.I0, resp
+    assert resp.device_id is None
+    device = resp.body["device"]
+    assert isinstance(device, dict)
+    assert device["device_id"] == meter.device_id
+    assert device["mpxn"] == meter.mpxn
+    listed = resp.body["site_devices"]
+    assert isinstance(listed, list)
+    at_site = driver.fleet.inventory.site_devices(meter.site_id)
+    assert {d["device_id"] for d in listed if isinstance(d, dict)} == {d.device_id for d in at_site}
+    site = resp.body["site"]
+    assert isinstance(site, dict)
+    assert site["comms_hub"] == driver.fleet.inventory.sites[meter.site_id].comms_hub
+    # the device found is one the supplier can then read
+    read = conn.request(_req("find-read", Role.IS, "4.1.1", str(device["device_id"])))
+    assert isinstance(read, wire.Acknowledgement), read
+    assert _response(conn, "find-read").code is ResponseCode.I0
+
+
+def test_a_network_operator_finds_the_devices_at_a_meter_point_of_its_area_through_8_2(
+    driver: Driver,
+) -> None:
+    _, meter = supplier_meter(driver.fleet)
+    mp = driver.fleet.registration.meter_point(meter.mpxn)
+    assert mp is not None
+    operator = next(
+        u.user_id
+        for u in driver.fleet.users.values()
+        if u.party_id == mp.network_operator and Role.ED in u.roles and u.status.value == "active"
+    )
+    conn = driver.connect(operator, auto_ack=True)
+    ack = conn.request(_read_inventory("find-ed", Role.ED, meter.mpxn))
+    assert isinstance(ack, wire.Acknowledgement), ack
+    resp = _response(conn, "find-ed")
+    assert resp.code is ResponseCode.I0, resp
+    device = resp.body["device"]
+    assert isinstance(device, dict)
+    assert device["device_id"] == meter.device_id
+
+
+def test_8_2_by_mpxn_from_a_user_without_a_relation_is_refused_e4_and_names_no_device(
+    driver: Driver,
+) -> None:
+    _, meter = supplier_meter(driver.fleet)
+    stranger = _stranger(driver.fleet, meter.mpxn)
+    conn = driver.connect(stranger, auto_ack=True)
+    answer = conn.request(_read_inventory("find-no", Role.IS, meter.mpxn))
+    assert isinstance(answer, wire.Refusal), answer
+    assert answer.code is ResponseCode.E4
+    assert meter.mpxn in answer.reason
+    assert meter.device_id not in answer.reason
+    assert conn.next_delivery(1.0) is None  # nothing about the site follows
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"mpxn": "1000123456788"}, ResponseCode.E19),  # well formed, not in the registers
+        ({"mpxn": "12345"}, ResponseCode.E12),  # neither an MPAN core nor an MPRN
+        ({"mpxn": "METER"}, ResponseCode.E12),
+        ({}, ResponseCode.E12),  # no target at all
+    ],
+)
+def test_8_2_without_a_usable_target_is_refused_at_once(
+    driver: Driver, params: dict[str, Value], code: ResponseCode
+) -> None:
+    user, _ = supplier_meter(driver.fleet)
+    conn = driver.connect(user, auto_ack=True)
+    answer = conn.request(_req("find-bad", Role.IS, "8.2", None, params))
+    assert isinstance(answer, wire.Refusal), answer
+    assert answer.code is code, answer
+
+
+def test_8_2_with_both_a_device_and_a_meter_point_is_refused_with_e12(driver: Driver) -> None:
+    user, meter = supplier_meter(driver.fleet)
+    conn = driver.connect(user, auto_ack=True)
+    answer = conn.request(_req("find-both", Role.IS, "8.2", meter.device_id, {"mpxn": meter.mpxn}))
+    assert isinstance(answer, wire.Refusal), answer
+    assert answer.code is ResponseCode.E12
+    assert "not both" in answer.reason

@@ -685,10 +685,15 @@ def test_the_byte_level_example_is_what_the_codec_produces() -> None:
     assert bytes.fromhex(block) == wire.encode(example)
 
 
-def test_the_python_client_example_is_valid_python() -> None:
+def test_every_link_to_a_section_of_the_specification_names_a_heading_it_has() -> None:
     text = PROTOCOL_MD.read_text(encoding="utf-8")
-    code = text.split("```python", 1)[1].split("```", 1)[0]
-    compile(code, "protocol.md example", "exec")
+    anchors = set()
+    for heading in re.findall(r"^#{2,3} (.+)$", text, re.M):
+        slug = re.sub(r"[^a-z0-9 _-]", "", heading.lower()).replace(" ", "-")
+        anchors.add(slug)
+    links = re.findall(r"\]\(#([^)]+)\)", text)
+    assert links
+    assert sorted(set(links) - anchors) == []
 
 
 # --- allocation limits ----------------------------------------------------------------------
@@ -752,3 +757,148 @@ def test_a_frame_with_a_bad_value_before_its_request_id_is_refused_with_the_id()
     err = refused(frame(body))
     assert err.code is ResponseCode.H1
     assert err.request_id == "sup-42"
+
+
+# --- reasons in words, not the decoder's ------------------------------------------------------
+
+LIBRARY_WORDS = ("max_", "Unpack", "unpack(", "strict_map_key", "codec", "ExtType", "0~127")
+"""Fragments of msgpack's and Python's own error texts, which no reason may show."""
+
+
+def reason_of(data: bytes) -> str:
+    """The reason a frame from a user is refused with, or '' when it decodes."""
+    try:
+        wire.decode_from_user(data)
+    except wire.WireError as err:
+        return err.reason
+    return ""
+
+
+@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    head=st.sampled_from([b"\x81", b"\x83", b"\x8f", b"\xde\x00\x05", b"\xdf\x00\x00\x00\x02"]),
+    rest=st.binary(max_size=64),
+)
+def test_no_reason_for_a_malformed_map_names_the_decoders_internals(
+    head: bytes, rest: bytes
+) -> None:
+    reason = reason_of(head + rest)
+    assert not any(w in reason for w in LIBRARY_WORDS), reason
+    assert "not one msgpack value" not in reason
+
+
+@settings(max_examples=300)
+@given(position=st.integers(min_value=0), value=st.integers(min_value=0, max_value=255))
+def test_no_reason_for_a_corrupted_request_names_the_decoders_internals(
+    position: int, value: int
+) -> None:
+    data = bytearray(wire.encode(READ))
+    data[position % len(data)] = value
+    reason = reason_of(bytes(data))
+    assert not any(w in reason for w in LIBRARY_WORDS), reason
+
+
+@pytest.mark.parametrize(
+    "extension",
+    [
+        b"\xd4\x01\x02",  # fixext 1
+        b"\xc7\x04\x05abcd",  # ext 8 of 4 bytes
+        b"\xc7\x00\x05",  # an empty extension, which msgpack's length limit lets through
+        b"\xd6\xff\x00\x00\x00\x01",  # a msgpack timestamp
+        b"\xc7\x00\xff",  # an empty timestamp
+        b"\xc7\x00\x80",  # an empty extension of a negative type
+    ],
+)
+def test_an_extension_type_anywhere_is_refused_as_not_allowed_with_the_request_id(
+    extension: bytes,
+) -> None:
+    data = wire.encode(replace(READ, params={"x": None}))
+    marker = b"\x81\xa1x\xc0"  # params {"x": nil}: the nil becomes the extension
+    assert data.count(marker) == 1
+    err = refused(data.replace(marker, marker[:-1] + extension), wire.decode_from_user)
+    assert err.code is ResponseCode.H1
+    assert err.reason == (
+        "malformed msgpack: extension types (msgpack ext, timestamps included) are not allowed"
+    )
+    assert err.request_id == "sup-42"
+
+
+def test_a_map_announcing_more_entries_than_allowed_is_refused_with_the_limit_in_words() -> None:
+    count = wire.MAX_MAP_ITEMS + 1
+    err = refused(hello_with(b"\xdf" + count.to_bytes(4, "big")))
+    assert err.code is ResponseCode.H1
+    assert err.reason == (
+        f"malformed msgpack: a map announces {count:,} entries, more than the "
+        f"{wire.MAX_MAP_ITEMS:,} allowed"
+    )
+
+
+def test_an_array_announcing_more_items_than_allowed_is_refused_with_the_limit_in_words() -> None:
+    count = wire.MAX_ARRAY_ITEMS + 1
+    err = refused(hello_with(b"\xdd" + count.to_bytes(4, "big")))
+    assert err.code is ResponseCode.H1
+    assert f"an array announces {count:,} items, more than the {wire.MAX_ARRAY_ITEMS:,}" in (
+        err.reason
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "words"),
+    [
+        (b"\x07", "an integer"),
+        (b"\xcb" + bytes(8), "a float"),
+        (b"\xc3", "a boolean"),
+        (b"\xc0", "nil"),
+        (b"\x90", "an array"),
+        (b"\x80", "a map"),
+    ],
+)
+def test_a_map_key_that_is_not_a_string_is_refused_naming_what_it_is(
+    key: bytes, words: str
+) -> None:
+    err = refused(b"\x82" + frame("v") + frame(1) + key + frame("hello"))
+    assert err.code is ResponseCode.H1
+    assert err.reason == f"malformed msgpack: a map key is {words}: map keys are strings"
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (wire.encode(READ)[:-3], "cut short"),
+        (wire.encode(READ) + b"\x00", "bytes after its msgpack map"),
+        (b"\x81\xa1v\xa2\xff\xfe", "not valid UTF-8"),
+        (b"\x81\xa1v\xc1", "0xc1"),
+        (b"\x81\xa1x" + b"\x91" * 2000 + b"\x00", f"{wire.MAX_VALUE_DEPTH} levels"),
+        (b"", "empty"),
+        (frame([1]), "starts with 0x91"),
+    ],
+)
+def test_each_kind_of_malformed_frame_gets_a_reason_a_person_can_act_on(
+    data: bytes, words: str
+) -> None:
+    err = refused(data)
+    assert err.code is ResponseCode.H1
+    assert words in err.reason, err.reason
+
+
+def test_what_a_driver_passes_for_a_message_of_several_frames_is_refused_saying_send_one() -> None:
+    err = refused(wire.SEVERAL_FRAMES, wire.decode_from_user)
+    assert err.code is ResponseCode.H1
+    assert "more than one ZeroMQ frame" in err.reason
+    assert "send the message as one frame" in err.reason
+    assert "must be a msgpack map" not in err.reason
+
+
+def test_a_signature_sent_as_text_is_refused_asking_for_msgpack_bin() -> None:
+    err = refusal_of(signature="c2lnbmF0dXJl")  # base64 text instead of the 64 bytes
+    assert err.code is ResponseCode.H1
+    assert err.reason.startswith("signature must be msgpack bin (binary), not 'c2ln"), err.reason
+
+
+def test_acknowledgements_and_releases_that_are_not_arrays_are_refused_in_msgpack_terms() -> None:
+    ack = refused(frame({"v": 1, "kind": "delivery_ack", "delivery_ids": 7}))
+    assert ack.reason == "delivery_ids must be an array, not 7"
+    release = refused(
+        frame({"v": 1, "kind": "quarantine", "action": "release", "request_ids": "r1"})
+    )
+    assert release.reason == "request_ids must be an array of 1 to 1000 ids"

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.flows.firmware import FIRMWARE_SERVICES, MAX_IMAGE_BYTES
+from hub.flows.inventory_service import BY_METER_POINT
 from hub.flows.non_device import ANSWERED
 from hub.flows.schedule_spec import (
     CREATE_PARAMS,
@@ -34,6 +35,7 @@ from hub.reference.codes import ResponseCode
 from hub.reference.service_params import (
     EXAMPLE_DEVICE_ID,
     EXAMPLE_KEY_ID,
+    HUB_SCHEMAS,
     Format,
     Kind,
     Param,
@@ -79,7 +81,11 @@ SCHEDULE_PARAMS: dict[str, tuple[RequestParam, ...]] = {
 
 HUB_BODIES: dict[str, tuple[tuple[str, str], ...]] = {
     "8.2": (
-        ("device", "map: the target device (see site_devices for its fields)"),
+        (
+            "device",
+            "map: the target device, or the meter at the meter point asked for (see "
+            "site_devices for its fields)",
+        ),
         ("site", "map: site_id, comms_hub, lead_supplier"),
         (
             "site_devices",
@@ -155,7 +161,7 @@ def param_rows(code: str) -> tuple[ParamRow, ...]:
         )
     if code in FIRMWARE_SERVICES:
         return tuple(_param_row(p) for p in FIRMWARE_PARAMS)
-    schema = schema_for(code)
+    schema = schema_for(code) or HUB_SCHEMAS.get(code)
     return () if schema is None else tuple(_param_row(p) for p in schema.params)
 
 
@@ -165,7 +171,24 @@ def example(code: str) -> dict[str, Value]:
         return {p.name: p.example for p in SCHEDULE_PARAMS[code] if p.example not in (None, "")}
     if code in FIRMWARE_SERVICES:
         return {p.name: p.example for p in FIRMWARE_PARAMS}
-    return example_params(code) if schema_for(code) is not None else {}
+    known = schema_for(code) is not None or code in HUB_SCHEMAS
+    return example_params(code) if known else {}
+
+
+def _targets_a_device(service: Service) -> bool:
+    """Whether the example request names a device: device services, and the services the hub
+    answers from its registers about a device, except those shown asked by meter point."""
+    if service.code in BY_METER_POINT:
+        return False
+    return not service.non_device or service.code in ANSWERED
+
+
+def _target(service: Service) -> str:
+    if service.code in BY_METER_POINT:
+        return "a device, or a meter point (`mpxn`, with `device_id` nil); answered by the hub"
+    if service.code in ANSWERED:
+        return "a device; answered by the hub from its registers"
+    return "none (answered by the hub)" if service.non_device else "a device"
 
 
 def example_request(service: Service) -> dict[str, object]:
@@ -177,7 +200,7 @@ def example_request(service: Service) -> dict[str, object]:
         "request_id": f"example-{service.code}",
         "role": sorted(r.value for r in service.roles)[0],
         "service": service.code,
-        "device_id": None if service.non_device else EXAMPLE_DEVICE_ID,
+        "device_id": EXAMPLE_DEVICE_ID if _targets_a_device(service) else None,
         "params": example(service.code),
         "execute_at": None,
         "signature": "<64 bytes r||s, docs/protocol.md §13>" if service.critical else "",
@@ -189,15 +212,30 @@ def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
     codes: list[tuple[ResponseCode, str]] = [
         (ResponseCode.E1, "the user is not registered or does not hold the role"),
         (ResponseCode.E2, "the role may not send it (agents: read-only services only)"),
-        (ResponseCode.E3, "the user is suspended"),
+        (
+            ResponseCode.E3,
+            "the user is not active (over the wire a suspended user is refused at the CURVE handshake instead, docs/protocol.md §2)",
+        ),
         (ResponseCode.E12, "invalid parameters" + (" or signature" if service.critical else "")),
         (ResponseCode.H4, "the request id was used for a different request"),
         (ResponseCode.H7, "held by anomaly detection (thresholds per user and service)"),
         (ResponseCode.H8, "busy: retry after the given seconds"),
         (ResponseCode.H12, "internal error: nothing done, resubmit with the same id"),
     ]
-    if service.code in ANSWERED or service.code in FIRMWARE_SERVICES or not service.non_device:
+    if service.code in BY_METER_POINT:
+        codes.append(
+            (
+                ResponseCode.E19,
+                "the target device, or any meter at the meter point, is not in the inventory",
+            )
+        )
+    elif service.code in ANSWERED or service.code in FIRMWARE_SERVICES or not service.non_device:
         codes.append((ResponseCode.E19, "the target device is not in the inventory"))
+    if service.code in ANSWERED:
+        codes += [
+            (ResponseCode.E4, "no relation with the device's (or the given) meter point today"),
+            (ResponseCode.H6, "a non-domestic meter point not opted in"),
+        ]
     if not service.non_device:
         codes += [
             (ResponseCode.E4, "no relation with the device's meter point at the execution date"),
@@ -284,7 +322,7 @@ def service_markdown(service: Service) -> list[str]:
         f"- Roles: {' '.join(sorted(r.value for r in service.roles))}",
         f"- Critical (signed, docs/protocol.md §13): {'yes' if service.critical else 'no'}",
         f"- Future-datable: {fd}; schedulable (5.1): {'yes' if service.schedulable else 'no'}",
-        f"- Target: {'none (answered by the hub)' if service.non_device else 'a device'}"
+        f"- Target: {_target(service)}"
         + (
             f" ({' '.join(sorted(d.value for d in service.device_types))})"
             if service.device_types

@@ -924,6 +924,26 @@ SCHEMAS: Mapping[str, ServiceSchema] = {
 }
 """Every in-scope device service's parameter schema, by service code."""
 
+EXAMPLE_MPXN = "1000123456788"
+"""A well-formed MPAN core (its check digit holds) for examples."""
+
+HUB_SCHEMAS: Mapping[str, ServiceSchema] = {
+    "8.2": ServiceSchema(
+        (
+            _text(
+                "mpxn",
+                "a meter point (MPAN core or MPRN): read the site of the meter there, with "
+                "device_id nil (device discovery); leave it out when device_id names the target",
+                EXAMPLE_MPXN,
+                fmt=Format.MPXN,
+                required=False,
+            ),
+        )
+    ),
+}
+"""The parameter schemas of the non-device services the hub answers from its registers and
+that take parameters, by service code (``hub.flows.inventory_service`` checks them)."""
+
 
 def schema_for(service_code: str) -> ServiceSchema | None:
     """The parameter schema of a device service, or None (unknown, non-device, out of scope)."""
@@ -931,12 +951,13 @@ def schema_for(service_code: str) -> ServiceSchema | None:
 
 
 def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]:
-    """Every problem with ``params`` for ``service_code``; an empty list means valid.
+    """Every problem with ``params`` for ``service_code`` (a device service, or one of
+    ``HUB_SCHEMAS``); an empty list means valid.
 
     Unknown names, missing required names, wrong types, out-of-range values, bad lengths and
     formats are each reported; rules across parameters run once each value is valid.
     """
-    schema = SCHEMAS.get(service_code)
+    schema = SCHEMAS.get(service_code) or HUB_SCHEMAS.get(service_code)
     if schema is None:
         service = CATALOGUE.get(service_code)
         if service is None:
@@ -964,12 +985,13 @@ def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]
 
 
 def example_params(service_code: str, now: Instant = EXAMPLE_NOW) -> dict[str, Value]:
-    """A valid parameter map for ``service_code``; instants are placed around ``now``.
+    """A valid parameter map for ``service_code`` (a device service, or one of
+    ``HUB_SCHEMAS``); instants are placed around ``now``.
 
     Optional parameters without an example are left out. ``KeyError`` for a service without
     a schema.
     """
-    schema = SCHEMAS[service_code]
+    schema = SCHEMAS.get(service_code) or HUB_SCHEMAS[service_code]
     example: dict[str, Value] = {}
     for param in schema.params:
         if param.example is None:

@@ -15,6 +15,7 @@ from hub.wire.codec import (
     _ANY_KIND as _ANY_KIND,
 )
 from hub.wire.codec import (
+    SEVERAL_FRAMES,
     WireError,
     decode,
     decode_from_hub,
@@ -75,6 +76,7 @@ __all__ = [
     "MAX_SIGNATURE_BYTES",
     "MAX_VALUE_DEPTH",
     "PROTOCOL_VERSION",
+    "SEVERAL_FRAMES",
     "Acknowledgement",
     "DeliveryAck",
     "DeliveryMessage",

@@ -1,14 +1,18 @@
 """The msgpack codec: each message as one frame, and any received bytes back to a message.
 
 Decides: how a message is packed into one frame, which code a bad frame is refused with (H1
-malformed, H2 unsupported version, H3 oversized), and which kinds each side may receive.
+malformed, H2 unsupported version, H3 oversized) and why, in msgpack's terms (a message of
+several ZeroMQ frames, which a driver passes as ``SEVERAL_FRAMES``, included), and which kinds
+each side may receive.
 Must never: open a socket or read a clock; never raise anything but ``WireError`` while decoding
-received bytes, whatever they are.
+received bytes, whatever they are; never pass the msgpack library's own error text on to the
+sender.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any, TypeAlias, TypeVar, cast
@@ -24,6 +28,7 @@ from hub.wire.limits import (
     MAX_CONTAINERS,
     MAX_FRAME_BYTES,
     MAX_MAP_ITEMS,
+    MAX_VALUE_DEPTH,
     PROTOCOL_VERSION,
 )
 from hub.wire.messages import (
@@ -270,6 +275,14 @@ _FROM_HUB: dict[str, _Schema] = {
 _ANY_KIND = {**_FROM_USER, **_FROM_HUB}
 
 
+class _RefusedValueError(ValueError):
+    """Raised by the unpacker's hooks: the frame is refused, for the reason given in words."""
+
+
+def _no_extension(code: int, data: bytes) -> object:
+    raise _RefusedValueError("extension types (msgpack ext, timestamps included) are not allowed")
+
+
 _UNPACK_LIMITS: dict[str, Any] = {
     "raw": False,  # strings are UTF-8 text; invalid UTF-8 is refused
     "strict_map_key": True,  # map keys are strings (or bytes, refused later)
@@ -278,8 +291,72 @@ _UNPACK_LIMITS: dict[str, Any] = {
     "max_bin_len": MAX_FRAME_BYTES,
     "max_array_len": MAX_ARRAY_ITEMS,
     "max_map_len": MAX_MAP_ITEMS,
-    "max_ext_len": 0,  # no extension types (timestamps included)
+    "max_ext_len": 0,  # no extension types (timestamps included): refused unread
+    "ext_hook": _no_extension,  # an empty extension type passes max_ext_len: refused here
 }
+
+
+SEVERAL_FRAMES = b"\xc1"
+"""What a driver decodes in place of a ZeroMQ message of more than one frame (0xc1 is the one
+byte msgpack never uses, so no valid frame is this): it is refused with a reason saying to
+send one frame. A sender of the lone byte 0xc1 as one frame is told the same, which is the one
+case where that reason is not the cause."""
+
+_TOO_MANY_FRAMES = (
+    "the message has more than one ZeroMQ frame: send the message as one frame holding one "
+    "msgpack map (a DEALER sends [body], with no empty delimiter frame)"
+)
+
+
+_MSGPACK_TYPES = {
+    "int": "an integer",
+    "float": "a float",
+    "bool": "a boolean",
+    "NoneType": "nil",
+    "list": "an array",
+    "tuple": "an array",
+    "dict": "a map",
+}
+_ANNOUNCED = re.compile(r"(\d+) exceeds max_(str|bin|array|map|ext)_len\((\d+)\)")
+_ANNOUNCED_WORDS = {
+    "str": "a string announces {n:,} bytes, more than the {limit:,} allowed",
+    "bin": "a bin announces {n:,} bytes, more than the {limit:,} allowed",
+    "array": "an array announces {n:,} items, more than the {limit:,} allowed",
+    "map": "a map announces {n:,} entries, more than the {limit:,} allowed",
+}
+
+
+def _unpack_problem(exc: Exception) -> str:
+    """Why the unpacker stopped, in words the sender's developer can act on (never the
+    library's own text, which names its internals)."""
+    if isinstance(exc, _RefusedValueError):
+        return str(exc)
+    if isinstance(exc, msgpack.ExtraData):
+        return "the frame holds bytes after its msgpack map: send exactly one map per frame"
+    if isinstance(exc, UnicodeDecodeError):
+        return "a string is not valid UTF-8 (send binary data as msgpack bin, text as UTF-8)"
+    if isinstance(exc, msgpack.StackError):
+        return f"maps and arrays are nested far deeper than the {MAX_VALUE_DEPTH} levels allowed"
+    if isinstance(exc, msgpack.FormatError):
+        return "the frame holds the byte 0xc1, which msgpack never uses"
+    text = str(exc)
+    if "incomplete input" in text:
+        return (
+            "the frame ends inside a msgpack value: it is cut short, or a length it announces "
+            "is longer than what follows"
+        )
+    if " is not allowed for map key" in text:
+        name = text.split(" ", 1)[0]
+        return f"a map key is {_MSGPACK_TYPES.get(name, 'not a string')}: map keys are strings"
+    announced = _ANNOUNCED.fullmatch(text)
+    if announced is not None:
+        n, what, limit = int(announced[1]), announced[2], int(announced[3])
+        if what == "ext":
+            return "extension types (msgpack ext, timestamps included) are not allowed"
+        return _ANNOUNCED_WORDS[what].format(n=n, limit=limit)
+    if "timestamp" in text or "code must be" in text:
+        return "extension types (msgpack ext, timestamps included) are not allowed"
+    return "the frame is not one well-formed msgpack value"
 
 
 def _unpack(frame: bytes) -> object:
@@ -296,12 +373,16 @@ def _unpack(frame: bytes) -> object:
 
     def on_array(items: list[Any]) -> list[Any]:
         if next(completed) > MAX_CONTAINERS:
-            raise ValueError(f"more than {MAX_CONTAINERS} maps and arrays")
+            raise _RefusedValueError(
+                f"the frame holds more than {MAX_CONTAINERS:,} maps and arrays"
+            )
         return items
 
     def on_map(pairs: list[tuple[Any, Any]]) -> dict[Any, Any]:
         if next(completed) > MAX_CONTAINERS:
-            raise ValueError(f"more than {MAX_CONTAINERS} maps and arrays")
+            raise _RefusedValueError(
+                f"the frame holds more than {MAX_CONTAINERS:,} maps and arrays"
+            )
         return dict(pairs)
 
     return msgpack.unpackb(frame, list_hook=on_array, object_pairs_hook=on_map, **_UNPACK_LIMITS)
@@ -367,13 +448,19 @@ def _decode(frame: bytes, accepted: dict[str, _Schema], sender: str) -> Message:
         raise WireError(
             ResponseCode.H3, f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES} bytes"
         )
-    if not frame or not (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF)):
+    if frame == SEVERAL_FRAMES:
+        raise WireError(ResponseCode.H1, _TOO_MANY_FRAMES)
+    if not frame:
+        raise WireError(ResponseCode.H1, "the frame is empty: the body must be a msgpack map")
+    if not (0x80 <= frame[0] <= 0x8F or frame[0] in (0xDE, 0xDF)):
         # fixmap, map 16, map 32: anything else is not a map, so it is refused unread
-        raise WireError(ResponseCode.H1, "the body must be a msgpack map")
+        raise WireError(
+            ResponseCode.H1, f"the body must be a msgpack map; it starts with 0x{frame[0]:02x}"
+        )
     try:
         body = _unpack(frame)
     except Exception as exc:  # any failure of the unpacker is the sender's malformed frame
-        reason = f"not one msgpack value: {show(str(exc))}"
+        reason = f"malformed msgpack: {_unpack_problem(exc)}"
         raise WireError(ResponseCode.H1, reason, _request_id_ahead(frame)) from None
     if type(body) is not dict:
         raise WireError(ResponseCode.H1, f"the body must be a msgpack map, not {show(body)}")

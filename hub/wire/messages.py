@@ -89,7 +89,9 @@ class ServiceRequest:
         check_map(self.params, "params")
         check_instant(self.execute_at, "execute_at", nullable=True)
         if type(self.signature) is not bytes:
-            raise InvalidMessageError(f"signature must be bytes, not {show(self.signature)}")
+            raise InvalidMessageError(
+                f"signature must be msgpack bin (binary), not {show(self.signature)}"
+            )
         if len(self.signature) > MAX_SIGNATURE_BYTES:
             raise InvalidMessageError(f"signature is longer than {MAX_SIGNATURE_BYTES} bytes")
 
@@ -120,7 +122,7 @@ class DeliveryAck:
     def __post_init__(self) -> None:
         ids = self.delivery_ids
         if type(ids) is not tuple:
-            raise InvalidMessageError(f"delivery_ids must be a list, not {show(ids)}")
+            raise InvalidMessageError(f"delivery_ids must be an array, not {show(ids)}")
         if not 1 <= len(ids) <= MAX_ACK_IDS:
             raise InvalidMessageError(
                 f"delivery_ids must hold 1 to {MAX_ACK_IDS} ids, not {len(ids)}"
@@ -174,7 +176,7 @@ class QuarantineDecision:
             raise InvalidMessageError(f"action must be release or delete, not {show(self.action)}")
         ids = self.request_ids
         if type(ids) is not tuple or not 1 <= len(ids) <= MAX_ACK_IDS:
-            raise InvalidMessageError(f"request_ids must be a list of 1 to {MAX_ACK_IDS} ids")
+            raise InvalidMessageError(f"request_ids must be an array of 1 to {MAX_ACK_IDS} ids")
         for rid in ids:
             check_request_id(rid)
 
