@@ -27,12 +27,13 @@ from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, StoreFailedError
 from hub.reference.roles import Role
+from hub.registers.inventory import InventoryChange
 
 log = logging.getLogger(__name__)
 
 STORE_FILE = "hub.sqlite"
 """The store's file name inside a data directory."""
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
 PROBE_BYTES = 1 << 20
 """What ``probe`` writes (then removes) to check the file takes a large batch again: 1 MiB."""
@@ -135,7 +136,23 @@ CREATE TABLE IF NOT EXISTS probe (filler BLOB NOT NULL);
 """Schema version 1. Stores written before versions were recorded have ``user_version`` 0 and
 every table but ``probe``: running this script on them is their migration to version 1."""
 
-MIGRATIONS: tuple[str, ...] = (SCHEMA,)
+INVENTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inventory_changes (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    mpxn TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inventory_changes_device ON inventory_changes (device_id);
+CREATE INDEX IF NOT EXISTS inventory_changes_site ON inventory_changes (site_id);
+CREATE INDEX IF NOT EXISTS inventory_changes_mpxn ON inventory_changes (mpxn);
+"""
+"""Schema version 2: the inventory changes a running hub made, in order (``id``)."""
+
+MIGRATIONS: tuple[str, ...] = (SCHEMA, INVENTORY_SCHEMA)
 """``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
 store); each runs in the same transaction as the version it records."""
 
@@ -312,7 +329,32 @@ class SqliteStore(Store):
             schedules,
             next_schedule,
             transfers,
+            self._changes("", ()),
         )
+
+    def _changes(self, where: str, args: tuple[str, ...]) -> list[InventoryChange]:
+        return [
+            InventoryChange.from_record(msgpack.unpackb(r[0], raw=False))
+            for r in self._db.execute(
+                f"SELECT record FROM inventory_changes{where} ORDER BY id", args
+            )
+        ]
+
+    def inventory_history(
+        self, device_id: str | None = None, site_id: str | None = None, mpxn: str | None = None
+    ) -> list[InventoryChange]:
+        """The inventory changes of a device, site or meter point, in the order made."""
+        clauses: list[str] = []
+        args: list[str] = []
+        for column, value in (("device_id", device_id), ("site_id", site_id), ("mpxn", mpxn)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = (" WHERE " + " OR ".join(clauses)) if clauses else ""
+        try:
+            return self._changes(where, tuple(args))
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
 
     def apply(
         self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None = None
@@ -449,6 +491,22 @@ class SqliteStore(Store):
             if effects.save_transfers:
                 db.executemany(
                     "INSERT OR REPLACE INTO transfers VALUES (?, ?)", effects.save_transfers
+                )
+            if effects.inventory_changes:
+                db.executemany(
+                    "INSERT INTO inventory_changes (at, kind, device_id, site_id, mpxn, record) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [
+                        (
+                            c.at,
+                            c.kind.value,
+                            c.device_id,
+                            c.site_id,
+                            c.mpxn,
+                            msgpack.packb(c.to_record(), use_bin_type=True),
+                        )
+                        for c in effects.inventory_changes
+                    ],
                 )
             if next_schedule is not None:
                 db.execute(

@@ -25,6 +25,7 @@ from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
 from hub.engine.outbox import Held
 from hub.engine.pipeline import RequestPipeline, seq_of
+from hub.flows.inventory_changes import InventoryChangeFlow, OperatorCommand
 from hub.flows.schedule_service import ScheduleFlow
 from hub.flows.schedules import Schedule, Scheduler
 from hub.flows.service_flow import ServiceFlow
@@ -34,6 +35,7 @@ from hub.reference.catalogue import FutureDated
 from hub.reference.codes import ResponseCode
 from hub.reference.standard import CommandStatus, DeviceResponse
 from hub.reference.uktime import from_uk_local, uk_date
+from hub.registers.inventory import InventoryChange
 
 RESUME_FAILED = (
     "internal error while resuming this request after a restart; nothing was done; "
@@ -68,6 +70,19 @@ class HubEngine(RequestPipeline):
         assert isinstance(flow, ScheduleFlow)
         return flow.scheduler
 
+    @property
+    def inventory_flow(self) -> InventoryChangeFlow:
+        """The inventory lifecycle (``hub.flows.inventory_changes``) this engine runs."""
+        flow = self._flows["12.2"]
+        assert isinstance(flow, InventoryChangeFlow)
+        return flow
+
+    @contained("on_operator_command")
+    def on_operator_command(self, command: OperatorCommand, now: float) -> Effects:
+        """An operator's inventory command (adopt an early-smart meter, approve or suspend a
+        model), carried out once and audited."""
+        return self.inventory_flow.operator(command, now)
+
     # ---- restart -----------------------------------------------------------------------
 
     def restore(
@@ -80,11 +95,14 @@ class HubEngine(RequestPipeline):
         schedules: Iterable[Schedule] = (),
         next_schedule: int = 1,
         transfers: Mapping[int, int] | None = None,
+        inventory_changes: Iterable[InventoryChange] = (),
     ) -> Effects:
         """Rebuild state from the store after a restart, each request back in its lifecycle
-        state. Requests accepted but unanswered are dispatched again, or held again until
-        their execution time (nothing acknowledged is lost); Device-pattern commands still
-        awaiting their outcome keep waiting."""
+        state: the inventory changes made are replayed first, in order, over the inventory
+        the engine was built with. Requests accepted but unanswered are dispatched again, or
+        held again until their execution time (nothing acknowledged is lost); Device-pattern
+        commands still awaiting their outcome keep waiting."""
+        self.inventory_flow.restore_changes(list(inventory_changes))
         self._next_seq = max(self._next_seq, next_seq)
         self._next_delivery = max(self._next_delivery, next_delivery)
         schedules = list(schedules)
@@ -161,6 +179,10 @@ class HubEngine(RequestPipeline):
         body = dict(resp.body)
         if resp.status is CommandStatus.SCHEDULED:
             body.setdefault("scheduled_for", rec.execute_at)
+        else:  # done: a service with an inventory effect changes the inventory now
+            changed = self.inventory_flow.after_device_success(rec, body, now)
+            if changed is not None:
+                return changed
         return self.respond(rec, ResponseCode.I0, body, now)
 
     @contained("on_device_failure")

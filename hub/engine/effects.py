@@ -17,6 +17,7 @@ from hub.engine.outbox import Delivery
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.reference.standard import DeviceCommand
+from hub.registers.inventory import InventoryChange
 
 
 class Direction(StrEnum):
@@ -53,6 +54,9 @@ class AuditKind(StrEnum):
     KEY_REVOKED = "key_revoked"
     INTERNAL_ERROR = "internal_error"
     """An engine step raised and was contained (answered H12 where it answers a frame)."""
+    INVENTORY_CHANGE = "inventory_change"
+    """The inventory, the approved products list or an election changed (or an operator's
+    inventory command was refused)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,10 @@ class Effects:
     """Ids of schedules deleted or stopped."""
     save_transfers: list[tuple[int, int]] = field(default_factory=list, metadata={"persist": True})
     """Firmware transfer progress: (request seq, next block)."""
+    inventory_changes: list[InventoryChange] = field(
+        default_factory=list, metadata={"persist": True}
+    )
+    """Inventory and election changes made, in order (replayed over the fleet at a restart)."""
     hello: list[str] = field(default_factory=list)
     """Users that said Hello in this step (their delivery connection is the frame's)."""
     faults: list[EngineFault] = field(default_factory=list)

@@ -12,13 +12,14 @@ the implementations live with their drivers (``actors.store``) or are pure Pytho
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from hub.engine import AuditRecord, Effects, RequestRecord, RequestState
 from hub.engine.outbox import Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
+from hub.registers.inventory import InventoryChange
 
 OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
 """Request states the hub still owes an answer for: always loaded on a restart, never purged."""
@@ -59,6 +60,9 @@ class Restored:
     the id of a deleted schedule is never reused."""
     transfers: dict[int, int]
     """Firmware transfer progress: request seq -> next block."""
+    inventory_changes: list[InventoryChange] = field(default_factory=list)
+    """Every inventory and election change made, in the order made (replayed over the
+    fleet's initial inventory)."""
 
 
 class Store(Protocol):
@@ -70,8 +74,9 @@ class Store(Protocol):
 
     def load(self, since: float) -> Restored:
         """What a restart needs: requests received at or after ``since`` or still unanswered,
-        every held delivery (not its payload) and schedule, transfer progress and the next
-        ids (``StoreFailedError`` if the storage cannot be read)."""
+        every held delivery (not its payload) and schedule, transfer progress, every
+        inventory change in order, and the next ids (``StoreFailedError`` if the storage
+        cannot be read)."""
         ...
 
     def apply(
@@ -82,7 +87,8 @@ class Store(Protocol):
         In this order: requests saved (``StoreConflictError`` if a seq or (user, request id) is
         already stored), requests completed, deliveries added (``StoreConflictError`` on a held id)
         and removed, audit and SLA records appended, schedules saved (replacing one of the same
-        id) and deleted, transfer progress saved (replacing), then the next ids
+        id) and deleted, transfer progress saved (replacing), inventory changes appended in
+        order, then the next ids
         (``next_schedule`` only when given). Removing or completing what is not stored is no
         error. On any error nothing of the batch is applied; a failure of the storage itself
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
@@ -92,6 +98,13 @@ class Store(Protocol):
         completion on, keeps no parameters and no signature (what idempotency needs is its
         identity, fingerprint and first answer).
         """
+        ...
+
+    def inventory_history(
+        self, device_id: str | None = None, site_id: str | None = None, mpxn: str | None = None
+    ) -> list[InventoryChange]:
+        """The inventory changes of this device, site or meter point (None: any; several
+        given: a change matching any of them), in the order made."""
         ...
 
     def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.flows.firmware import FIRMWARE_SERVICES, MAX_IMAGE_BYTES
+from hub.flows.inventory_changes import DEVICE_EFFECTS
 from hub.flows.non_device import ANSWERED
 from hub.flows.schedule_spec import (
     CREATE_PARAMS,
@@ -32,6 +33,7 @@ from hub.flows.services import executable
 from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import (
+    INVENTORY_SCHEMAS,
     EXAMPLE_DEVICE_ID,
     EXAMPLE_KEY_ID,
     Format,
@@ -155,7 +157,7 @@ def param_rows(code: str) -> tuple[ParamRow, ...]:
         )
     if code in FIRMWARE_SERVICES:
         return tuple(_param_row(p) for p in FIRMWARE_PARAMS)
-    schema = schema_for(code)
+    schema = schema_for(code) or INVENTORY_SCHEMAS.get(code)
     return () if schema is None else tuple(_param_row(p) for p in schema.params)
 
 
@@ -165,6 +167,9 @@ def example(code: str) -> dict[str, Value]:
         return {p.name: p.example for p in SCHEDULE_PARAMS[code] if p.example not in (None, "")}
     if code in FIRMWARE_SERVICES:
         return {p.name: p.example for p in FIRMWARE_PARAMS}
+    if code in INVENTORY_SCHEMAS:
+        schema = INVENTORY_SCHEMAS[code]
+        return {p.name: p.example for p in schema.params if p.required or code == "8.4"}
     return example_params(code) if schema_for(code) is not None else {}
 
 
@@ -177,11 +182,18 @@ def example_request(service: Service) -> dict[str, object]:
         "request_id": f"example-{service.code}",
         "role": sorted(r.value for r in service.roles)[0],
         "service": service.code,
-        "device_id": None if service.non_device else EXAMPLE_DEVICE_ID,
+        "device_id": EXAMPLE_DEVICE_ID
+        if not service.non_device or service.code in _TARGETED
+        else None,
         "params": example(service.code),
         "execute_at": None,
         "signature": "<64 bytes r||s, docs/protocol.md §13>" if service.critical else "",
     }
+
+
+_TARGETED = frozenset(INVENTORY_SCHEMAS) - {"12.2"}  # inventory services on a device
+INVENTORY_EFFECTS = frozenset(DEVICE_EFFECTS)
+"""Device services whose success changes the inventory (``hub.flows.inventory_changes``)."""
 
 
 def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
@@ -206,6 +218,13 @@ def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
             (ResponseCode.H6, "a non-domestic meter point not opted in"),
             (ResponseCode.E21, "no response from the device"),
             (ResponseCode.H11, "the device rejected the command (the reason says why)"),
+        ]
+    if service.code in INVENTORY_SCHEMAS or service.code in INVENTORY_EFFECTS:
+        codes += [
+            (ResponseCode.E4, "the sender does not supply the meter point today"),
+            (ResponseCode.E5, "the status table does not allow the change (docs/protocol.md)"),
+            (ResponseCode.E11, "the device or meter point does not take it"),
+            (ResponseCode.H6, "a non-domestic meter point not served by the hub"),
         ]
     if service.future_dated in (FutureDated.DEVICE, FutureDated.DSP_AND_DEVICE):
         codes.append((ResponseCode.E30, "no 8F66 / 8F67 outcome after the execution time"))

@@ -1,0 +1,741 @@
+"""The inventory lifecycle through the DUIS services and the operator's inventory commands.
+
+Decides: what each inventory-changing service does to the hub's inventory and election, and
+when it is refused: 12.2 Device Pre-notification (a device enters, Pending; with a comms
+hub, its site enters), 8.14.1-8.14.4 Communications Hub Status Update, 8.3 Decommission,
+8.4 Update Inventory and 8.6 Service Opt In, carried out by the hub itself; and the inventory
+effect of the device services that change it once the device has done its part (8.1.1
+Commission Device, 8.5 Service Opt Out, 8.7.x Join, 8.8.x Unjoin, 8.11 Update HAN Device Log
+adding a device). Every change goes through the status table (``Inventory.transition``),
+is applied to the engine's inventory at once and handed to the driver as
+``Effects.inventory_changes`` (persisted with the response in one batch, so a restart
+neither loses nor repeats one) and audited. Operator commands (adopt an early-smart meter,
+approve or suspend a model) come as typed ``OperatorCommand`` messages.
+Must never: touch a device (device services reach it through the engine's pipeline), or
+change the inventory other than by applying an ``InventoryChange``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
+
+from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
+from hub.engine.lifecycle import RequestRecord
+from hub.flows.service_flow import FlowHost, ServiceFlow
+from hub.reference.catalogue import Service
+from hub.reference.codes import ResponseCode
+from hub.reference.roles import DeviceType, Fuel, Role
+from hub.reference.service_params import INVENTORY_SCHEMAS, validate_inventory_params
+from hub.reference.standard import Value
+from hub.reference.text import bounded, join_reasons
+from hub.reference.uktime import uk_date
+from hub.registers.election import ELECTION_KINDS
+from hub.registers.inventory import (
+    TRANSITIONS,
+    ChangeKind,
+    Device,
+    DeviceStatus,
+    Inventory,
+    InventoryChange,
+    InventoryError,
+    Product,
+    Site,
+)
+from hub.wire import ServiceRequest
+
+OPERATOR = "operator"
+"""Who the inventory history names for operator commands and field events."""
+EARLY_SMART_REFUSED = "EARLY_SMART_NOT_ADOPTED"
+"""Hub alert code sent to the registered supplier of an early-smart meter not adopted."""
+
+_S = DeviceStatus
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_NOT_YET_COMMISSIONED = frozenset({_S.PENDING, _S.WHITELISTED, _S.INSTALLED_NOT_COMMISSIONED})
+_IN_SERVICE = frozenset({_S.COMMISSIONED, _S.RECOVERED})
+_METER_FUEL = {DeviceType.ESME: Fuel.ELECTRICITY, DeviceType.GSME: Fuel.GAS}
+_SUPPLIER_ROLE = {Role.IS: Fuel.ELECTRICITY, Role.ES: Fuel.ELECTRICITY, Role.GS: Fuel.GAS}
+
+INVENTORY_SERVICES = frozenset(INVENTORY_SCHEMAS)
+"""The non-device inventory services this flow carries out."""
+
+
+class OperatorAction(StrEnum):
+    """What an operator's inventory command asks."""
+
+    ADOPT = "adopt"
+    """Adopt an early-smart meter that has started communicating via the hub."""
+    SUSPEND_MODEL = "suspend_model"
+    """Take a model off the approved products list."""
+    APPROVE_MODEL = "approve_model"
+    """Put a model on the approved products list."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorCommand:
+    """An operator's (or the simulated field's) inventory command, carried out once."""
+
+    command_id: str
+    """Unique id; a command whose id is already in the inventory history is not run again."""
+    action: OperatorAction
+    """What it asks."""
+    device: Device | None = None
+    """The early-smart meter (``ADOPT``), as the field and registers know it."""
+    site: Site | None = None
+    """Its premises (``ADOPT``), entered with it when the inventory lacks it."""
+    product: Product | None = None
+    """The approved products list entry to add (``APPROVE_MODEL``)."""
+    model: str = ""
+    """``<manufacturer>/<model>`` taken off the list (``SUSPEND_MODEL``)."""
+    reason: str = ""
+    """Why, for the audit and the history."""
+
+
+def _today(now: float) -> datetime:
+    return datetime.fromtimestamp(now, UTC)
+
+
+class InventoryChangeFlow(ServiceFlow):
+    """12.2, 8.3, 8.4, 8.6 and 8.14.1-8.14.4, carried out by the hub at once; the inventory
+    effects of device services on their success; operator commands."""
+
+    def __init__(self, host: FlowHost) -> None:
+        super().__init__(host)
+        self._refs: set[str] = set()  # operator commands already carried out
+
+    # ---- the services -------------------------------------------------------------------
+
+    def check(
+        self, user_id: str, req: ServiceRequest, service: Service, now: float
+    ) -> tuple[ResponseCode, str] | None:
+        """Parameters, then what the service needs of its target (or of the device
+        pre-notified); the status table's refusals are E5."""
+        problems = validate_inventory_params(service.code, req.params)
+        if problems:
+            return ResponseCode.E12, join_reasons(problems)
+        if req.execute_at is not None and req.execute_at > now:
+            return ResponseCode.E12, f"{service.code} cannot be future dated"
+        if service.code == "12.2":
+            return self._check_prenotification(user_id, req, now)
+        if req.device_id is None:
+            return ResponseCode.E12, f"{service.code} needs a target device"
+        try:
+            self._changes(service.code, req.device_id, req.params, user_id, "", now)
+        except _RefusedError as refused:
+            return refused.code, refused.reason
+        return None
+
+    def execute(self, rec: RequestRecord, now: float, admitted: bool) -> Effects:
+        """Make the change (checked again: a restart may have come between) and answer I0
+        with the device's inventory entry."""
+        ref = f"{rec.user_id}/{rec.request_id}"
+        try:
+            if rec.service == "12.2":
+                changes = self._prenotification(rec.user_id, rec.params, ref, now)
+            else:
+                assert rec.device_id is not None
+                changes = self._changes(
+                    rec.service, rec.device_id, rec.params, rec.user_id, ref, now
+                )
+            effects = self.record(changes, now)
+        except _RefusedError as refused:
+            return self.host.respond(rec, refused.code, {"reason": refused.reason}, now)
+        device_id = rec.device_id or str(rec.params.get("device_id", ""))
+        effects.extend(self.host.respond(rec, ResponseCode.I0, self._answer(device_id), now))
+        return effects
+
+    def _answer(self, device_id: str) -> dict[str, Value]:
+        device = self.host.access.inventory.device(device_id)
+        if device is None:
+            return {}
+        body: dict[str, Value] = {
+            "device_id": device.device_id,
+            "device_type": device.device_type.value,
+            "status": device.status.value,
+            "site_id": device.site_id,
+            "mpxn": device.mpxn or None,
+        }
+        if device.mpxn:
+            mp = self.host.access.registration.meter_point(device.mpxn)
+            if mp is not None:
+                body["served_by_hub"] = self.host.access.election.served(mp)
+        return body
+
+    # ---- 12.2 -----------------------------------------------------------------------------
+
+    def _check_prenotification(
+        self, user_id: str, req: ServiceRequest, now: float
+    ) -> tuple[ResponseCode, str] | None:
+        try:
+            self._prenotification(user_id, req.params, "", now)
+        except _RefusedError as refused:
+            return refused.code, refused.reason
+        return None
+
+    def _prenotification(
+        self, user_id: str, params: Mapping[str, Value], ref: str, now: float
+    ) -> list[InventoryChange]:
+        """12.2: the device enters Pending, for a meter point the sender supplies today; a
+        comms hub for a premises the inventory lacks brings its site in with it."""
+        access = self.host.access
+        inventory = access.inventory
+        device_id, type_text = str(params["device_id"]), str(params["device_type"])
+        device_type = DeviceType(type_text)
+        mpxn, site_id = str(params["mpxn"]), str(params["site_id"])
+        manufacturer, model = str(params["manufacturer"]), str(params["model"])
+        if inventory.device(device_id) is not None:
+            raise _RefusedError(ResponseCode.E12, f"device {device_id} is already in the inventory")
+        product = inventory.approved(manufacturer, model)
+        if product is None:
+            raise _RefusedError(
+                ResponseCode.E12,
+                f"model {manufacturer}/{model} is not on the approved products list",
+            )
+        if product.device_type is not device_type:
+            raise _RefusedError(
+                ResponseCode.E11,
+                f"model {manufacturer}/{model} is a {product.device_type.value}, not a {type_text}",
+            )
+        mp = access.registration.meter_point(mpxn)
+        user = access.users[user_id]
+        if mp is None:
+            raise _RefusedError(ResponseCode.E4, f"meter point {mpxn} is in no register")
+        if not access.election.served(mp):
+            raise _RefusedError(
+                ResponseCode.H6, f"meter point {mpxn} is not served by the hub (data collector)"
+            )
+        fuel = _METER_FUEL.get(device_type)
+        if fuel is not None and mp.fuel is not fuel:
+            raise _RefusedError(
+                ResponseCode.E11, f"a {type_text} cannot meter {mp.fuel.value} meter point {mpxn}"
+            )
+        supplier = mp.supplier_on(uk_date(_today(now)))
+        roles = [r for r, f in _SUPPLIER_ROLE.items() if f is mp.fuel and r in user.roles]
+        if supplier != user.party_id or not roles:
+            raise _RefusedError(
+                ResponseCode.E4,
+                f"{user_id} is not the registered supplier of meter point {mpxn} today",
+            )
+        changes: list[InventoryChange] = []
+        site = inventory.sites.get(site_id)
+        if site is None:
+            region, cell = params.get("region"), params.get("cell")
+            if device_type is not DeviceType.CHF or not region or not cell:
+                raise _RefusedError(
+                    ResponseCode.E12,
+                    f"site {site_id} is not in the inventory: pre-notify its comms hub (CHF) "
+                    "first, with region and cell",
+                )
+            site = Site(site_id, device_id, user.party_id, str(region), str(cell))
+            changes.append(
+                InventoryChange(
+                    ChangeKind.SITE_ADDED, now, user_id, ref, site_id=site_id, mpxn=mpxn, site=site
+                )
+            )
+        elif device_type is DeviceType.CHF:
+            raise _RefusedError(
+                ResponseCode.E12, f"site {site_id} already has comms hub {site.comms_hub}"
+            )
+        device = Device(
+            device_id=device_id,
+            device_type=device_type,
+            site_id=site_id,
+            manufacturer=manufacturer,
+            model=model,
+            firmware=str(params["firmware"]),
+            head_end=product.head_end,
+            status=DeviceStatus.PENDING,
+            mpxn=mpxn if fuel is not None else "",
+        )
+        changes.append(
+            InventoryChange(
+                ChangeKind.DEVICE_ADDED,
+                now,
+                user_id,
+                ref,
+                device_id=device_id,
+                site_id=site_id,
+                mpxn=mpxn,
+                model=f"{manufacturer}/{model}",
+                device=device,
+                reason="pre-notified",
+            )
+        )
+        return changes
+
+    # ---- services on a device already in the inventory -------------------------------------
+
+    def _changes(
+        self,
+        code: str,
+        device_id: str,
+        params: Mapping[str, Value],
+        user_id: str,
+        ref: str,
+        now: float,
+    ) -> list[InventoryChange]:
+        inventory = self.host.access.inventory
+        device = inventory.device(device_id)
+        if device is None:
+            raise _RefusedError(ResponseCode.E19, f"device {device_id} is not in the inventory")
+
+        def moves(
+            *path: DeviceStatus, target: Device = device, why: str = ""
+        ) -> list[InventoryChange]:
+            return _moves(target, path, user_id, ref, now, why or code)
+
+        if code == "8.3":
+            return moves(DeviceStatus.DECOMMISSIONED, why="8.3 decommissioned")
+        if code == "8.4":
+            details = {k: str(v) for k, v in params.items()}
+            manufacturer = details.get("manufacturer", device.manufacturer)
+            model = details.get("model", device.model)
+            if (manufacturer, model) != (device.manufacturer, device.model) and (
+                inventory.approved(manufacturer, model) is None
+            ):
+                raise _RefusedError(
+                    ResponseCode.E12,
+                    f"model {manufacturer}/{model} is not on the approved products list",
+                )
+            change = InventoryChange(
+                ChangeKind.DEVICE_UPDATED,
+                now,
+                user_id,
+                ref,
+                device_id=device_id,
+                site_id=device.site_id,
+                mpxn=device.mpxn,
+                details=details,
+                reason="8.4 " + ", ".join(f"{k}={v}" for k, v in sorted(details.items())),
+            )
+            return [change]
+        if code == "8.6":
+            return self._election(device, ChangeKind.OPTED_IN, user_id, ref, now)
+        # 8.14.x: the comms hub function and the gas proxy on it
+        if device.device_type is not DeviceType.CHF:
+            raise _RefusedError(
+                ResponseCode.E11,
+                f"{code} applies to a comms hub (CHF), not a {device.device_type.value}",
+            )
+        on_hub = [device] + [
+            d for d in inventory.site_devices(device.site_id) if d.device_type is DeviceType.GPF
+        ]
+        changes: list[InventoryChange] = []
+        for target in on_hub:
+            if code in ("8.14.1", "8.14.2"):
+                if target.status not in _NOT_YET_COMMISSIONED:
+                    if target is device:
+                        raise _RefusedError(
+                            ResponseCode.E5,
+                            f"comms hub {device_id} is {device.status.value}: already installed",
+                        )
+                    continue
+                path = _path_to(target.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
+                if code == "8.14.1":
+                    path.append(DeviceStatus.COMMISSIONED)
+            else:
+                if target.status in (DeviceStatus.DECOMMISSIONED, DeviceStatus.WITHDRAWN):
+                    if target is device:
+                        raise _RefusedError(
+                            ResponseCode.E5,
+                            f"comms hub {device_id} is already {device.status.value}",
+                        )
+                    continue
+                end = (
+                    DeviceStatus.DECOMMISSIONED
+                    if target.status in _IN_SERVICE
+                    else DeviceStatus.WITHDRAWN
+                )
+                path = [end]
+            why = {
+                "8.14.1": "8.14.1 install success",
+                "8.14.2": "8.14.2 installed, no SM WAN",
+                "8.14.3": "8.14.3 fault return",
+                "8.14.4": "8.14.4 no fault return",
+            }[code]
+            changes += moves(*path, target=target, why=why)
+        return changes
+
+    def _election(
+        self, device: Device, kind: ChangeKind, user_id: str, ref: str, now: float
+    ) -> list[InventoryChange]:
+        access = self.host.access
+        mp = access.registration.meter_point(device.mpxn) if device.mpxn else None
+        if mp is None:
+            raise _RefusedError(
+                ResponseCode.E11, f"device {device.device_id} meters no meter point"
+            )
+        opted_in = kind is ChangeKind.OPTED_IN
+        if access.election.served(mp) is opted_in:
+            state = "served by" if opted_in else "opted out of"
+            raise _RefusedError(
+                ResponseCode.E12, f"meter point {mp.mpxn} is already {state} the hub"
+            )
+        return [
+            InventoryChange(
+                kind,
+                now,
+                user_id,
+                ref,
+                device_id=device.device_id,
+                site_id=device.site_id,
+                mpxn=mp.mpxn,
+                reason="8.6 service opt in" if opted_in else "8.5 service opt out",
+            )
+        ]
+
+    # ---- device services with an inventory effect -------------------------------------------
+
+    def after_device_success(
+        self, rec: RequestRecord, body: dict[str, Value], now: float
+    ) -> Effects | None:
+        """The device carried out a service with an inventory effect: make the change and
+        answer I0 (the device's body, with the device's status now); if the inventory no
+        longer allows the change (it moved since the request was accepted) the answer says
+        so with the status table's code. None: the service has no inventory effect."""
+        effect = DEVICE_EFFECTS.get(rec.service)
+        if effect is None or rec.device_id is None:
+            return None
+        ref = f"{rec.user_id}/{rec.request_id}"
+        try:
+            changes = effect(self, rec, ref, now)
+            effects = self.record(changes, now)
+        except _RefusedError as refused:
+            reason = f"the device answered, but the inventory was not changed: {refused.reason}"
+            return self.host.respond(rec, refused.code, {**body, "reason": reason}, now)
+        device = self.host.access.inventory.device(rec.device_id)
+        answer = dict(body)
+        if device is not None:
+            answer["inventory_status"] = device.status.value
+        effects.extend(self.host.respond(rec, ResponseCode.I0, answer, now))
+        return effects
+
+    def _commissioned(self, rec: RequestRecord, ref: str, now: float) -> list[InventoryChange]:
+        device = self._device(rec.device_id)
+        return _moves(
+            device, [DeviceStatus.COMMISSIONED], rec.user_id, ref, now, "8.1.1 commissioned"
+        )
+
+    def _opted_out(self, rec: RequestRecord, ref: str, now: float) -> list[InventoryChange]:
+        return self._election(
+            self._device(rec.device_id), ChangeKind.OPTED_OUT, rec.user_id, ref, now
+        )
+
+    def _joined(self, rec: RequestRecord, ref: str, now: float) -> list[InventoryChange]:
+        device = self._device(rec.device_id)
+        other = str(rec.params.get("other_device_id", ""))
+        join = rec.service.startswith("8.7.")
+        if self.host.access.inventory.device(other) is None:
+            raise _RefusedError(ResponseCode.E19, f"device {other} is not in the inventory")
+        if (other in device.joined) is join:
+            return []  # already as asked: nothing to record
+        kind = ChangeKind.JOINED if join else ChangeKind.UNJOINED
+        return [
+            InventoryChange(
+                kind,
+                now,
+                rec.user_id,
+                ref,
+                device_id=device.device_id,
+                site_id=device.site_id,
+                mpxn=device.mpxn,
+                other_device_id=other,
+                reason=f"{rec.service} {'joined to' if join else 'unjoined from'} {other}",
+            )
+        ]
+
+    def _han_log(self, rec: RequestRecord, ref: str, now: float) -> list[InventoryChange]:
+        """8.11 adding a pre-notified device to its comms hub's HAN device log: the device,
+        installed, joins the HAN (Pending or Whitelisted -> Installed Not Commissioned)."""
+        if rec.params.get("action") != "add":
+            return []
+        other = self.host.access.inventory.device(str(rec.params.get("other_device_id", "")))
+        hub = self._device(rec.device_id)
+        if other is None or other.site_id != hub.site_id:
+            return []  # not a device of this site in the inventory: the log only
+        if other.status not in (DeviceStatus.PENDING, DeviceStatus.WHITELISTED):
+            return []
+        path = _path_to(other.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
+        return _moves(other, path, rec.user_id, ref, now, "8.11 joined the comms hub's HAN")
+
+    def _device(self, device_id: str | None) -> Device:
+        device = self.host.access.inventory.device(device_id or "")
+        if device is None:
+            raise _RefusedError(ResponseCode.E19, f"device {device_id} is not in the inventory")
+        return device
+
+    # ---- operator commands -------------------------------------------------------------------
+
+    def operator(self, command: OperatorCommand, now: float) -> Effects:
+        """Carry out an operator's inventory command once (one whose id is already in the
+        history does nothing): every outcome, a refusal too, is recorded and audited; an
+        early-smart meter not adopted is reported to its registered supplier."""
+        if command.command_id in self._refs:
+            return Effects()
+        inventory = self.host.access.inventory
+        ref = command.command_id
+        effects = Effects()
+        if command.action is OperatorAction.ADOPT:
+            device, site = command.device, command.site
+            assert device is not None
+            product = inventory.approved(device.manufacturer, device.model)
+            model = f"{device.manufacturer}/{device.model}"
+            refused = ""
+            if inventory.device(device.device_id) is not None:
+                refused = f"device {device.device_id} is already in the inventory"
+            elif product is None or not product.early_smart:
+                refused = (
+                    f"early-smart model {model} is not on the approved products list as compliant"
+                )
+                effects.extend(self._tell_supplier(device, refused, now))
+            new_site = site if site is not None and site.site_id not in inventory.sites else None
+            change = InventoryChange(
+                ChangeKind.ADOPTION_REFUSED if refused else ChangeKind.ADOPTED,
+                now,
+                OPERATOR,
+                ref,
+                device_id=device.device_id,
+                site_id=device.site_id,
+                mpxn=device.mpxn,
+                model=model,
+                device=None if refused else device,
+                site=None if refused else new_site,
+                reason=refused or command.reason or "started communicating via the hub",
+            )
+            changes = [change]
+        elif command.action is OperatorAction.APPROVE_MODEL:
+            product = command.product
+            assert product is not None
+            changes = [
+                InventoryChange(
+                    ChangeKind.MODEL_APPROVED,
+                    now,
+                    OPERATOR,
+                    ref,
+                    model=f"{product.manufacturer}/{product.model}",
+                    product=product,
+                    reason=command.reason or "approved",
+                )
+            ]
+        else:
+            changes = [
+                InventoryChange(
+                    ChangeKind.MODEL_SUSPENDED,
+                    now,
+                    OPERATOR,
+                    ref,
+                    model=command.model,
+                    reason=command.reason or "suspended",
+                )
+            ]
+        try:
+            effects.extend(self.record(changes, now))
+        except _RefusedError as refused:  # cannot happen for these kinds; kept honest anyway
+            effects.extend(self.record([_refusal(changes[0], refused.reason)], now))
+        return effects
+
+    def _tell_supplier(self, device: Device, reason: str, now: float) -> Effects:
+        access = self.host.access
+        mp = access.registration.meter_point(device.mpxn) if device.mpxn else None
+        party = mp.supplier_on(uk_date(_today(now))) if mp else None
+        effects = Effects()
+        if party is None:
+            return effects
+        data: dict[str, Value] = {
+            "device_id": device.device_id,
+            "mpxn": device.mpxn,
+            "model": f"{device.manufacturer}/{device.model}",
+            "reason": bounded(reason),
+        }
+        for user in sorted(access.users.values(), key=lambda u: u.user_id):
+            if user.party_id == party and (Role.IS in user.roles or Role.GS in user.roles):
+                effects.extend(self.host.hub_alert(user.user_id, EARLY_SMART_REFUSED, data, now))
+        return effects
+
+    # ---- applying and recording ------------------------------------------------------------
+
+    def record(self, changes: list[InventoryChange], now: float) -> Effects:
+        """Apply changes in order to the engine's inventory and election (all of them, or on
+        a refusal none: ``_RefusedError``), and return them to persist, with their audit."""
+        access = self.host.access
+        inventory = access.inventory
+        before = _Snapshot.of(inventory, changes)
+        try:
+            for change in changes:
+                inventory.apply(change)  # elections change nothing here
+        except InventoryError as err:
+            before.restore(inventory)  # all or nothing
+            raise _RefusedError(ResponseCode.E5, str(err)) from None
+        for change in changes:
+            if change.kind in ELECTION_KINDS:
+                access.election.apply(change)
+            if change.by == OPERATOR and change.ref:
+                self._refs.add(change.ref)
+        return Effects(
+            inventory_changes=list(changes),
+            audit=[
+                AuditRecord(
+                    now,
+                    Direction.IN,
+                    None if c.by == OPERATOR else c.by,
+                    AuditKind.INVENTORY_CHANGE,
+                    c.ref.partition("/")[2] or c.ref or None,
+                    device_id=c.device_id or None,
+                    code=c.kind.value,
+                    reason=bounded(_describe(c)),
+                )
+                for c in changes
+            ],
+        )
+
+    def apply(self, change: InventoryChange) -> None:
+        """Apply one recorded change (at once, or replayed at a restart)."""
+        access = self.host.access
+        if change.kind in ELECTION_KINDS:
+            access.election.apply(change)
+        else:
+            access.inventory.apply(change)
+        if change.by == OPERATOR and change.ref:
+            self._refs.add(change.ref)
+
+    def restore_changes(self, changes: list[InventoryChange]) -> None:
+        """Replay the changes a store holds, in order, over the inventory the engine was
+        built with (the fleet's initial one)."""
+        for change in changes:
+            self.apply(change)
+
+
+class _RefusedError(Exception):
+    """A change the inventory, the registers or the status table does not allow."""
+
+    def __init__(self, code: ResponseCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _path_to(start: DeviceStatus, end: DeviceStatus) -> list[DeviceStatus]:
+    """The statuses a device passes to reach ``end``: through Whitelisted from Pending when
+    the move to Installed Not Commissioned is asked (each a move of the status table)."""
+    if start is end:
+        return []
+    if start is DeviceStatus.PENDING and end is DeviceStatus.INSTALLED_NOT_COMMISSIONED:
+        return [DeviceStatus.WHITELISTED, end]
+    return [end]
+
+
+def _moves(
+    device: Device,
+    path: list[DeviceStatus] | tuple[DeviceStatus, ...],
+    user_id: str,
+    ref: str,
+    now: float,
+    why: str,
+) -> list[InventoryChange]:
+    """One recorded status change per step of ``path``, each checked against the table."""
+    changes = []
+    status = device.status
+    for to in path:
+        if to is not status and to not in _allowed(status):
+            raise _RefusedError(
+                ResponseCode.E5,
+                f"device {device.device_id} is {status.value}; it cannot move to {to.value}",
+            )
+        changes.append(
+            InventoryChange(
+                ChangeKind.STATUS,
+                now,
+                user_id,
+                ref,
+                device_id=device.device_id,
+                site_id=device.site_id,
+                mpxn=device.mpxn,
+                status=to,
+                reason=f"{why}: {status.value} -> {to.value}",
+            )
+        )
+        status = to
+    return changes
+
+
+def _allowed(status: DeviceStatus) -> frozenset[DeviceStatus]:
+    return TRANSITIONS[status]
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The inventory records a list of changes may touch, as they were (so a list refused
+    half-way is taken back; a model suspension, which cannot be refused, is not kept)."""
+
+    devices: dict[str, Device | None]
+    sites: dict[str, Site | None]
+    by_site: dict[str, list[str] | None]
+    products: dict[tuple[str, str], Product | None]
+
+    @classmethod
+    def of(cls, inventory: Inventory, changes: list[InventoryChange]) -> _Snapshot:
+        device_ids = {c.device_id for c in changes} | {c.other_device_id for c in changes}
+        device_ids |= {c.device.device_id for c in changes if c.device is not None}
+        site_ids = {c.site_id for c in changes} | {c.site.site_id for c in changes if c.site}
+        site_ids |= {c.device.site_id for c in changes if c.device is not None}
+        models = {(c.product.manufacturer, c.product.model) for c in changes if c.product}
+        return cls(
+            {d: inventory.devices.get(d) for d in device_ids if d},
+            {s: inventory.sites.get(s) for s in site_ids if s},
+            {
+                s: list(inventory.by_site[s]) if s in inventory.by_site else None
+                for s in site_ids
+                if s
+            },
+            {m: inventory.products.get(m) for m in models},
+        )
+
+    def restore(self, inventory: Inventory) -> None:
+        _put_back(inventory.devices, self.devices)
+        _put_back(inventory.sites, self.sites)
+        _put_back(inventory.by_site, self.by_site)
+        _put_back(inventory.products, self.products)
+
+
+def _put_back(table: dict[_K, _V], old: dict[_K, _V | None]) -> None:
+    for key, value in old.items():
+        if value is None:
+            table.pop(key, None)
+        else:
+            table[key] = value
+
+
+def _refusal(change: InventoryChange, reason: str) -> InventoryChange:
+    return InventoryChange(
+        ChangeKind.ADOPTION_REFUSED,
+        change.at,
+        change.by,
+        change.ref,
+        device_id=change.device_id,
+        site_id=change.site_id,
+        mpxn=change.mpxn,
+        model=change.model,
+        reason=reason,
+    )
+
+
+def _describe(change: InventoryChange) -> str:
+    return f"{change.kind.value}: {change.reason}" if change.reason else change.kind.value
+
+
+DEVICE_EFFECTS: dict[
+    str, Callable[[InventoryChangeFlow, RequestRecord, str, float], list[InventoryChange]]
+] = {
+    "8.1.1": InventoryChangeFlow._commissioned,
+    "8.5": InventoryChangeFlow._opted_out,
+    "8.7.1": InventoryChangeFlow._joined,
+    "8.7.2": InventoryChangeFlow._joined,
+    "8.8.1": InventoryChangeFlow._joined,
+    "8.8.2": InventoryChangeFlow._joined,
+    "8.11": InventoryChangeFlow._han_log,
+}
+"""Device services whose success changes the inventory, and the change each makes."""
