@@ -33,9 +33,9 @@ from hub.flows.services import executable
 from hub.reference.catalogue import CATALOGUE, FutureDated, Service
 from hub.reference.codes import ResponseCode
 from hub.reference.service_params import (
-    INVENTORY_SCHEMAS,
     EXAMPLE_DEVICE_ID,
     EXAMPLE_KEY_ID,
+    INVENTORY_SCHEMAS,
     Format,
     Kind,
     Param,
