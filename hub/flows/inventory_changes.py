@@ -49,7 +49,7 @@ from hub.wire import ServiceRequest
 
 OPERATOR = "operator"
 """Who the inventory history names for operator commands and field events."""
-EARLY_SMART_REFUSED = "EARLY_SMART_NOT_ADOPTED"
+EARLY_SMART_REFUSED = "NOT_ADOPTED"
 """Hub alert code sent to the registered supplier of an early-smart meter not adopted."""
 
 _S = DeviceStatus

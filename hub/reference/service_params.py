@@ -958,7 +958,7 @@ INVENTORY_SCHEMAS: dict[str, ServiceSchema] = {
                 "mpxn",
                 "the meter point the installation is for (the sender supplies it today); a "
                 "meter (ESME, GSME) meters it",
-                "1012345678910",
+                "1200000000011",
                 fmt=Format.MPXN,
             ),
             _text("site_id", "the premises", "S000001", max_len=_INVENTORY_TEXT),
