@@ -33,7 +33,7 @@ from hub.reference.service_params import INVENTORY_SCHEMAS, validate_inventory_p
 from hub.reference.standard import Value
 from hub.reference.text import bounded, join_reasons
 from hub.reference.uktime import uk_date
-from hub.registers.election import ELECTION_KINDS
+from hub.registers.election import ELECTION_KINDS, Election
 from hub.registers.inventory import (
     TRANSITIONS,
     ChangeKind,
@@ -607,6 +607,16 @@ class InventoryChangeFlow(ServiceFlow):
         built with (the fleet's initial one)."""
         for change in changes:
             self.apply(change)
+
+
+def replay(inventory: Inventory, election: Election, changes: list[InventoryChange]) -> None:
+    """Apply recorded changes in order to an inventory and an election (what a restart does,
+    for readers such as ``dcc inventory``); ``InventoryError`` if one does not apply."""
+    for change in changes:
+        if change.kind in ELECTION_KINDS:
+            election.apply(change)
+        else:
+            inventory.apply(change)
 
 
 class _RefusedError(Exception):
