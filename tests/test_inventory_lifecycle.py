@@ -270,7 +270,9 @@ def test_opt_in_and_opt_out_change_what_the_hub_serves() -> None:
     assert hub.run("4.1.1", ND_ESME).code is ResponseCode.I0
     assert hub.refused("8.6", ND_ESME).code is ResponseCode.E12  # already served
     assert hub.run("8.5", ND_ESME, later_s=60).code is ResponseCode.I0
-    assert hub.refused("4.1.1", ND_ESME).code is ResponseCode.H6
+    after = hub.refused("4.1.1", ND_ESME)
+    assert after.code is ResponseCode.H6
+    assert "opted out" in after.reason
     assert hub.refused("8.5", ND_ESME, later_s=60).code is ResponseCode.H6
 
 

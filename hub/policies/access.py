@@ -173,12 +173,12 @@ class AccessContext:
         if not served:
             mp = meter_points[0]
             kind = "non-domestic " if not mp.domestic else ""
-            return _refuse(
-                ResponseCode.H6,
-                f"{kind}meter point {mp.mpxn} has data collector {mp.data_collector}: "
-                "its supplier has not opted in to the hub",
-                mpxn=mp.mpxn,
+            why = (
+                "its supplier opted out of the hub (8.5)"
+                if self.election.elected.get(mp.mpxn) is False
+                else f"has data collector {mp.data_collector}: its supplier has not opted in to the hub"
             )
+            return _refuse(ResponseCode.H6, f"{kind}meter point {mp.mpxn} {why}", mpxn=mp.mpxn)
         meter_points = served
         day = uk_date(req.execute_at)
         found = None
