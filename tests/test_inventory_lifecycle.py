@@ -415,3 +415,17 @@ def test_the_inventory_services_examples_are_valid() -> None:
     for code in INVENTORY_SCHEMAS:
         assert validate_inventory_params(code, example(code)) == [], code
     assert example_params("8.1.1")  # the device services keep their own examples
+
+
+def test_the_fields_early_smart_contacts_are_repeatable_meters_only_and_inside_the_span() -> None:
+    from simfield.early_smart import contacts
+
+    chf = Device(
+        "00000000000000D0", DeviceType.CHF, "S7", "Oldco", "C", "1.0", "", DeviceStatus.PENDING
+    )
+    meters = [EARLY, Device(**{**_fields(EARLY), "device_id": "00000000000000D3"})]  # type: ignore[arg-type]
+    first = contacts([chf, *meters], T0, 3600.0, seed=5)
+    assert first == contacts([*reversed(meters), chf], T0, 3600.0, seed=5)
+    assert sorted(c.device_id for c in first) == sorted(m.device_id for m in meters)
+    assert all(T0 <= c.at < T0 + 3600.0 for c in first)
+    assert [c.at for c in first] == sorted(c.at for c in first)
