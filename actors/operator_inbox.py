@@ -75,6 +75,7 @@ class OperatorInbox:
         self._sites = candidate_sites
         self._offered: queue.SimpleQueue[OperatorCommand] = queue.SimpleQueue()
         self._taken: list[Path] = []
+        self._taken_offers: list[OperatorCommand] = []
 
     def offer(self, command: OperatorCommand) -> None:
         """A command from another thread (the simulated field's early-smart contacts)."""
@@ -102,6 +103,7 @@ class OperatorInbox:
                 commands.append(self._offered.get_nowait())
             except queue.Empty:
                 break
+        self._taken_offers = list(commands)
         if not self._dir.is_dir():
             return commands
         for path in sorted(self._dir.glob("*.json"))[: MAX_PER_TURN - len(commands)]:
@@ -118,10 +120,15 @@ class OperatorInbox:
         for path in self._taken:
             path.unlink(missing_ok=True)
         self._taken.clear()
+        self._taken_offers.clear()
 
     def retry(self) -> None:
-        """The batch was not committed: the taken files are read again next time."""
+        """The batch was not committed: the taken files are read again next time, and the
+        field's commands are offered again."""
         self._taken.clear()
+        for command in self._taken_offers:
+            self._offered.put(command)
+        self._taken_offers.clear()
 
     def _parse(self, path: Path) -> OperatorCommand:
         body = json.loads(path.read_text())

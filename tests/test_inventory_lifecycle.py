@@ -158,6 +158,9 @@ def test_only_the_registered_supplier_may_pre_notify_a_device_for_a_meter_point(
     first, _ = hub.send("12.2", None, chf, user="u-supb")
     assert isinstance(first, wire.Refusal)
     assert first.code is ResponseCode.E4
+    as_gas, _ = hub.send("12.2", None, chf, role=Role.GS)  # the right party, the wrong role
+    assert isinstance(as_gas, wire.Refusal)
+    assert as_gas.code is ResponseCode.E4
     assert hub.engine.access.inventory.device(NEW_CHF) is None
 
 

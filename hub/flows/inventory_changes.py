@@ -58,7 +58,14 @@ _V = TypeVar("_V")
 _NOT_YET_COMMISSIONED = frozenset({_S.PENDING, _S.WHITELISTED, _S.INSTALLED_NOT_COMMISSIONED})
 _IN_SERVICE = frozenset({_S.COMMISSIONED, _S.RECOVERED})
 _METER_FUEL = {DeviceType.ESME: Fuel.ELECTRICITY, DeviceType.GSME: Fuel.GAS}
-_SUPPLIER_ROLE = {Role.IS: Fuel.ELECTRICITY, Role.ES: Fuel.ELECTRICITY, Role.GS: Fuel.GAS}
+
+
+def _supplier_role(fuel: Fuel, export: bool) -> Role:
+    """The supplier role that acts for a meter point of this fuel (and direction)."""
+    if fuel is Fuel.GAS:
+        return Role.GS
+    return Role.ES if export else Role.IS
+
 
 INVENTORY_SERVICES = frozenset(INVENTORY_SCHEMAS)
 """The non-device inventory services this flow carries out."""
@@ -120,7 +127,7 @@ class InventoryChangeFlow(ServiceFlow):
         if req.execute_at is not None and req.execute_at > now:
             return ResponseCode.E12, f"{service.code} cannot be future dated"
         if service.code == "12.2":
-            return self._check_prenotification(user_id, req, now)
+            return self._check_prenotification(user_id, req.role, req, now)
         if req.device_id is None:
             return ResponseCode.E12, f"{service.code} needs a target device"
         try:
@@ -135,7 +142,7 @@ class InventoryChangeFlow(ServiceFlow):
         ref = f"{rec.user_id}/{rec.request_id}"
         try:
             if rec.service == "12.2":
-                changes = self._prenotification(rec.user_id, rec.params, ref, now)
+                changes = self._prenotification(rec.user_id, rec.role, rec.params, ref, now)
             else:
                 assert rec.device_id is not None
                 changes = self._changes(
@@ -168,16 +175,16 @@ class InventoryChangeFlow(ServiceFlow):
     # ---- 12.2 -----------------------------------------------------------------------------
 
     def _check_prenotification(
-        self, user_id: str, req: ServiceRequest, now: float
+        self, user_id: str, role: Role, req: ServiceRequest, now: float
     ) -> tuple[ResponseCode, str] | None:
         try:
-            self._prenotification(user_id, req.params, "", now)
+            self._prenotification(user_id, role, req.params, "", now)
         except _RefusedError as refused:
             return refused.code, refused.reason
         return None
 
     def _prenotification(
-        self, user_id: str, params: Mapping[str, Value], ref: str, now: float
+        self, user_id: str, role: Role, params: Mapping[str, Value], ref: str, now: float
     ) -> list[InventoryChange]:
         """12.2: the device enters Pending, for a meter point the sender supplies today; a
         comms hub for a premises the inventory lacks brings its site in with it."""
@@ -214,11 +221,11 @@ class InventoryChangeFlow(ServiceFlow):
                 ResponseCode.E11, f"a {type_text} cannot meter {mp.fuel.value} meter point {mpxn}"
             )
         supplier = mp.supplier_on(uk_date(_today(now)))
-        roles = [r for r, f in _SUPPLIER_ROLE.items() if f is mp.fuel and r in user.roles]
-        if supplier != user.party_id or not roles:
+        if supplier != user.party_id or role is not _supplier_role(mp.fuel, mp.export):
             raise _RefusedError(
                 ResponseCode.E4,
-                f"{user_id} is not the registered supplier of meter point {mpxn} today",
+                f"{user_id} as {role.value} is not the registered supplier of meter point "
+                f"{mpxn} today",
             )
         changes: list[InventoryChange] = []
         site = inventory.sites.get(site_id)
@@ -294,13 +301,15 @@ class InventoryChangeFlow(ServiceFlow):
             details = {k: str(v) for k, v in params.items()}
             manufacturer = details.get("manufacturer", device.manufacturer)
             model = details.get("model", device.model)
-            if (manufacturer, model) != (device.manufacturer, device.model) and (
-                inventory.approved(manufacturer, model) is None
-            ):
-                raise _RefusedError(
-                    ResponseCode.E12,
-                    f"model {manufacturer}/{model} is not on the approved products list",
-                )
+            if (manufacturer, model) != (device.manufacturer, device.model):
+                product = inventory.approved(manufacturer, model)
+                if product is None or product.device_type is not device.device_type:
+                    raise _RefusedError(
+                        ResponseCode.E12,
+                        f"model {manufacturer}/{model} is not on the approved products list "
+                        f"as a {device.device_type.value}",
+                    )
+                details["head_end"] = product.head_end  # the new model's translator
             change = InventoryChange(
                 ChangeKind.DEVICE_UPDATED,
                 now,

@@ -297,8 +297,9 @@ class Inventory:
         self.devices[device_id] = replace(device, joined=joined)
 
 
-UPDATABLE: tuple[str, ...] = ("firmware", "manufacturer", "model")
-"""Technical details 8.4 Update Inventory may correct (status, type and site never)."""
+UPDATABLE: tuple[str, ...] = ("firmware", "manufacturer", "model", "head_end")
+"""Technical details 8.4 Update Inventory may correct (status, type and site never; the
+head-end follows a corrected model)."""
 
 
 class ChangeKind(StrEnum):
