@@ -40,7 +40,7 @@ from actors.store import StoreOpenError, Synchronous, open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
 from hub.engine import Effects, EngineConfig, HubEngine
-from hub.flows.inventory_changes import OperatorCommand
+from hub.flows.inventory_operator import OperatorCommand
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE

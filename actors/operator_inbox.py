@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from time import time
 
-from hub.flows.inventory_changes import OperatorAction, OperatorCommand
+from hub.flows.inventory_operator import OperatorAction, OperatorCommand
 from hub.reference.roles import DeviceType
 from hub.registers.inventory import Device, Product, Site
 

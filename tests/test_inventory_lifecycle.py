@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from hub import wire
 from hub.engine import Effects, EngineConfig, HubEngine
-from hub.flows.inventory_changes import EARLY_SMART_REFUSED, OperatorAction, OperatorCommand
+from hub.flows.inventory_operator import EARLY_SMART_REFUSED, OperatorAction, OperatorCommand
 from hub.ports.memory_store import MemoryStore
 from hub.reference.codes import ResponseCode
 from hub.reference.mpxn import make_mpan

@@ -25,7 +25,8 @@ from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord, RequestState
 from hub.engine.outbox import Held
 from hub.engine.pipeline import RequestPipeline, seq_of
-from hub.flows.inventory_changes import InventoryChangeFlow, OperatorCommand
+from hub.flows.inventory_changes import InventoryChangeFlow
+from hub.flows.inventory_operator import OperatorCommand
 from hub.flows.schedule_service import ScheduleFlow
 from hub.flows.schedules import Schedule, Scheduler
 from hub.flows.service_flow import ServiceFlow

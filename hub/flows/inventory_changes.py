@@ -18,13 +18,21 @@ change the inventory other than by applying an ``InventoryChange``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
-from typing import TypeVar
 
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Effects
 from hub.engine.lifecycle import RequestRecord
+from hub.flows.inventory_operator import OperatorCommand, operator_changes
+from hub.flows.inventory_records import (
+    OPERATOR,
+    ChangeRefusedError,
+    Snapshot,
+    describe,
+    moves,
+    path_to,
+    refusal_of,
+    replay,
+)
 from hub.flows.service_flow import FlowHost, ServiceFlow
 from hub.reference.catalogue import Service
 from hub.reference.codes import ResponseCode
@@ -33,28 +41,20 @@ from hub.reference.service_params import INVENTORY_SCHEMAS, validate_inventory_p
 from hub.reference.standard import Value
 from hub.reference.text import bounded, join_reasons
 from hub.reference.uktime import uk_date
-from hub.registers.election import ELECTION_KINDS, Election
+from hub.registers.election import ELECTION_KINDS
 from hub.registers.inventory import (
-    TRANSITIONS,
     ChangeKind,
     Device,
     DeviceStatus,
-    Inventory,
     InventoryChange,
     InventoryError,
-    Product,
     Site,
 )
 from hub.wire import ServiceRequest
 
-OPERATOR = "operator"
-"""Who the inventory history names for operator commands and field events."""
-EARLY_SMART_REFUSED = "NOT_ADOPTED"
-"""Hub alert code sent to the registered supplier of an early-smart meter not adopted."""
+__all__ = ["DEVICE_EFFECTS", "INVENTORY_SERVICES", "InventoryChangeFlow", "replay"]
 
 _S = DeviceStatus
-_K = TypeVar("_K")
-_V = TypeVar("_V")
 _NOT_YET_COMMISSIONED = frozenset({_S.PENDING, _S.WHITELISTED, _S.INSTALLED_NOT_COMMISSIONED})
 _IN_SERVICE = frozenset({_S.COMMISSIONED, _S.RECOVERED})
 _METER_FUEL = {DeviceType.ESME: Fuel.ELECTRICITY, DeviceType.GSME: Fuel.GAS}
@@ -69,37 +69,6 @@ def _supplier_role(fuel: Fuel, export: bool) -> Role:
 
 INVENTORY_SERVICES = frozenset(INVENTORY_SCHEMAS)
 """The non-device inventory services this flow carries out."""
-
-
-class OperatorAction(StrEnum):
-    """What an operator's inventory command asks."""
-
-    ADOPT = "adopt"
-    """Adopt an early-smart meter that has started communicating via the hub."""
-    SUSPEND_MODEL = "suspend_model"
-    """Take a model off the approved products list."""
-    APPROVE_MODEL = "approve_model"
-    """Put a model on the approved products list."""
-
-
-@dataclass(frozen=True, slots=True)
-class OperatorCommand:
-    """An operator's (or the simulated field's) inventory command, carried out once."""
-
-    command_id: str
-    """Unique id; a command whose id is already in the inventory history is not run again."""
-    action: OperatorAction
-    """What it asks."""
-    device: Device | None = None
-    """The early-smart meter (``ADOPT``), as the field and registers know it."""
-    site: Site | None = None
-    """Its premises (``ADOPT``), entered with it when the inventory lacks it."""
-    product: Product | None = None
-    """The approved products list entry to add (``APPROVE_MODEL``)."""
-    model: str = ""
-    """``<manufacturer>/<model>`` taken off the list (``SUSPEND_MODEL``)."""
-    reason: str = ""
-    """Why, for the audit and the history."""
 
 
 def _today(now: float) -> datetime:
@@ -132,7 +101,7 @@ class InventoryChangeFlow(ServiceFlow):
             return ResponseCode.E12, f"{service.code} needs a target device"
         try:
             self._changes(service.code, req.device_id, req.params, user_id, "", now)
-        except _RefusedError as refused:
+        except ChangeRefusedError as refused:
             return refused.code, refused.reason
         return None
 
@@ -149,7 +118,7 @@ class InventoryChangeFlow(ServiceFlow):
                     rec.service, rec.device_id, rec.params, rec.user_id, ref, now
                 )
             effects = self.record(changes, now)
-        except _RefusedError as refused:
+        except ChangeRefusedError as refused:
             return self.host.respond(rec, refused.code, {"reason": refused.reason}, now)
         device_id = rec.device_id or str(rec.params.get("device_id", ""))
         effects.extend(self.host.respond(rec, ResponseCode.I0, self._answer(device_id), now))
@@ -179,7 +148,7 @@ class InventoryChangeFlow(ServiceFlow):
     ) -> tuple[ResponseCode, str] | None:
         try:
             self._prenotification(user_id, role, req.params, "", now)
-        except _RefusedError as refused:
+        except ChangeRefusedError as refused:
             return refused.code, refused.reason
         return None
 
@@ -195,34 +164,36 @@ class InventoryChangeFlow(ServiceFlow):
         mpxn, site_id = str(params["mpxn"]), str(params["site_id"])
         manufacturer, model = str(params["manufacturer"]), str(params["model"])
         if inventory.device(device_id) is not None:
-            raise _RefusedError(ResponseCode.E12, f"device {device_id} is already in the inventory")
+            raise ChangeRefusedError(
+                ResponseCode.E12, f"device {device_id} is already in the inventory"
+            )
         product = inventory.approved(manufacturer, model)
         if product is None:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E12,
                 f"model {manufacturer}/{model} is not on the approved products list",
             )
         if product.device_type is not device_type:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E11,
                 f"model {manufacturer}/{model} is a {product.device_type.value}, not a {type_text}",
             )
         mp = access.registration.meter_point(mpxn)
         user = access.users[user_id]
         if mp is None:
-            raise _RefusedError(ResponseCode.E4, f"meter point {mpxn} is in no register")
+            raise ChangeRefusedError(ResponseCode.E4, f"meter point {mpxn} is in no register")
         if not access.election.served(mp):
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.H6, f"meter point {mpxn} is not served by the hub (data collector)"
             )
         fuel = _METER_FUEL.get(device_type)
         if fuel is not None and mp.fuel is not fuel:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E11, f"a {type_text} cannot meter {mp.fuel.value} meter point {mpxn}"
             )
         supplier = mp.supplier_on(uk_date(_today(now)))
         if supplier != user.party_id or role is not _supplier_role(mp.fuel, mp.export):
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E4,
                 f"{user_id} as {role.value} is not the registered supplier of meter point "
                 f"{mpxn} today",
@@ -232,7 +203,7 @@ class InventoryChangeFlow(ServiceFlow):
         if site is None:
             region, cell = params.get("region"), params.get("cell")
             if device_type is not DeviceType.CHF or not region or not cell:
-                raise _RefusedError(
+                raise ChangeRefusedError(
                     ResponseCode.E12,
                     f"site {site_id} is not in the inventory: pre-notify its comms hub (CHF) "
                     "first, with region and cell",
@@ -244,7 +215,7 @@ class InventoryChangeFlow(ServiceFlow):
                 )
             )
         elif device_type is DeviceType.CHF:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E12, f"site {site_id} already has comms hub {site.comms_hub}"
             )
         device = Device(
@@ -288,15 +259,17 @@ class InventoryChangeFlow(ServiceFlow):
         inventory = self.host.access.inventory
         device = inventory.device(device_id)
         if device is None:
-            raise _RefusedError(ResponseCode.E19, f"device {device_id} is not in the inventory")
+            raise ChangeRefusedError(
+                ResponseCode.E19, f"device {device_id} is not in the inventory"
+            )
 
-        def moves(
+        def along(
             *path: DeviceStatus, target: Device = device, why: str = ""
         ) -> list[InventoryChange]:
-            return _moves(target, path, user_id, ref, now, why or code)
+            return moves(target, path, user_id, ref, now, why or code)
 
         if code == "8.3":
-            return moves(DeviceStatus.DECOMMISSIONED, why="8.3 decommissioned")
+            return along(DeviceStatus.DECOMMISSIONED, why="8.3 decommissioned")
         if code == "8.4":
             details = {k: str(v) for k, v in params.items()}
             manufacturer = details.get("manufacturer", device.manufacturer)
@@ -304,7 +277,7 @@ class InventoryChangeFlow(ServiceFlow):
             if (manufacturer, model) != (device.manufacturer, device.model):
                 product = inventory.approved(manufacturer, model)
                 if product is None or product.device_type is not device.device_type:
-                    raise _RefusedError(
+                    raise ChangeRefusedError(
                         ResponseCode.E12,
                         f"model {manufacturer}/{model} is not on the approved products list "
                         f"as a {device.device_type.value}",
@@ -326,7 +299,7 @@ class InventoryChangeFlow(ServiceFlow):
             return self._election(device, ChangeKind.OPTED_IN, user_id, ref, now)
         # 8.14.x: the comms hub function and the gas proxy on it
         if device.device_type is not DeviceType.CHF:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E11,
                 f"{code} applies to a comms hub (CHF), not a {device.device_type.value}",
             )
@@ -338,18 +311,18 @@ class InventoryChangeFlow(ServiceFlow):
             if code in ("8.14.1", "8.14.2"):
                 if target.status not in _NOT_YET_COMMISSIONED:
                     if target is device:
-                        raise _RefusedError(
+                        raise ChangeRefusedError(
                             ResponseCode.E5,
                             f"comms hub {device_id} is {device.status.value}: already installed",
                         )
                     continue
-                path = _path_to(target.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
+                path = path_to(target.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
                 if code == "8.14.1":
                     path.append(DeviceStatus.COMMISSIONED)
             else:
                 if target.status in (DeviceStatus.DECOMMISSIONED, DeviceStatus.WITHDRAWN):
                     if target is device:
-                        raise _RefusedError(
+                        raise ChangeRefusedError(
                             ResponseCode.E5,
                             f"comms hub {device_id} is already {device.status.value}",
                         )
@@ -366,7 +339,7 @@ class InventoryChangeFlow(ServiceFlow):
                 "8.14.3": "8.14.3 fault return",
                 "8.14.4": "8.14.4 no fault return",
             }[code]
-            changes += moves(*path, target=target, why=why)
+            changes += along(*path, target=target, why=why)
         return changes
 
     def _election(
@@ -375,13 +348,13 @@ class InventoryChangeFlow(ServiceFlow):
         access = self.host.access
         mp = access.registration.meter_point(device.mpxn) if device.mpxn else None
         if mp is None:
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E11, f"device {device.device_id} meters no meter point"
             )
         opted_in = kind is ChangeKind.OPTED_IN
         if access.election.served(mp) is opted_in:
             state = "served by" if opted_in else "opted out of"
-            raise _RefusedError(
+            raise ChangeRefusedError(
                 ResponseCode.E12, f"meter point {mp.mpxn} is already {state} the hub"
             )
         return [
@@ -413,7 +386,7 @@ class InventoryChangeFlow(ServiceFlow):
         try:
             changes = effect(self, rec, ref, now)
             effects = self.record(changes, now)
-        except _RefusedError as refused:
+        except ChangeRefusedError as refused:
             reason = f"the device answered, but the inventory was not changed: {refused.reason}"
             return self.host.respond(rec, refused.code, {**body, "reason": reason}, now)
         device = self.host.access.inventory.device(rec.device_id)
@@ -425,7 +398,7 @@ class InventoryChangeFlow(ServiceFlow):
 
     def _commissioned(self, rec: RequestRecord, ref: str, now: float) -> list[InventoryChange]:
         device = self._device(rec.device_id)
-        return _moves(
+        return moves(
             device, [DeviceStatus.COMMISSIONED], rec.user_id, ref, now, "8.1.1 commissioned"
         )
 
@@ -439,7 +412,7 @@ class InventoryChangeFlow(ServiceFlow):
         other = str(rec.params.get("other_device_id", ""))
         join = rec.service.startswith("8.7.")
         if self.host.access.inventory.device(other) is None:
-            raise _RefusedError(ResponseCode.E19, f"device {other} is not in the inventory")
+            raise ChangeRefusedError(ResponseCode.E19, f"device {other} is not in the inventory")
         if (other in device.joined) is join:
             return []  # already as asked: nothing to record
         kind = ChangeKind.JOINED if join else ChangeKind.UNJOINED
@@ -468,13 +441,15 @@ class InventoryChangeFlow(ServiceFlow):
             return []  # not a device of this site in the inventory: the log only
         if other.status not in (DeviceStatus.PENDING, DeviceStatus.WHITELISTED):
             return []
-        path = _path_to(other.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
-        return _moves(other, path, rec.user_id, ref, now, "8.11 joined the comms hub's HAN")
+        path = path_to(other.status, DeviceStatus.INSTALLED_NOT_COMMISSIONED)
+        return moves(other, path, rec.user_id, ref, now, "8.11 joined the comms hub's HAN")
 
     def _device(self, device_id: str | None) -> Device:
         device = self.host.access.inventory.device(device_id or "")
         if device is None:
-            raise _RefusedError(ResponseCode.E19, f"device {device_id} is not in the inventory")
+            raise ChangeRefusedError(
+                ResponseCode.E19, f"device {device_id} is not in the inventory"
+            )
         return device
 
     # ---- operator commands -------------------------------------------------------------------
@@ -485,100 +460,27 @@ class InventoryChangeFlow(ServiceFlow):
         early-smart meter not adopted is reported to its registered supplier."""
         if command.command_id in self._refs:
             return Effects()
-        inventory = self.host.access.inventory
-        ref = command.command_id
-        effects = Effects()
-        if command.action is OperatorAction.ADOPT:
-            device, site = command.device, command.site
-            assert device is not None
-            product = inventory.approved(device.manufacturer, device.model)
-            model = f"{device.manufacturer}/{device.model}"
-            refused = ""
-            if inventory.device(device.device_id) is not None:
-                refused = f"device {device.device_id} is already in the inventory"
-            elif product is None or not product.early_smart:
-                refused = (
-                    f"early-smart model {model} is not on the approved products list as compliant"
-                )
-                effects.extend(self._tell_supplier(device, refused, now))
-            new_site = site if site is not None and site.site_id not in inventory.sites else None
-            change = InventoryChange(
-                ChangeKind.ADOPTION_REFUSED if refused else ChangeKind.ADOPTED,
-                now,
-                OPERATOR,
-                ref,
-                device_id=device.device_id,
-                site_id=device.site_id,
-                mpxn=device.mpxn,
-                model=model,
-                device=None if refused else device,
-                site=None if refused else new_site,
-                reason=refused or command.reason or "started communicating via the hub",
-            )
-            changes = [change]
-        elif command.action is OperatorAction.APPROVE_MODEL:
-            product = command.product
-            assert product is not None
-            changes = [
-                InventoryChange(
-                    ChangeKind.MODEL_APPROVED,
-                    now,
-                    OPERATOR,
-                    ref,
-                    model=f"{product.manufacturer}/{product.model}",
-                    product=product,
-                    reason=command.reason or "approved",
-                )
-            ]
-        else:
-            changes = [
-                InventoryChange(
-                    ChangeKind.MODEL_SUSPENDED,
-                    now,
-                    OPERATOR,
-                    ref,
-                    model=command.model,
-                    reason=command.reason or "suspended",
-                )
-            ]
+        changes, effects = operator_changes(self.host, command, now)
         try:
             effects.extend(self.record(changes, now))
-        except _RefusedError as refused:  # cannot happen for these kinds; kept honest anyway
-            effects.extend(self.record([_refusal(changes[0], refused.reason)], now))
-        return effects
-
-    def _tell_supplier(self, device: Device, reason: str, now: float) -> Effects:
-        access = self.host.access
-        mp = access.registration.meter_point(device.mpxn) if device.mpxn else None
-        party = mp.supplier_on(uk_date(_today(now))) if mp else None
-        effects = Effects()
-        if party is None:
-            return effects
-        data: dict[str, Value] = {
-            "device_id": device.device_id,
-            "mpxn": device.mpxn,
-            "model": f"{device.manufacturer}/{device.model}",
-            "reason": bounded(reason),
-        }
-        for user in sorted(access.users.values(), key=lambda u: u.user_id):
-            if user.party_id == party and (Role.IS in user.roles or Role.GS in user.roles):
-                effects.extend(self.host.hub_alert(user.user_id, EARLY_SMART_REFUSED, data, now))
+        except ChangeRefusedError as refused:  # not expected for these kinds; recorded anyway
+            effects.extend(self.record([refusal_of(changes[0], refused.reason)], now))
         return effects
 
     # ---- applying and recording ------------------------------------------------------------
 
     def record(self, changes: list[InventoryChange], now: float) -> Effects:
         """Apply changes in order to the engine's inventory and election (all of them, or on
-        a refusal none: ``_RefusedError``), and return them to persist, with their audit."""
+        a refusal none: ``ChangeRefusedError``), and return them to persist, with their audit."""
         access = self.host.access
         inventory = access.inventory
-        before = _Snapshot.of(inventory, changes)
+        before = Snapshot.of(inventory, changes)
         try:
             for change in changes:
                 inventory.apply(change)  # elections change nothing here
         except InventoryError as err:
             before.restore(inventory)  # all or nothing
-            raise _RefusedError(ResponseCode.E5, str(err)) from None
+            raise ChangeRefusedError(ResponseCode.E5, str(err)) from None
         for change in changes:
             if change.kind in ELECTION_KINDS:
                 access.election.apply(change)
@@ -595,7 +497,7 @@ class InventoryChangeFlow(ServiceFlow):
                     c.ref.partition("/")[2] or c.ref or None,
                     device_id=c.device_id or None,
                     code=c.kind.value,
-                    reason=bounded(_describe(c)),
+                    reason=bounded(describe(c)),
                 )
                 for c in changes
             ],
@@ -616,134 +518,6 @@ class InventoryChangeFlow(ServiceFlow):
         built with (the fleet's initial one)."""
         for change in changes:
             self.apply(change)
-
-
-def replay(inventory: Inventory, election: Election, changes: list[InventoryChange]) -> None:
-    """Apply recorded changes in order to an inventory and an election (what a restart does,
-    for readers such as ``dcc inventory``); ``InventoryError`` if one does not apply."""
-    for change in changes:
-        if change.kind in ELECTION_KINDS:
-            election.apply(change)
-        else:
-            inventory.apply(change)
-
-
-class _RefusedError(Exception):
-    """A change the inventory, the registers or the status table does not allow."""
-
-    def __init__(self, code: ResponseCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def _path_to(start: DeviceStatus, end: DeviceStatus) -> list[DeviceStatus]:
-    """The statuses a device passes to reach ``end``: through Whitelisted from Pending when
-    the move to Installed Not Commissioned is asked (each a move of the status table)."""
-    if start is end:
-        return []
-    if start is DeviceStatus.PENDING and end is DeviceStatus.INSTALLED_NOT_COMMISSIONED:
-        return [DeviceStatus.WHITELISTED, end]
-    return [end]
-
-
-def _moves(
-    device: Device,
-    path: list[DeviceStatus] | tuple[DeviceStatus, ...],
-    user_id: str,
-    ref: str,
-    now: float,
-    why: str,
-) -> list[InventoryChange]:
-    """One recorded status change per step of ``path``, each checked against the table."""
-    changes = []
-    status = device.status
-    for to in path:
-        if to is not status and to not in _allowed(status):
-            raise _RefusedError(
-                ResponseCode.E5,
-                f"device {device.device_id} is {status.value}; it cannot move to {to.value}",
-            )
-        changes.append(
-            InventoryChange(
-                ChangeKind.STATUS,
-                now,
-                user_id,
-                ref,
-                device_id=device.device_id,
-                site_id=device.site_id,
-                mpxn=device.mpxn,
-                status=to,
-                reason=f"{why}: {status.value} -> {to.value}",
-            )
-        )
-        status = to
-    return changes
-
-
-def _allowed(status: DeviceStatus) -> frozenset[DeviceStatus]:
-    return TRANSITIONS[status]
-
-
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    """The inventory records a list of changes may touch, as they were (so a list refused
-    half-way is taken back; a model suspension, which cannot be refused, is not kept)."""
-
-    devices: dict[str, Device | None]
-    sites: dict[str, Site | None]
-    by_site: dict[str, list[str] | None]
-    products: dict[tuple[str, str], Product | None]
-
-    @classmethod
-    def of(cls, inventory: Inventory, changes: list[InventoryChange]) -> _Snapshot:
-        device_ids = {c.device_id for c in changes} | {c.other_device_id for c in changes}
-        device_ids |= {c.device.device_id for c in changes if c.device is not None}
-        site_ids = {c.site_id for c in changes} | {c.site.site_id for c in changes if c.site}
-        site_ids |= {c.device.site_id for c in changes if c.device is not None}
-        models = {(c.product.manufacturer, c.product.model) for c in changes if c.product}
-        return cls(
-            {d: inventory.devices.get(d) for d in device_ids if d},
-            {s: inventory.sites.get(s) for s in site_ids if s},
-            {
-                s: list(inventory.by_site[s]) if s in inventory.by_site else None
-                for s in site_ids
-                if s
-            },
-            {m: inventory.products.get(m) for m in models},
-        )
-
-    def restore(self, inventory: Inventory) -> None:
-        _put_back(inventory.devices, self.devices)
-        _put_back(inventory.sites, self.sites)
-        _put_back(inventory.by_site, self.by_site)
-        _put_back(inventory.products, self.products)
-
-
-def _put_back(table: dict[_K, _V], old: dict[_K, _V | None]) -> None:
-    for key, value in old.items():
-        if value is None:
-            table.pop(key, None)
-        else:
-            table[key] = value
-
-
-def _refusal(change: InventoryChange, reason: str) -> InventoryChange:
-    return InventoryChange(
-        ChangeKind.ADOPTION_REFUSED,
-        change.at,
-        change.by,
-        change.ref,
-        device_id=change.device_id,
-        site_id=change.site_id,
-        mpxn=change.mpxn,
-        model=change.model,
-        reason=reason,
-    )
-
-
-def _describe(change: InventoryChange) -> str:
-    return f"{change.kind.value}: {change.reason}" if change.reason else change.kind.value
 
 
 DEVICE_EFFECTS: dict[
