@@ -219,13 +219,19 @@ def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
             (ResponseCode.E21, "no response from the device"),
             (ResponseCode.H11, "the device rejected the command (the reason says why)"),
         ]
-    if service.code in INVENTORY_SCHEMAS or service.code in INVENTORY_EFFECTS:
+    if service.code in INVENTORY_SCHEMAS:
         codes += [
             (ResponseCode.E4, "the sender does not supply the meter point today"),
             (ResponseCode.E5, "the status table does not allow the change (docs/protocol.md)"),
             (ResponseCode.E11, "the device or meter point does not take it"),
             (ResponseCode.H6, "a non-domestic meter point not served by the hub"),
         ]
+        if service.code in _TARGETED:
+            codes.append((ResponseCode.E19, "the target device is not in the inventory"))
+    if service.code in INVENTORY_EFFECTS:
+        codes.append(
+            (ResponseCode.E5, "the device answered, but the inventory moved meanwhile (§9a)")
+        )
     if service.future_dated in (FutureDated.DEVICE, FutureDated.DSP_AND_DEVICE):
         codes.append((ResponseCode.E30, "no 8F66 / 8F67 outcome after the execution time"))
     return tuple(sorted(set(codes), key=lambda c: (c[0].value[0], int(c[0].value[1:]), c[1])))
