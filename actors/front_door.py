@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import zmq
 
 from actors.messages import Decoded, DeviceFailure, Encode, IntegrityFailure
+from actors.operator_inbox import OperatorInbox
 from actors.register_feed import RegisterBatch
 from actors.security import KeyChangeKind, KeyGate, split_zap_id
 from actors.uplinks import Uplinks
@@ -139,9 +140,12 @@ class FrontDoor:
         gate: KeyGate | None = None,
         rebuild: Rebuild | None = None,
         answer_within_s: float = DEFAULT_ANSWER_WITHIN_S,
+        inbox: OperatorInbox | None = None,
     ) -> None:
         """``rebuild`` makes a new engine from the store after a storage outage (without
-        one, a failed commit ends the loop)."""
+        one, a failed commit ends the loop); ``inbox`` brings the operator's inventory
+        commands."""
+        self._inbox = inbox
         self._ctx = context
         self._rebuild = rebuild
         self._outage: _Outage | None = None
@@ -300,10 +304,17 @@ class FrontDoor:
                 if now >= next_housekeeping:  # what the engine does not time
                     if self._gate is not None:
                         self._gatekeeping(effects, now)
+                    if self._inbox is not None:
+                        for command in self._inbox.take():
+                            effects.extend(self.engine.on_operator_command(command, now))
                     next_housekeeping = now + self._tick_s
                 if due is not None and now >= due:
                     effects.extend(self.engine.tick(now))
                 self._apply(router, effects)
+                if self._inbox is not None and self._outage is None:
+                    self._inbox.commit()  # command files go once their batch is durable
+                elif self._inbox is not None:
+                    self._inbox.retry()
                 due = self.engine.next_due(now)
                 if now >= next_purge:  # answered requests older than the idempotency window
                     self._purge(now)

@@ -34,6 +34,7 @@ from pykka.messages import ProxySetAttr
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
+from actors.operator_inbox import OperatorInbox
 from actors.register_feed import (
     ANSWER_WAIT_S,
     DEFAULT_POLL_S,
@@ -46,10 +47,13 @@ from actors.store import StoreOpenError, Synchronous, open_store, store_file
 from actors.timers import TimerService
 from actors.uplinks import Uplinks
 from hub.engine import Effects, EngineConfig, HubEngine
+from hub.flows.inventory_operator import OperatorCommand
 from hub.policies.access import AccessContext
 from hub.ports.store import Store
 from hub.reference.catalogue import CATALOGUE
 from hub.registers.changes import ChangeBatch
+from hub.registers.election import Election
+from hub.registers.inventory import Device, Inventory, Site
 from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
@@ -245,6 +249,21 @@ class LiveHub:
         self._offers = itertools.count(1)  # numbers of the feed's offers (``ChangeBatch.offer``)
         self.feed: RegisterFeed | None = None
         """The register change feed, once started."""
+        self.field = Inventory.build(
+            self.fleet.inventory.products.values(),
+            [*self.fleet.inventory.sites.values(), *self.fleet.early_smart_sites.values()],
+            [*self.fleet.inventory.devices.values(), *self.fleet.early_smart_candidates],
+        )
+        """What is physically in the field: the fleet's inventory, the early-smart meters
+        still talking to their suppliers, and what ``install`` fits (the simulated devices
+        are built from it; the hub's own inventory is the engine's)."""
+        self.inbox = OperatorInbox(
+            settings.fleet_dir,
+            {d.device_id: d for d in self.fleet.early_smart_candidates},
+            self.fleet.early_smart_sites,
+        )
+        """The operator's inventory commands (``dcc inventory`` drops them into the fleet's
+        ``operator/inbox/``) and the field's early-smart contacts."""
 
     @property
     def endpoint(self) -> str:
@@ -328,7 +347,6 @@ class LiveHub:
         self._auth = auth
         store = open_store(s.data_dir, synchronous=s.synchronous)
         self._store = store
-        self._access = AccessContext(fleet.users, CATALOGUE, fleet.registration, fleet.inventory)
         engine, startup = self._restored_engine(self._clock())
         self._engine = engine
         self._timers = TimerService()
@@ -340,7 +358,7 @@ class LiveHub:
         }
 
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
-            fleet.inventory,
+            self.field,
             fleet.registration,
             fleet.payment_modes,
             s.seed,
@@ -376,6 +394,7 @@ class LiveHub:
             gate=auth,
             rebuild=self._restored_engine,
             answer_within_s=s.answer_within_s,
+            inbox=self.inbox,
         )
         self.front_door.start()
         self.feed = RegisterFeed(s.fleet_dir / INBOX_DIR, self._offer_changes, s.feed_poll_s)
@@ -414,9 +433,13 @@ class LiveHub:
         outage, in the front door's thread): the engine, and what restoring it decided
         (accepted requests dispatched again)."""
         assert self._store is not None
-        assert self._access is not None
         s = self.settings
-        engine = HubEngine(self._access, replace(s.engine, batch_release=True))
+        fleet = self.fleet
+        # each engine starts from the fleet's initial inventory and replays the stored changes
+        access = AccessContext(
+            fleet.users, CATALOGUE, fleet.registration, fleet.inventory.copy(), Election()
+        )
+        engine = HubEngine(access, replace(s.engine, batch_release=True))
         restored = self._store.load(since=now - s.engine.idempotency_s)
         startup = engine.restore(
             restored.requests,
@@ -428,6 +451,7 @@ class LiveHub:
             restored.next_schedule,
             restored.transfers,
             restored.register_changes,
+            restored.inventory_changes,
         )
         return engine, startup
 
@@ -542,6 +566,25 @@ class LiveHub:
     def inject(self, comms_hub: str, action: Callable[[Any, float], list[Any]]) -> None:
         """Apply an event (outage, voltage excursion, tamper) to a premises' devices."""
         self._pool_for(comms_hub).tell(Inject(comms_hub, action))
+
+    def install(self, site: Site, devices: list[Device]) -> None:
+        """Fit a new premises' devices in the field (a new connection): they answer once the
+        hub's inventory knows them. Only before the hub first reaches that comms hub."""
+        self.field.add_site(site)
+        for device in devices:
+            self.field.add_device(device)
+
+    def early_smart_contact(self, device_id: str) -> None:
+        """An early-smart meter of the field starts communicating via the hub: the hub adopts
+        it if its model is approved as compliant, else refuses it and alerts its supplier
+        (once, however often the meter calls: the command id is the device's)."""
+        self.inbox.offer(self.early_smart_command(device_id))
+
+    def early_smart_command(self, device_id: str) -> OperatorCommand:
+        """The adoption command of the field's first contact from an early-smart meter."""
+        return self.inbox.adoption(
+            device_id, f"contact-{device_id}", "started communicating via the hub"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 from hub.registers.change_records import change_from_record, change_record
 from hub.registers.changes import StoredChange
+from hub.registers.inventory import InventoryChange
 
 log = logging.getLogger(__name__)
 
@@ -275,12 +276,27 @@ CREATE TABLE IF NOT EXISTS register_changes (
 """Schema version 3: the register changes applied (``hub.registers.changes``), in the order
 first applied, as JSON records, with whether their effective day has been carried out."""
 
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2, REGISTER_CHANGES_SCHEMA)
+INVENTORY_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inventory_changes (
+    id INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    site_id TEXT NOT NULL,
+    mpxn TEXT NOT NULL,
+    record BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS inventory_changes_device ON inventory_changes (device_id);
+CREATE INDEX IF NOT EXISTS inventory_changes_site ON inventory_changes (site_id);
+CREATE INDEX IF NOT EXISTS inventory_changes_mpxn ON inventory_changes (mpxn);
+"""
+"""Schema version 4: the inventory changes a running hub made, in order (``id``)."""
+
+MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2, REGISTER_CHANGES_SCHEMA, INVENTORY_SCHEMA)
 """``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
 store); each runs in the same transaction as the version it records."""
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema this code reads and writes, kept in the file as ``PRAGMA user_version``."""
-
 
 
 def _key(user_id: str, request_id: str) -> bytes:
@@ -540,7 +556,32 @@ class SqliteStore(Store):
             next_schedule,
             transfers,
             register_changes,
+            self._changes("", ()),
         )
+
+    def _changes(self, where: str, args: tuple[str, ...]) -> list[InventoryChange]:
+        return [
+            InventoryChange.from_record(msgpack.unpackb(r[0], raw=False))
+            for r in self._db.execute(
+                f"SELECT record FROM inventory_changes{where} ORDER BY id", args
+            )
+        ]
+
+    def inventory_history(
+        self, device_id: str | None = None, site_id: str | None = None, mpxn: str | None = None
+    ) -> list[InventoryChange]:
+        """The inventory changes of a device, site or meter point, in the order made."""
+        clauses: list[str] = []
+        args: list[str] = []
+        for column, value in (("device_id", device_id), ("site_id", site_id), ("mpxn", mpxn)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = (" WHERE " + " OR ".join(clauses)) if clauses else ""
+        try:
+            return self._changes(where, tuple(args))
+        except sqlite3.OperationalError as err:
+            raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
 
     def apply(
         self, effects: Effects, next_seq: int, next_delivery: int, next_schedule: int | None = None
@@ -672,6 +713,22 @@ class SqliteStore(Store):
                             int(x.done),
                         )
                         for x in effects.save_register_changes
+                    ],
+                )
+            if effects.inventory_changes:
+                db.executemany(
+                    "INSERT INTO inventory_changes (at, kind, device_id, site_id, mpxn, record) "
+                    "VALUES (?,?,?,?,?,?)",
+                    [
+                        (
+                            c.at,
+                            c.kind.value,
+                            c.device_id,
+                            c.site_id,
+                            c.mpxn,
+                            msgpack.packb(c.to_record(), use_bin_type=True),
+                        )
+                        for c in effects.inventory_changes
                     ],
                 )
             if next_schedule is not None:

@@ -25,6 +25,7 @@ from cli.demo_cmd import demo
 from cli.errors import ExitStatus, UserError
 from cli.fleet_cmd import fleet_app
 from cli.hub_cmds import audit, health, keys_app, listen, send, serve
+from cli.inventory_cmd import inventory_app
 from cli.logs import LogFormat, LogLevel, configure
 from cli.report_cmd import report_app
 from cli.simulate_cmd import simulate
@@ -133,6 +134,7 @@ app.command("health")(health)
 app.command("send")(send)
 app.command("listen")(listen)
 app.command("audit")(audit)
+app.add_typer(inventory_app, name="inventory")
 app.command("demo")(demo)
 app.add_typer(report_app, name="report")
 app.command("simulate")(simulate)

@@ -174,7 +174,10 @@ class FieldBuilder:
 
     def __call__(self, comms_hub: str) -> SiteHost:
         reg = self._registration
-        site_id = self._site_of[comms_hub]
+        site_id = self._site_of.get(comms_hub)
+        if site_id is None:  # a premises fitted since the builder was made (a new connection)
+            self._site_of = {s.comms_hub: s.site_id for s in self._inventory.sites.values()}
+            site_id = self._site_of[comms_hub]
         devices = self._inventory.site_devices(site_id)
         day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
         esme = next(

@@ -152,7 +152,7 @@ def test_a_non_device_service_is_answered_by_the_hub() -> None:
 
 def test_a_non_device_service_this_release_cannot_run_is_refused_with_h9() -> None:
     eng = _engine()
-    eff = eng.on_frame("u-supa", _req("r1", service="8.3"), T0)
+    eff = eng.on_frame("u-supa", _req("r1", service="8.13"), T0)
     refusal = _decoded(eff.send[0].payload)
     assert isinstance(refusal, wire.Refusal)
     assert refusal.code is ResponseCode.H9

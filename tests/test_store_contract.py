@@ -457,3 +457,43 @@ def test_register_changes_come_back_in_the_order_applied_and_done_keeps_their_pl
     backend.store.apply(Effects(save_register_changes=[StoredChange(first, True)]), 1, 1)
     loaded = backend.reopen().load(since=0.0).register_changes
     assert loaded == [StoredChange(first, True), StoredChange(second, False)]
+
+
+def test_inventory_changes_are_loaded_back_in_the_order_made_and_found_by_device_site_or_meter_point(
+    backend: Backend,
+) -> None:
+    from hub.reference.roles import DeviceType as Type
+    from hub.registers.inventory import (
+        ChangeKind,
+        Device,
+        DeviceStatus,
+        InventoryChange,
+        Site,
+    )
+
+    site = Site("S9", "00000000000000C1", "SUPA", "South", "S-0009")
+    device = Device(
+        "00000000000000C2", Type.ESME, "S9", "Acme", "E1", "1.0", "tlv", DeviceStatus.PENDING, "M1"
+    )
+    changes = [
+        InventoryChange(ChangeKind.SITE_ADDED, T0, "u-supa", "u-supa/r1", site_id="S9", site=site),
+        InventoryChange(
+            ChangeKind.DEVICE_ADDED,
+            T0,
+            "u-supa",
+            "u-supa/r2",
+            device_id=device.device_id,
+            site_id="S9",
+            mpxn="M1",
+            device=device,
+        ),
+        InventoryChange(ChangeKind.OPTED_OUT, T0 + 1, "u-supa", "u-supa/r3", mpxn="M2"),
+    ]
+    backend.store.apply(Effects(inventory_changes=changes[:2]), 1, 1)
+    backend.store.apply(Effects(inventory_changes=changes[2:]), 1, 1)
+    store = backend.reopen()
+    assert store.load(since=0).inventory_changes == changes
+    assert store.inventory_history(device_id=device.device_id) == [changes[1]]
+    assert store.inventory_history(site_id="S9") == changes[:2]
+    assert store.inventory_history(mpxn="M2") == [changes[2]]
+    assert store.inventory_history(device_id="nobody", mpxn="M2") == [changes[2]]

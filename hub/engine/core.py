@@ -26,6 +26,8 @@ from hub.engine.lifecycle import RequestRecord, RequestState
 from hub.engine.outbox import Held
 from hub.engine.pipeline import RequestPipeline, seq_of
 from hub.engine.register_changes import RegisterDesk
+from hub.flows.inventory_changes import InventoryChangeFlow
+from hub.flows.inventory_operator import OperatorCommand
 from hub.flows.schedule_service import ScheduleFlow
 from hub.flows.schedules import Schedule, Scheduler
 from hub.flows.service_flow import ServiceFlow
@@ -36,6 +38,7 @@ from hub.reference.codes import ResponseCode
 from hub.reference.standard import CommandStatus, DeviceResponse
 from hub.reference.uktime import from_uk_local, uk_date
 from hub.registers.changes import ChangeBatch, StoredChange
+from hub.registers.inventory import InventoryChange
 
 RESUME_FAILED = (
     "internal error while resuming this request after a restart; nothing was done; "
@@ -77,6 +80,19 @@ class HubEngine(RequestPipeline):
         """The DCC schedules (5.x) this engine runs."""
         return self.schedule_flow.scheduler
 
+    @property
+    def inventory_flow(self) -> InventoryChangeFlow:
+        """The inventory lifecycle (``hub.flows.inventory_changes``) this engine runs."""
+        flow = self._flows["12.2"]
+        assert isinstance(flow, InventoryChangeFlow)
+        return flow
+
+    @contained("on_operator_command")
+    def on_operator_command(self, command: OperatorCommand, now: float) -> Effects:
+        """An operator's inventory command (adopt an early-smart meter, approve or suspend a
+        model), carried out once and audited."""
+        return self.inventory_flow.operator(command, now)
+
     # ---- restart -----------------------------------------------------------------------
 
     def restore(
@@ -90,13 +106,16 @@ class HubEngine(RequestPipeline):
         next_schedule: int = 1,
         transfers: Mapping[int, int] | None = None,
         register_changes: Iterable[StoredChange] = (),
+        inventory_changes: Iterable[InventoryChange] = (),
     ) -> Effects:
         """Rebuild state from the store after a restart, each request back in its lifecycle
-        state. Requests accepted but unanswered are dispatched again, or held again until
-        their execution time (nothing acknowledged is lost); Device-pattern commands still
-        awaiting their outcome keep waiting. The register changes applied before are applied
-        again over the registers, in order, and those whose effective day has not been carried
-        out wait for it again."""
+        state: the inventory changes made are replayed first, in order, over the inventory
+        the engine was built with. Requests accepted but unanswered are dispatched again, or
+        held again until their execution time (nothing acknowledged is lost); Device-pattern
+        commands still awaiting their outcome keep waiting. The register changes applied before
+        are applied again over the registers, in order, and those whose effective day has not
+        been carried out wait for it again."""
+        self.inventory_flow.restore_changes(list(inventory_changes))
         self.registers.restore(register_changes)
         self._next_seq = max(self._next_seq, next_seq)
         self._next_delivery = max(self._next_delivery, next_delivery)
@@ -174,6 +193,10 @@ class HubEngine(RequestPipeline):
         body = dict(resp.body)
         if resp.status is CommandStatus.SCHEDULED:
             body.setdefault("scheduled_for", rec.execute_at)
+        else:  # done: a service with an inventory effect changes the inventory now
+            changed = self.inventory_flow.after_device_success(rec, body, now)
+            if changed is not None:
+                return changed
         return self.respond(rec, ResponseCode.I0, body, now)
 
     @contained("on_device_failure")

@@ -18,6 +18,7 @@ from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.reference.standard import DeviceCommand
 from hub.registers.changes import StoredChange
+from hub.registers.inventory import InventoryChange
 
 
 class Direction(StrEnum):
@@ -58,6 +59,9 @@ class AuditKind(StrEnum):
     """A change reported by an external register was applied (``hub.registers.changes``)."""
     REGISTER_CHANGE_REFUSED = "register_change_refused"
     """A register change file (or batch) was refused whole: nothing of it was applied."""
+    INVENTORY_CHANGE = "inventory_change"
+    """The inventory, the approved products list or an election changed (or an operator's
+    inventory command was refused)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,10 @@ class Effects:
     )
     """Register changes applied (kept in the order applied), or whose effective-day
     consequences are now carried out (``done``; replacing the stored one of the same id)."""
+    inventory_changes: list[InventoryChange] = field(
+        default_factory=list, metadata={"persist": True}
+    )
+    """Inventory and election changes made, in order (replayed over the fleet at a restart)."""
     hello: list[str] = field(default_factory=list)
     """Users that said Hello in this step (their delivery connection is the frame's)."""
     faults: list[EngineFault] = field(default_factory=list)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from hub.flows.firmware import FIRMWARE_SERVICES
 from hub.flows.firmware_service import FirmwareFlow
+from hub.flows.inventory_changes import INVENTORY_SERVICES, InventoryChangeFlow
 from hub.flows.inventory_service import InventoryFlow
 from hub.flows.non_device import ANSWERED
 from hub.flows.schedule_service import SCHEDULE_SERVICES, ScheduleFlow
@@ -22,6 +23,7 @@ SERVICE_FLOWS: dict[str, Callable[[FlowHost], ServiceFlow]] = {
     **dict.fromkeys(sorted(ANSWERED), InventoryFlow),
     **dict.fromkeys(sorted(SCHEDULE_SERVICES), ScheduleFlow),
     **dict.fromkeys(sorted(FIRMWARE_SERVICES), FirmwareFlow),
+    **dict.fromkeys(sorted(INVENTORY_SERVICES), InventoryChangeFlow),
 }
 """The flow of each service the hub handles itself; codes sharing a flow share one instance
 per engine."""

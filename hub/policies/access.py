@@ -12,7 +12,7 @@ Must never: look at the wall clock (``execute_at`` is given) or change any state
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -22,6 +22,7 @@ from hub.reference.parties import User, UserStatus
 from hub.reference.roles import DeviceType, Fuel, Role
 from hub.reference.text import bounded
 from hub.reference.uktime import uk_date
+from hub.registers.election import Election
 from hub.registers.inventory import Device, DeviceStatus, Inventory
 from hub.registers.registration import MeterPoint, RegistrationData
 
@@ -95,6 +96,8 @@ STATUS_NEEDED: dict[str, frozenset[DeviceStatus]] = {
 _DEFAULT_STATUS = frozenset({DeviceStatus.COMMISSIONED})
 # Services a future supplier may send before its registration starts.
 FUTURE_SUPPLIER_SERVICES = frozenset({"8.2"})
+# Non-domestic election services: opt-in reaches a meter point the hub does not serve.
+ELECTION_SERVICES = frozenset({"8.5", "8.6"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +108,8 @@ class AccessContext:
     catalogue: Catalogue
     registration: RegistrationData
     inventory: Inventory
+    election: Election = field(default_factory=Election)
+    """The hub's own record of non-domestic opt-outs and opt-ins (beside the registers)."""
 
     def decide(self, req: AccessRequest) -> AccessDecision:
         """Judge one request. Pure: same inputs, same decision."""
@@ -153,16 +158,27 @@ class AccessContext:
             return _refuse(
                 ResponseCode.E4, f"device {device.device_id} has no registered meter point"
             )
-        served = [mp for mp in meter_points if mp.served_by_hub]
+        served = [mp for mp in meter_points if self.election.served(mp)]
+        if service.code in ELECTION_SERVICES:
+            domestic = [mp for mp in meter_points if mp.domestic]
+            if domestic:
+                return _refuse(
+                    ResponseCode.E12,
+                    f"{service.code} is for non-domestic meter points; {domestic[0].mpxn} is "
+                    "domestic",
+                    mpxn=domestic[0].mpxn,
+                )
+            if service.code == "8.6":
+                served = meter_points  # opting in reaches a meter point not served yet
         if not served:
             mp = meter_points[0]
             kind = "non-domestic " if not mp.domestic else ""
-            return _refuse(
-                ResponseCode.H6,
-                f"{kind}meter point {mp.mpxn} has data collector {mp.data_collector}: "
-                "its supplier has not opted in to the hub",
-                mpxn=mp.mpxn,
+            why = (
+                "its supplier opted out of the hub (8.5)"
+                if self.election.elected.get(mp.mpxn) is False
+                else f"has data collector {mp.data_collector}: its supplier has not opted in to the hub"
             )
+            return _refuse(ResponseCode.H6, f"{kind}meter point {mp.mpxn} {why}", mpxn=mp.mpxn)
         meter_points = served
         day = uk_date(req.execute_at)
         found = None

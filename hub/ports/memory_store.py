@@ -20,6 +20,7 @@ from hub.policies.sla import SlaRecord
 from hub.ports.store import OPEN_STATES, Restored, Store, StoreConflictError, compact
 from hub.reference.standard import Value
 from hub.registers.changes import StoredChange
+from hub.registers.inventory import InventoryChange
 
 
 class MemoryStore(Store):
@@ -34,6 +35,7 @@ class MemoryStore(Store):
         self._register_changes: dict[str, StoredChange] = {}  # in the order first applied
         self._audit: list[AuditRecord] = []
         self._sla: list[SlaRecord] = []
+        self._inventory: list[InventoryChange] = []
         self._next_seq = 1
         self._next_delivery = 1
         self._next_schedule = 1
@@ -73,6 +75,7 @@ class MemoryStore(Store):
             max(self._next_schedule, max_schedule + 1),
             dict(self._transfers),
             list(self._register_changes.values()),
+            list(self._inventory),
         )
 
     def apply(
@@ -119,9 +122,26 @@ class MemoryStore(Store):
         self._transfers.update(effects.save_transfers)
         for stored in effects.save_register_changes:
             self._register_changes[str(stored.change.change_id)] = stored
+        self._inventory += effects.inventory_changes  # immutable records: no copy needed
         if next_schedule is not None:
             self._next_schedule = next_schedule
         self._next_seq, self._next_delivery = next_seq, next_delivery
+
+    def inventory_history(
+        self, device_id: str | None = None, site_id: str | None = None, mpxn: str | None = None
+    ) -> list[InventoryChange]:
+        """The inventory changes of a device, site or meter point, in the order made."""
+        self._check_open()
+        wanted = [
+            (v, a) for v, a in ((device_id, "device_id"), (site_id, "site_id"), (mpxn, "mpxn"))
+        ]
+        if all(v is None for v, _ in wanted):
+            return list(self._inventory)
+        return [
+            c
+            for c in self._inventory
+            if any(v is not None and getattr(c, a) == v for v, a in wanted)
+        ]
 
     def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:
         """The payloads of these held deliveries, by delivery id (ids not held are left out)."""

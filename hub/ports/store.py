@@ -25,6 +25,7 @@ from hub.policies.sla import SlaRecord
 from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.text import bounded
 from hub.registers.changes import StoredChange
+from hub.registers.inventory import InventoryChange
 
 OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
 """Request states the hub still owes an answer for: always loaded on a restart, never purged."""
@@ -113,6 +114,9 @@ class Restored:
     register_changes: list[StoredChange] = field(default_factory=list)
     """Every register change applied, in the order first applied, with whether its effective
     day has been carried out."""
+    inventory_changes: list[InventoryChange] = field(default_factory=list)
+    """Every inventory and election change made, in the order made (replayed over the
+    fleet's initial inventory)."""
 
 
 class Store(Protocol):
@@ -124,8 +128,9 @@ class Store(Protocol):
 
     def load(self, since: float) -> Restored:
         """What a restart needs: requests received at or after ``since`` or still unanswered,
-        every held delivery (not its payload) and schedule, transfer progress and the next
-        ids (``StoreFailedError`` if the storage cannot be read)."""
+        every held delivery (not its payload) and schedule, transfer progress, every
+        inventory change in order, and the next ids (``StoreFailedError`` if the storage
+        cannot be read)."""
         ...
 
     def apply(
@@ -138,7 +143,7 @@ class Store(Protocol):
         and removed, audit and SLA records appended, schedules saved (replacing one of the same
         id) and deleted, transfer progress saved (replacing), register changes saved (a new id
         appended after every stored one; a stored id keeps its place and takes the new
-        ``done``), then the next ids
+        ``done``), inventory changes appended in order, then the next ids
         (``next_schedule`` only when given). Removing or completing what is not stored is no
         error. On any error nothing of the batch is applied; a failure of the storage itself
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
@@ -150,6 +155,13 @@ class Store(Protocol):
         answer), so what a store holds per remembered request does not grow with the
         request's size; ``load`` gives back ``compact(record)``.
         """
+        ...
+
+    def inventory_history(
+        self, device_id: str | None = None, site_id: str | None = None, mpxn: str | None = None
+    ) -> list[InventoryChange]:
+        """The inventory changes of this device, site or meter point (None: any; several
+        given: a change matching any of them), in the order made."""
         ...
 
     def payloads(self, delivery_ids: list[int]) -> dict[int, bytes]:

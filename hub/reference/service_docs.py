@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hub.flows.firmware import FIRMWARE_SERVICES, MAX_IMAGE_BYTES
+from hub.flows.inventory_changes import DEVICE_EFFECTS
 from hub.flows.inventory_service import BY_METER_POINT
 from hub.flows.non_device import ANSWERED
 from hub.flows.schedule_spec import (
@@ -36,6 +37,7 @@ from hub.reference.service_params import (
     EXAMPLE_DEVICE_ID,
     EXAMPLE_KEY_ID,
     HUB_SCHEMAS,
+    INVENTORY_SCHEMAS,
     Format,
     Kind,
     Param,
@@ -161,7 +163,7 @@ def param_rows(code: str) -> tuple[ParamRow, ...]:
         )
     if code in FIRMWARE_SERVICES:
         return tuple(_param_row(p) for p in FIRMWARE_PARAMS)
-    schema = schema_for(code) or HUB_SCHEMAS.get(code)
+    schema = schema_for(code) or HUB_SCHEMAS.get(code) or INVENTORY_SCHEMAS.get(code)
     return () if schema is None else tuple(_param_row(p) for p in schema.params)
 
 
@@ -171,16 +173,20 @@ def example(code: str) -> dict[str, Value]:
         return {p.name: p.example for p in SCHEDULE_PARAMS[code] if p.example not in (None, "")}
     if code in FIRMWARE_SERVICES:
         return {p.name: p.example for p in FIRMWARE_PARAMS}
+    if code in INVENTORY_SCHEMAS:
+        inventory_schema = INVENTORY_SCHEMAS[code]
+        return {p.name: p.example for p in inventory_schema.params if p.required or code == "8.4"}
     known = schema_for(code) is not None or code in HUB_SCHEMAS
     return example_params(code) if known else {}
 
 
 def _targets_a_device(service: Service) -> bool:
-    """Whether the example request names a device: device services, and the services the hub
-    answers from its registers about a device, except those shown asked by meter point."""
+    """Whether the example request names a device: device services, the services the hub
+    answers from its registers about a device (except those shown asked by meter point) and
+    the inventory services on a device."""
     if service.code in BY_METER_POINT:
         return False
-    return not service.non_device or service.code in ANSWERED
+    return not service.non_device or service.code in ANSWERED or service.code in _TARGETED
 
 
 def _target(service: Service) -> str:
@@ -188,6 +194,8 @@ def _target(service: Service) -> str:
         return "a device, or a meter point (`mpxn`, with `device_id` nil); answered by the hub"
     if service.code in ANSWERED:
         return "a device; answered by the hub from its registers"
+    if service.code in _TARGETED:
+        return "a device; carried out by the hub on its inventory"
     return "none (answered by the hub)" if service.non_device else "a device"
 
 
@@ -205,6 +213,11 @@ def example_request(service: Service) -> dict[str, object]:
         "execute_at": None,
         "signature": "<64 bytes r||s, docs/protocol.md §13>" if service.critical else "",
     }
+
+
+_TARGETED = frozenset(INVENTORY_SCHEMAS) - {"12.2"}  # inventory services on a device
+INVENTORY_EFFECTS = frozenset(DEVICE_EFFECTS)
+"""Device services whose success changes the inventory (``hub.flows.inventory_changes``)."""
 
 
 def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
@@ -245,6 +258,19 @@ def refusal_codes(service: Service) -> tuple[tuple[ResponseCode, str], ...]:
             (ResponseCode.E21, "no response from the device"),
             (ResponseCode.H11, "the device rejected the command (the reason says why)"),
         ]
+    if service.code in INVENTORY_SCHEMAS:
+        codes += [
+            (ResponseCode.E4, "the sender does not supply the meter point today"),
+            (ResponseCode.E5, "the status table does not allow the change (docs/protocol.md)"),
+            (ResponseCode.E11, "the device or meter point does not take it"),
+            (ResponseCode.H6, "a non-domestic meter point not served by the hub"),
+        ]
+        if service.code in _TARGETED:
+            codes.append((ResponseCode.E19, "the target device is not in the inventory"))
+    if service.code in INVENTORY_EFFECTS:
+        codes.append(
+            (ResponseCode.E5, "the device answered, but the inventory moved meanwhile (§9a)")
+        )
     if service.future_dated in (FutureDated.DEVICE, FutureDated.DSP_AND_DEVICE):
         codes.append((ResponseCode.E30, "no 8F66 / 8F67 outcome after the execution time"))
     return tuple(sorted(set(codes), key=lambda c: (c[0].value[0], int(c[0].value[1:]), c[1])))

@@ -950,6 +950,97 @@ def schema_for(service_code: str) -> ServiceSchema | None:
     return SCHEMAS.get(service_code)
 
 
+_INVENTORY_TEXT = 32
+INVENTORY_SCHEMAS: dict[str, ServiceSchema] = {
+    "12.2": ServiceSchema(
+        (
+            _text(
+                "device_id",
+                "EUI-64 of the device pre-notified",
+                EXAMPLE_OTHER_DEVICE_ID,
+                fmt=Format.EUI64,
+            ),
+            _choice(
+                "device_type",
+                ("ESME", "GSME", "CHF", "GPF", "PPMID", "IHD"),
+                "the device's type",
+                "ESME",
+            ),
+            _text(
+                "manufacturer",
+                "its manufacturer (approved products list)",
+                "Acme",
+                max_len=_INVENTORY_TEXT,
+            ),
+            _text("model", "its model (approved products list)", "E2", max_len=_INVENTORY_TEXT),
+            _text("firmware", "its firmware version", "1.0.0", fmt=Format.VERSION),
+            _text(
+                "mpxn",
+                "the meter point the installation is for (the sender supplies it today); a "
+                "meter (ESME, GSME) meters it",
+                "1200000000011",
+                fmt=Format.MPXN,
+            ),
+            _text("site_id", "the premises", "S000001", max_len=_INVENTORY_TEXT),
+            _choice(
+                "region",
+                ("North", "Central", "South"),
+                "WAN region of a new premises (with its comms hub)",
+                "North",
+                required=False,
+            ),
+            _text(
+                "cell",
+                "WAN cell of a new premises (with its comms hub)",
+                "N-001",
+                max_len=_INVENTORY_TEXT,
+                required=False,
+            ),
+        )
+    ),
+    "8.3": _NONE,
+    "8.4": ServiceSchema(
+        (
+            _text(
+                "firmware",
+                "corrected firmware version",
+                "1.0.1",
+                fmt=Format.VERSION,
+                required=False,
+            ),
+            _text(
+                "manufacturer",
+                "corrected manufacturer",
+                "Acme",
+                max_len=_INVENTORY_TEXT,
+                required=False,
+            ),
+            _text(
+                "model",
+                "corrected model (approved products list)",
+                "E2",
+                max_len=_INVENTORY_TEXT,
+                required=False,
+            ),
+        ),
+        (_at_least_one,),
+    ),
+    "8.6": _NONE,
+    "8.14.1": _NONE,
+    "8.14.2": _NONE,
+    "8.14.3": _NONE,
+    "8.14.4": _NONE,
+}
+"""The parameters of the non-device inventory services the hub carries out itself
+(``hub.flows.inventory_changes``), checked the same way as device services' ones."""
+
+
+def validate_inventory_params(service_code: str, params: Mapping[str, Value]) -> list[str]:
+    """Every problem with ``params`` for a non-device inventory service (see
+    ``validate_params``)."""
+    return _validate(INVENTORY_SCHEMAS[service_code], service_code, params)
+
+
 def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]:
     """Every problem with ``params`` for ``service_code`` (a device service, or one of
     ``HUB_SCHEMAS``); an empty list means valid.
@@ -963,6 +1054,10 @@ def validate_params(service_code: str, params: Mapping[str, Value]) -> list[str]
         if service is None:
             return [f"unknown service {show(service_code)}"]
         return [f"service {service_code} has no device parameters (non-device or out of scope)"]
+    return _validate(schema, service_code, params)
+
+
+def _validate(schema: ServiceSchema, service_code: str, params: Mapping[str, Value]) -> list[str]:
     if not isinstance(params, Mapping):
         return [f"parameters must be a map, got {type(params).__name__}"]
     problems: list[str] = []
