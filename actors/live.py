@@ -450,8 +450,8 @@ class LiveHub:
             restored.schedules,
             restored.next_schedule,
             restored.transfers,
-            restored.register_changes,
-            restored.inventory_changes,
+            register_changes=restored.register_changes,
+            inventory_changes=restored.inventory_changes,
         )
         return engine, startup
 

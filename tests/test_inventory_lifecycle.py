@@ -387,7 +387,7 @@ def test_recorded_changes_replayed_at_a_restart_rebuild_the_inventory_and_electi
         restored.schedules,
         restored.next_schedule,
         restored.transfers,
-        restored.inventory_changes,
+        inventory_changes=restored.inventory_changes,
     )
     assert engine.access.inventory.devices == hub.engine.access.inventory.devices
     assert engine.access.inventory.sites == hub.engine.access.inventory.sites

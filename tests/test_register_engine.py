@@ -215,7 +215,7 @@ def _restored(store: MemoryStore, now: float) -> HubEngine:
         r.schedules,
         r.next_schedule,
         r.transfers,
-        r.register_changes,
+        register_changes=r.register_changes,
     )
     return eng
 

@@ -105,6 +105,7 @@ class HubEngine(RequestPipeline):
         schedules: Iterable[Schedule] = (),
         next_schedule: int = 1,
         transfers: Mapping[int, int] | None = None,
+        *,
         register_changes: Iterable[StoredChange] = (),
         inventory_changes: Iterable[InventoryChange] = (),
     ) -> Effects:
