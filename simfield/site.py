@@ -12,6 +12,7 @@ Must never: decide anything for the hub; it stands in for the real devices behin
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -34,6 +35,17 @@ from simfield.devices import (
     PublicKey,
     UnknownDeviceError,
 )
+from simfield.memory import (
+    FieldMemory,
+    SiteSnapshot,
+    SnapshotError,
+    decode_site,
+    encode_site,
+    restore_premises,
+    take_site,
+)
+
+log = logging.getLogger(__name__)
 
 INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
@@ -58,21 +70,89 @@ class NoAnswerError(Exception):
 
 class SiteHost:
     """One site's simulated devices, as the comms hub pool sees them: the premises, plus a
-    separate simulated meter for an export MPAN's ESME where the fleet has one."""
+    separate simulated meter for an export MPAN's ESME where the fleet has one.
 
-    __slots__ = ("_head_ends", "_images", "_route", "extra", "premises")
+    With a ``FieldMemory`` the site remembers, as meters keep non-volatile memory: its
+    snapshot is written after every command, before the answer leaves the devices, and after
+    every change of time that raised alerts (a quiet catch-up is replayed exactly from the last
+    snapshot, so it need not be written)."""
+
+    __slots__ = (
+        "_head_ends",
+        "_images",
+        "_memory",
+        "_route",
+        "_saved",
+        "comms_hub",
+        "extra",
+        "premises",
+    )
 
     def __init__(
-        self, premises: Premises, head_ends: dict[str, str], extra: tuple[Premises, ...] = ()
+        self,
+        premises: Premises,
+        head_ends: dict[str, str],
+        extra: tuple[Premises, ...] = (),
+        *,
+        memory: FieldMemory | None = None,
+        comms_hub: str = "",
     ) -> None:
         self.premises = premises
         self.extra = extra
+        self.comms_hub = comms_hub
+        """The comms hub the site is behind (its snapshot's key in the memory)."""
         self._head_ends = head_ends
         self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
         self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
+        self._memory = memory
+        self._saved: bytes | None = None
+
+    # ---- memory ------------------------------------------------------------------------
+
+    def snapshot(self) -> SiteSnapshot:
+        """The site's state now."""
+        return take_site((self.premises, *self.extra), self._images)
+
+    def restore(self, snapshot: SiteSnapshot) -> None:
+        """Put the site back as ``snapshot`` left it (``SnapshotError`` if it is another
+        site's)."""
+        sites = (self.premises, *self.extra)
+        if len(snapshot.premises) != len(sites):
+            raise SnapshotError(f"site {self.premises.site_id} has other meters than its snapshot")
+        for premises, snap in zip(sites, snapshot.premises, strict=True):
+            restore_premises(premises, snap)
+        self._images = dict(snapshot.images) or None
+
+    def persist(self) -> None:
+        """Write the site's snapshot to its memory now, if it changed (nothing without one)."""
+        if self._memory is None:
+            return
+        data = encode_site(self.snapshot())
+        if data != self._saved:
+            self._memory.remember(self.comms_hub, data)
+            self._saved = data
+
+    def recall(self) -> bool:
+        """Put the site back as its memory last saw it; False when it has no snapshot."""
+        if self._memory is None:
+            return False
+        data = self._memory.recall(self.comms_hub)
+        if data is None:
+            return False
+        self.restore(decode_site(data))
+        self._saved = data
+        return True
+
+    # ---- driving -----------------------------------------------------------------------
 
     def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
-        """Run a command on the device it names."""
+        """Run a command on the device it names; the site's memory is written before the
+        answer is returned."""
+        answer = self._execute(cmd, now)
+        self.persist()
+        return answer
+
+    def _execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         if cmd.service in FIRMWARE_SERVICES:
             return self._image_block(cmd, now)
         try:
@@ -122,6 +202,10 @@ class SiteHost:
         expected = images.get(cmd.device_id, (version, block))
         if block == 0:
             expected = (version, 0)
+        if expected == (version, block + 1):
+            # the block just received, sent again (the hub resumed a transfer after a restart
+            # before it recorded this block's answer): acknowledged again, nothing changes
+            return answer(CommandStatus.SUCCESS, block=block, received=len(data), repeated=True), []
         if expected != (version, block):
             images.pop(cmd.device_id, None)
             alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=False)
@@ -138,10 +222,13 @@ class SiteHost:
         return answer(CommandStatus.SUCCESS, block=block, received=len(data), complete=True), alerts
 
     def advance(self, now: float) -> list[DeviceAlert]:
-        """Let the site's time pass to ``now``."""
+        """Let the site's time pass to ``now``; the memory is written if alerts were raised
+        (they leave the devices only once it is)."""
         alerts = self.premises.advance(now)
         for p in self.extra:
             alerts += [a for a in p.advance(now) if a.device_id in self._route]
+        if alerts:
+            self.persist()
         return alerts
 
     def head_end_of(self, device_id: str) -> str:
@@ -161,10 +248,14 @@ class FieldBuilder:
         clock_now: float,
         *,
         anchors: Mapping[str, PublicKey],
+        memory: FieldMemory | None = None,
     ) -> None:
         """``anchors`` maps party ids to public signing keys (``load_trust_anchors``): each
-        device holds its supplier's and network operator's."""
+        device holds its supplier's and network operator's. With ``memory`` each site is put
+        back as its last snapshot left it and remembers from then on (the live hub's field
+        across restarts); without it (the simulator) every site starts as the fleet says."""
         self._anchors = anchors
+        self._memory = memory
         self._inventory = inventory
         self._registration = registration
         self._payment_modes = payment_modes
@@ -173,6 +264,19 @@ class FieldBuilder:
         self._installed_at = (datetime.fromtimestamp(clock_now, UTC) - INSTALL_LOOKBACK).timestamp()
 
     def __call__(self, comms_hub: str) -> SiteHost:
+        host = self._build(comms_hub)
+        try:
+            host.recall()
+        except SnapshotError as err:  # as if its meters were replaced: it starts afresh
+            log.error(
+                "the snapshot of the site behind %s is not restored (%s); it starts afresh",
+                comms_hub,
+                err,
+            )
+            host = self._build(comms_hub)
+        return host
+
+    def _build(self, comms_hub: str) -> SiteHost:
         reg = self._registration
         site_id = self._site_of[comms_hub]
         devices = self._inventory.site_devices(site_id)
@@ -229,7 +333,7 @@ class FieldBuilder:
         head_ends = {d.device_id: d.head_end for d in devices}
         chf = ids.get(DeviceType.CHF)
         head_ends[""] = head_ends.get(chf, "") if chf else next(iter(head_ends.values()), "tlv")
-        return SiteHost(premises, head_ends, extra)
+        return SiteHost(premises, head_ends, extra, memory=self._memory, comms_hub=comms_hub)
 
 
 def _export(reg: RegistrationData, mpxn: str) -> bool:
