@@ -1,0 +1,277 @@
+"""The simulated field remembers: a site put back from its snapshot is the site that was
+snapshotted, the format refuses what it does not know, the live field's SQLite memory keeps
+snapshots across a reopen, and every critical command sent again after a restart is either
+idempotent at the device or refused by it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import pytest
+
+from actors.field_journal import FieldJournal, FieldJournalError, field_file
+from hub.reference.catalogue import CATALOGUE
+from hub.reference.roles import DeviceType
+from hub.reference.standard import CommandStatus, DeviceCommand
+from hub.reference.utrn import make_utrn
+from hub.registers.records import PaymentMode
+from simfield.devices import CHF, ESME, GPF, GSME, IHD, PPMID, Device, Premises
+from simfield.memory import (
+    REBUILT_FIELDS,
+    SNAPSHOT_VERSION,
+    DeviceSnapshot,
+    InMemoryFieldMemory,
+    PremisesSnapshot,
+    SiteSnapshot,
+    SnapshotError,
+    decode_site,
+    encode_site,
+    restore_premises,
+    snapshot_device,
+    state_fields,
+    take_site,
+)
+from simfield.site import SiteHost
+from tests.test_devices import (
+    DAY,
+    HOUR,
+    NOW,
+    PREPARE,
+    SUPPLIER,
+    _nothing,
+    _params,
+    command,
+    make_site,
+    ok,
+)
+
+E, G = DeviceType.ESME, DeviceType.GSME
+TYPE_ORDER = (E, G, DeviceType.CHF, DeviceType.GPF, DeviceType.PPMID, DeviceType.IHD)
+
+
+def _busy_site() -> Premises:
+    """A site whose devices have been through much: top-ups, tariff, mode, debt, a held
+    future-dated command, a muted alert, a partial HAN change, a firmware image, logs."""
+    site = make_site()
+    site.advance(NOW)
+    ok(site, E, "2.2", {"utrn": make_utrn(site.device_ids[E], 1_500, 3, key=SUPPLIER)})
+    ok(site, G, "2.2", {"utrn": make_utrn(site.device_ids[G], 700, 9, key=SUPPLIER)})
+    ok(site, E, "1.1.1", None)
+    ok(site, E, "2.3", None)
+    ok(site, G, "1.6", {"payment_mode": PaymentMode.CREDIT.value})
+    ok(site, E, "6.22", {"alert_code": "810D", "enabled": False})
+    ok(site, E, "6.5", None)
+    ok(site, E, "6.17", {"usage": "digital_signing"})
+    ok(site, DeviceType.CHF, "8.11", {"action": "add", "other_device_id": "00DB12000000FFFF"})
+    ok(site, DeviceType.CHF, "6.28", {"preferred_channel": (site.chf.channel + 3) % 27})
+    later = command(site, E, "1.1.1", None, execute_at=NOW + 6 * HOUR)
+    assert site.execute(later, NOW)[0].status is CommandStatus.SCHEDULED
+    site.deliver_firmware(site.device_ids[E], "3.0.0", NOW)
+    site.set_voltage(200.0, NOW + 60)
+    site.power_outage(NOW + 120)
+    site.advance(NOW + 2 * HOUR)  # alerts held while the comms hub has no power
+    return site
+
+
+def _round_trip(site: Premises) -> Premises:
+    data = encode_site(take_site([site], {"X": ("1.0.1", 2)}))
+    fresh = make_site()
+    restore_premises(fresh, decode_site(data).premises[0])
+    return fresh
+
+
+def test_a_site_put_back_from_its_snapshot_is_the_site_that_was_snapshotted() -> None:
+    site = _busy_site()
+    back = _round_trip(site)
+    assert encode_site(take_site([back], None)) == encode_site(take_site([site], None))
+    # and it goes on exactly as the original would: a day later, the same alerts and reads
+    at = NOW + DAY
+    assert back.power_restored(at) == site.power_restored(at)
+    for device_type, service in [
+        (E, "4.18"),
+        (E, "4.11.1"),
+        (E, "6.13"),
+        (G, "6.2.9"),
+        (E, "11.2"),
+    ]:
+        a = command(site, device_type, service, None, now=at)
+        assert back.execute(a, at) == site.execute(a, at)
+
+
+def test_every_device_slot_is_remembered_or_rebuilt_from_the_fleet() -> None:
+    for cls in (ESME, GSME, CHF, GPF, PPMID, IHD):
+        slots = {s for k in cls.__mro__ for s in getattr(k, "__slots__", ())}
+        assert set(state_fields(cls)) == slots - REBUILT_FIELDS
+        assert {"firmware_version", "_recent", "_pending"} <= set(state_fields(cls))
+    for name in ("_balance", "_utrn_seen", "mode", "tariff", "_logs", "_time_debt"):
+        assert name in state_fields(ESME)
+
+
+def test_a_restored_meter_refuses_a_utrn_it_accepted_before_the_restart() -> None:
+    site = make_site()
+    code = make_utrn(site.device_ids[E], 1_000, 4, key=SUPPLIER)
+    before = ok(site, E, "4.18", None)["meter_balance_pence"]
+    ok(site, E, "2.2", {"utrn": code})
+    back = _round_trip(site)
+    again = command(back, E, "2.2", {"utrn": code})
+    response, alerts = back.execute(again, NOW + 60)
+    assert response.status is CommandStatus.REJECTED
+    assert "already been used" in response.reason
+    assert "8F51" in [a.alert_code for a in alerts]
+    after = ok(back, E, "4.18", None, now=NOW + 60)["meter_balance_pence"]
+    assert isinstance(before, float)
+    assert isinstance(after, float)
+    assert after - before == 1_000  # credited once
+
+
+def test_a_snapshot_of_another_version_or_not_a_snapshot_is_refused() -> None:
+    data = encode_site(take_site([make_site()], None))
+    raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    assert raw[1:3] == ["SiteSnapshot", SNAPSHOT_VERSION]  # [tag, name, version, ...]
+    raw[2] = SNAPSHOT_VERSION + 1
+    with pytest.raises(SnapshotError, match="version"):
+        decode_site(msgpack.packb(raw, use_bin_type=True))
+    for junk in (b"", b"\xc1", msgpack.packb([99, 1]), msgpack.packb({"a": 1})):
+        with pytest.raises(SnapshotError):
+            decode_site(junk)
+
+
+def test_a_value_the_format_does_not_know_is_refused_not_guessed() -> None:
+    site = make_site()
+    site.esme._message = object()  # type: ignore[assignment,union-attr]
+    with pytest.raises(SnapshotError, match="object"):
+        encode_site(take_site([site], None))
+
+
+def test_a_snapshot_of_another_site_or_device_does_not_fit() -> None:
+    snap = take_site([make_site(seed=7)], None).premises[0]
+    other = Premises("SITE-2", 7, NOW)
+    with pytest.raises(SnapshotError):
+        restore_premises(other, snap)
+    device = snap.devices[0]
+    wrong = DeviceSnapshot(device.device_type, "0000000000000000", device.state)
+    with pytest.raises(SnapshotError):
+        restore_premises(make_site(), PremisesSnapshot(snap.site_id, (wrong,), ()))
+
+
+# ---- the live field's memory -------------------------------------------------------------
+
+
+def test_the_field_journal_keeps_each_sites_latest_snapshot_across_a_reopen(
+    tmp_path: Path,
+) -> None:
+    journal = FieldJournal(field_file(tmp_path))
+    journal.remember("CH-1", b"one")
+    journal.remember("CH-2", b"two")
+    journal.remember("CH-1", b"uno")
+    journal.close()
+    again = FieldJournal(field_file(tmp_path))
+    try:
+        assert again.recall("CH-1") == b"uno"
+        assert again.recall("CH-2") == b"two"
+        assert again.recall("CH-3") is None
+        assert again.sites() == 2
+    finally:
+        again.close()
+
+
+def test_a_file_that_is_not_a_field_journal_is_refused_with_its_name(tmp_path: Path) -> None:
+    path = field_file(tmp_path)
+    path.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(FieldJournalError, match=str(path)):
+        FieldJournal(path)
+
+
+def test_a_site_writes_its_memory_before_its_answer_leaves() -> None:
+    memory = InMemoryFieldMemory()
+    site = make_site()
+    host = SiteHost(site, {"": "tlv"}, memory=memory, comms_hub="CH-1")
+    code = make_utrn(site.device_ids[E], 2_000, 1, key=SUPPLIER)
+    response, _ = host.execute(command(site, E, "2.2", {"utrn": code}), NOW)
+    assert response.status is CommandStatus.SUCCESS
+    remembered = decode_site(memory.snapshots["CH-1"])
+    esme = next(d for d in remembered.premises[0].devices if d.device_type == "ESME")
+    assert 1 in esme.state["_utrn_seen"]
+    # a read that changes nothing writes nothing more
+    writes = memory.writes
+    host.execute(command(site, E, "6.2.9", None), NOW)
+    assert memory.writes == writes
+
+
+def test_a_quiet_catch_up_is_not_written_and_an_alerting_one_is() -> None:
+    memory = InMemoryFieldMemory()
+    site = make_site()
+    host = SiteHost(site, {"": "tlv"}, memory=memory, comms_hub="CH-1")
+    host.advance(NOW)  # the billing date passed: 8F0A
+    assert memory.writes == 1
+    host.advance(NOW + 60)  # nothing to say
+    assert memory.writes == 1
+
+
+# ---- every critical command, sent again after a restart ------------------------------------
+
+DETECTED = {"1.5", "1.7", "2.3", "2.5", "6.11", "6.15.1", "6.15.2", "11.3"}
+"""Critical services whose repeat the device refuses (docs/design.md, the simulated field's
+memory); every other one leaves the device as the first left it."""
+CRITICAL = sorted(
+    (s.code, next(t for t in TYPE_ORDER if t in s.device_types))
+    for s in CATALOGUE.values()
+    if s.critical and s.in_scope and not s.non_device
+)
+_NOT_STATE = frozenset({"_log", "_seclog", "_logs", "_draws", "_recent"})
+"""Logs and counters a repeat may add to without changing what the device does."""
+
+
+def _state(site: Premises) -> bytes:
+    def keep(d: Device) -> DeviceSnapshot:
+        snap = snapshot_device(d)
+        state: Mapping[str, Any] = {k: v for k, v in snap.state.items() if k not in _NOT_STATE}
+        return DeviceSnapshot(snap.device_type, snap.device_id, state)
+
+    premises = PremisesSnapshot(site.site_id, tuple(keep(d) for d in site.devices), ())
+    return encode_site(SiteSnapshot(SNAPSHOT_VERSION, (premises,), {}))
+
+
+def _restart(site: Premises) -> Premises:
+    fresh = make_site()
+    restore_premises(fresh, decode_site(encode_site(take_site([site], None))).premises[0])
+    return fresh
+
+
+@pytest.mark.parametrize(("service", "device_type"), CRITICAL)
+def test_a_critical_command_sent_again_after_a_restart_is_idempotent_or_refused(
+    service: str, device_type: DeviceType
+) -> None:
+    site = make_site()
+    site.advance(NOW)
+    PREPARE.get(service, _nothing)(site, device_type)
+    cmd: DeviceCommand = command(site, device_type, service, _params(site, device_type, service))
+    first, _ = site.execute(cmd, NOW)
+    assert first.status is CommandStatus.SUCCESS, first.reason
+    later = NOW + 60
+    resent, untouched = _restart(site), _restart(site)
+    again, _ = resent.execute(cmd, later)  # the hub redispatches the same command
+    untouched.advance(later)
+    if service in DETECTED:
+        assert again.status is CommandStatus.REJECTED
+    else:
+        assert again.status is CommandStatus.SUCCESS, again.reason
+    assert _state(resent) == _state(untouched)
+
+
+def test_a_future_dated_command_sent_again_is_held_once_and_refused_once_it_ran() -> None:
+    site = make_site()
+    site.advance(NOW)
+    cmd = command(site, E, "1.1.1", None, execute_at=NOW + HOUR)
+    assert site.execute(cmd, NOW)[0].status is CommandStatus.SCHEDULED
+    back = _restart(site)
+    again, _ = back.execute(cmd, NOW + 60)
+    assert again.status is CommandStatus.SCHEDULED
+    assert again.body["pending_commands"] == 1
+    back.advance(NOW + 2 * HOUR)
+    late, _ = _restart(back).execute(cmd, NOW + 3 * HOUR)
+    assert late.status is CommandStatus.REJECTED
+    assert "already carried out" in late.reason
