@@ -21,6 +21,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hub.flows.firmware import FIRMWARE_SERVICES
+from hub.reference.catalogue import CATALOGUE
 from hub.reference.roles import DeviceType
 from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.reference.uktime import uk_date
@@ -73,9 +74,11 @@ class SiteHost:
     separate simulated meter for an export MPAN's ESME where the fleet has one.
 
     With a ``FieldMemory`` the site remembers, as meters keep non-volatile memory: its
-    snapshot is written after every command, before the answer leaves the devices, and after
-    every change of time that raised alerts (a quiet catch-up is replayed exactly from the last
-    snapshot, so it need not be written)."""
+    snapshot is written after every command that may change a device, before the answer
+    leaves the devices, and after every change of time that raised alerts. A quiet catch-up,
+    and a read that raised no alert, are not written: the registers and credit follow from the
+    last snapshot and the time alone, so a catch-up from it after a restart replays them
+    exactly."""
 
     __slots__ = (
         "_head_ends",
@@ -147,10 +150,14 @@ class SiteHost:
 
     def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         """Run a command on the device it names; the site's memory is written before the
-        answer is returned."""
-        answer = self._execute(cmd, now)
-        self.persist()
-        return answer
+        answer is returned, unless the command was a read that raised no alert on a site
+        already remembered (a read changes nothing a catch-up from the last snapshot does not
+        replay exactly, so most traffic costs no write)."""
+        response, alerts = self._execute(cmd, now)
+        service = CATALOGUE.get(cmd.service)
+        if alerts or self._saved is None or service is None or not service.read_only:
+            self.persist()
+        return response, alerts
 
     def _execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         if cmd.service in FIRMWARE_SERVICES:

@@ -275,3 +275,38 @@ def test_a_future_dated_command_sent_again_is_held_once_and_refused_once_it_ran(
     late, _ = _restart(back).execute(cmd, NOW + 3 * HOUR)
     assert late.status is CommandStatus.REJECTED
     assert "already carried out" in late.reason
+
+
+READ_ONLY = sorted(
+    (s.code, t)
+    for s in CATALOGUE.values()
+    if s.read_only and s.in_scope and not s.non_device
+    for t in s.device_types & set(TYPE_ORDER)
+)
+
+
+@pytest.mark.parametrize(("service", "device_type"), READ_ONLY)
+def test_a_read_changes_nothing_a_site_remembers(service: str, device_type: DeviceType) -> None:
+    # reads are not written to the field's memory, so none may change a device
+    site = make_site()
+    site.advance(NOW)
+    PREPARE.get(service, _nothing)(site, device_type)
+    before = encode_site(take_site([site], None))
+    response, alerts = site.execute(
+        command(site, device_type, service, _params(site, device_type, service)), NOW
+    )
+    assert response.status is CommandStatus.SUCCESS, response.reason
+    assert alerts == []
+    assert encode_site(take_site([site], None)) == before
+
+
+def test_a_site_remembered_once_writes_nothing_for_a_read() -> None:
+    memory = InMemoryFieldMemory()
+    site = make_site()
+    host = SiteHost(site, {"": "tlv"}, memory=memory, comms_hub="CH-1")
+    host.execute(command(site, E, "4.1.1", None), NOW)  # first sight: remembered
+    assert memory.writes == 1
+    host.execute(command(site, E, "4.1.1", None, now=NOW + DAY), NOW + DAY)
+    assert memory.writes == 1  # the day's catch-up replays from the snapshot
+    host.execute(command(site, E, "1.5", {"adjustment_pence": 100}), NOW + DAY)
+    assert memory.writes == 2
