@@ -238,8 +238,12 @@ _RECORD_FIELDS: Mapping[type[Any], tuple[str, ...]] = {
 """Each record's stored fields (a tariff's half-hour table is derived, not stored)."""
 
 _SCALARS = frozenset({type(None), bool, int, float, str, bytes})
+_SETTINGS = frozenset({LoadLimit, PrepayConfig, Tariff, VoltageConfig})
+"""Frozen settings values of scalars and tuples only: shared between devices and rarely
+replaced, so their encodings are cached by identity."""
+_CACHE_SIZE = 1024
 _DER_CACHE: dict[int, tuple[PublicKey, bytes]] = {}
-_DER_CACHE_SIZE = 1024
+_SETTINGS_CACHE: dict[int, tuple[object, list[Any]]] = {}
 
 
 def _der(key: PublicKey) -> bytes:
@@ -248,7 +252,7 @@ def _der(key: PublicKey) -> bytes:
     if hit is not None and hit[0] is key:
         return hit[1]
     der = key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
-    if len(_DER_CACHE) >= _DER_CACHE_SIZE:
+    if len(_DER_CACHE) >= _CACHE_SIZE:
         _DER_CACHE.clear()
     _DER_CACHE[id(key)] = (key, der)  # the key is held, so its id is not reused
     return der
@@ -273,7 +277,16 @@ def _encode(value: Any) -> Any:
         return [_LOGS, {k: _encode(v) for k, v in value.by_name().items()}]
     fields = _RECORD_FIELDS.get(kind)
     if fields is not None:
-        return [_RECORD, kind.__name__, *(_encode(getattr(value, f)) for f in fields)]
+        if kind in _SETTINGS:
+            hit = _SETTINGS_CACHE.get(id(value))
+            if hit is not None and hit[0] is value:
+                return hit[1]
+        encoded = [_RECORD, kind.__name__, *(_encode(getattr(value, f)) for f in fields)]
+        if kind in _SETTINGS:
+            if len(_SETTINGS_CACHE) >= _CACHE_SIZE:
+                _SETTINGS_CACHE.clear()
+            _SETTINGS_CACHE[id(value)] = (value, encoded)  # held, so its id is not reused
+        return encoded
     if _ENUMS.get(kind.__name__) is kind:
         return [_ENUM, kind.__name__, value.value]
     if isinstance(value, PublicKey):
@@ -350,3 +363,35 @@ def take_site(
     return SiteSnapshot(
         SNAPSHOT_VERSION, tuple(snapshot_premises(p) for p in premises), dict(images or {})
     )
+
+
+class SiteRecorder:
+    """Writes one site's snapshot again and again, re-encoding only the devices that may have
+    changed other than by the passing of time: the bytes are those of ``encode_site``.
+
+    A device not named keeps the encoding it had when last encoded. That is sound because a
+    device's changes by time alone (a catch-up that raised no alert, ``SiteHost``) are
+    replayed exactly from its older state after a restart; whenever time raised alerts, the
+    whole site is encoded again (``touched=None``)."""
+
+    __slots__ = ("_parts", "_premises")
+
+    def __init__(self, premises: tuple[Premises, ...]) -> None:
+        self._premises = premises
+        self._parts: dict[str, Any] = {}
+
+    def encode(self, images: Mapping[str, tuple[str, int]] | None, touched: str | None) -> bytes:
+        """The site snapshot now, re-encoding the device ``touched`` (every device: None)."""
+        parts = self._parts
+        site: list[Any] = [_TUPLE]
+        for premises in self._premises:
+            devices: list[Any] = [_TUPLE]
+            for device in premises.devices:
+                part = parts.get(device.device_id)
+                if part is None or touched is None or device.device_id == touched:
+                    part = parts[device.device_id] = _encode(snapshot_device(device))
+                devices.append(part)
+            held = _encode(premises.held_alerts)
+            site.append([_RECORD, PremisesSnapshot.__name__, premises.site_id, devices, held])
+        tree = [_RECORD, SiteSnapshot.__name__, SNAPSHOT_VERSION, site, _encode(dict(images or {}))]
+        return msgpack.packb(tree, use_bin_type=True)  # type: ignore[no-any-return]

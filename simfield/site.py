@@ -38,10 +38,10 @@ from simfield.devices import (
 )
 from simfield.memory import (
     FieldMemory,
+    SiteRecorder,
     SiteSnapshot,
     SnapshotError,
     decode_site,
-    encode_site,
     restore_premises,
     take_site,
 )
@@ -84,6 +84,7 @@ class SiteHost:
         "_head_ends",
         "_images",
         "_memory",
+        "_recorder",
         "_route",
         "_saved",
         "comms_hub",
@@ -109,6 +110,7 @@ class SiteHost:
         self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
         self._memory = memory
         self._saved: bytes | None = None
+        self._recorder = SiteRecorder((premises, *extra))
 
     # ---- memory ------------------------------------------------------------------------
 
@@ -126,11 +128,12 @@ class SiteHost:
             restore_premises(premises, snap)
         self._images = dict(snapshot.images) or None
 
-    def persist(self) -> None:
-        """Write the site's snapshot to its memory now, if it changed (nothing without one)."""
+    def persist(self, touched: str | None = None) -> None:
+        """Write the site's snapshot to its memory now, if it changed (nothing without one);
+        with ``touched``, only that device may have changed other than by time passing."""
         if self._memory is None:
             return
-        data = encode_site(self.snapshot())
+        data = self._recorder.encode(self._images, touched)
         if data != self._saved:
             self._memory.remember(self.comms_hub, data)
             self._saved = data
@@ -155,8 +158,10 @@ class SiteHost:
         replay exactly, so most traffic costs no write)."""
         response, alerts = self._execute(cmd, now)
         service = CATALOGUE.get(cmd.service)
-        if alerts or self._saved is None or service is None or not service.read_only:
+        if alerts or self._saved is None:
             self.persist()
+        elif service is None or not service.read_only:
+            self.persist(touched=cmd.device_id)
         return response, alerts
 
     def _execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:

@@ -25,6 +25,7 @@ from simfield.memory import (
     DeviceSnapshot,
     InMemoryFieldMemory,
     PremisesSnapshot,
+    SiteRecorder,
     SiteSnapshot,
     SnapshotError,
     decode_site,
@@ -310,3 +311,15 @@ def test_a_site_remembered_once_writes_nothing_for_a_read() -> None:
     assert memory.writes == 1  # the day's catch-up replays from the snapshot
     host.execute(command(site, E, "1.5", {"adjustment_pence": 100}), NOW + DAY)
     assert memory.writes == 2
+
+
+def test_the_recorder_writes_the_bytes_of_a_whole_snapshot() -> None:
+    site = _busy_site()
+    recorder = SiteRecorder((site,))
+    images = {"X": ("1.0.1", 2)}
+    assert recorder.encode(images, None) == encode_site(take_site([site], images))
+    # a command to one device: only it is encoded again, and it is the one that changed
+    site.power_restored(NOW + 3 * HOUR)
+    assert recorder.encode(images, None) == encode_site(take_site([site], images))
+    ok(site, E, "1.5", {"adjustment_pence": 300}, now=NOW + 3 * HOUR)
+    assert recorder.encode(images, site.device_ids[E]) == encode_site(take_site([site], images))
