@@ -63,7 +63,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        journals = {level: FieldJournal(Path(tmp) / f"{level}.sqlite", level) for level in Synchronous}
+        journals = {
+            level: FieldJournal(Path(tmp) / f"{level}.sqlite", level) for level in Synchronous
+        }
         memories: dict[str, Callable[[], FieldMemory | None]] = {
             "no memory": lambda: None,
             "snapshot only (dict)": InMemoryFieldMemory,
