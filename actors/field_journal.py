@@ -3,8 +3,8 @@ field's own (``field.sqlite``) beside the hub's store, as a meter's non-volatile
 
 Decides: where the field's memory lives in a data directory, its schema (one row per comms
 hub: the site snapshot of ``simfield.memory``, its format version, when it was written), and
-how durable a write is (the hub store's ``Synchronous`` setting: NORMAL survives the process
-being killed, FULL a power cut too). A write has committed when ``remember`` returns, so a
+how durable a write is (``Synchronous``, as the hub store's: NORMAL survives the process being
+killed, FULL a power cut too; the live hub takes NORMAL unless told otherwise). A write has committed when ``remember`` returns, so a
 device's answer, which leaves only afterwards, never runs ahead of what the device remembers.
 Must never: be the hub's store (the hub's decisions never read it; deleting it is replacing
 every simulated meter), decode snapshots (``simfield.memory`` does), or be opened by the

@@ -198,6 +198,10 @@ class HubSettings:
     remember_field: bool = True
     """The simulated devices keep their state across restarts in ``field.sqlite`` (False:
     every start rebuilds them as the fleet says)."""
+    field_synchronous: Synchronous = Synchronous.NORMAL
+    """How durable each write of the field's memory is (NORMAL: it survives the hub being
+    killed, as the restart tests need, at about a twentieth of FULL's cost per state-changing
+    command; FULL: a power cut too; see docs/design.md)."""
     answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
     """Requests the front door has not decided this long after reading them are answered H8
     (busy, retry after) instead of late, so every frame is answered within about this bound."""
@@ -329,7 +333,7 @@ class LiveHub:
         }
 
         if s.remember_field:
-            self._field = FieldJournal(field_file(s.data_dir), s.synchronous, self._clock)
+            self._field = FieldJournal(field_file(s.data_dir), s.field_synchronous, self._clock)
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
             fleet.inventory,
             fleet.registration,
