@@ -6,8 +6,11 @@ mode, its suppliers' and network operators' party ids and the public signing key
 hold as trust anchors, a per-site seed), where those keys come from (the fleet's
 ``keys/signing/<party id>.pub.pem`` files), and
 how device exceptions become device answers (a device not at the site is rejected; a site
-without power does not answer, so the hub sees no response).
-Must never: decide anything for the hub; it stands in for the real devices behind a comms hub.
+without power does not answer, so the hub sees no response), and, given a ``FieldMemory``
+(the live hub's), when a site's snapshot is written and that a site is put back from it when
+it is built (``simfield.memory`` decides what a snapshot is).
+Must never: decide anything for the hub (it stands in for the real devices behind a comms
+hub), or let a device's answer leave before the site's memory holds what the device did.
 """
 
 from __future__ import annotations
@@ -209,8 +212,9 @@ class SiteHost:
                 CommandStatus.REJECTED, f"no device {cmd.device_id} at site {premises.site_id}"
             ), []
         images = self._images if self._images is not None else {}
-        # a device keeps a partial image in its own memory, so a transfer the hub resumes after
-        # its own restart (when this simulated field was rebuilt) continues where it stopped
+        # a device keeps a partial image in its own memory (the site's snapshot holds it), so a
+        # transfer the hub resumes after its own restart continues where it stopped; a field
+        # that remembers nothing takes the block it is sent as the one expected
         expected = images.get(cmd.device_id, (version, block))
         if block == 0:
             expected = (version, 0)
