@@ -7,8 +7,9 @@ Decides: what a device's state is (every slot of its class except the few that a
 from the fleet and the seed, ``REBUILT_FIELDS``), how it is written down (msgpack with a closed
 set of tagged types: tuples, sets, the devices' enums, their settings dataclasses, record logs,
 public keys; anything else is refused with ``SnapshotError``, never guessed or pickled), which
-version of that format a snapshot is (``SNAPSHOT_VERSION``; another version is refused), and
-how a snapshot is put back into a freshly built site.
+version of that format a snapshot is (``SNAPSHOT_VERSION``; another version is refused), how
+a snapshot is put back into a freshly built site, and which devices a repeated write encodes
+again (``SiteRecorder``: the one a command names; all when time raised alerts).
 Must never: open a file or a database (a driver's ``FieldMemory`` adapter does; the live hub's
 is ``actors.field_journal``), read the clock, or unpickle anything.
 """

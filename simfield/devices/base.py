@@ -7,8 +7,9 @@ device holds as a trust anchor: the supplier's or the network operator's; a miss
 signature is refused and raises 8F3E), whether it runs now or is held
 for its future execution time (Device future-dated pattern: SCHEDULED now, alert 8F66 or 8F67
 when it runs; the same command sent again is held once), whether a command is a repeat of one
-it carried out whose repeat would change it again (``NOT_IDEMPOTENT``; refused), and the handlers every device type shares (identity, firmware, logs, alert
-behaviour, security credentials, commissioning, HAN joins).
+it carried out whose repeat would change it again (``NOT_IDEMPOTENT``, or one that ran at its
+execution time: refused), and the handlers every device type shares (identity, firmware, logs,
+alert behaviour, security credentials, commissioning, HAN joins).
 Must never: trust the hub (every check is repeated here), read the clock (``now`` is passed
 in), draw randomness other than from the seed given at construction, or open files/sockets.
 
