@@ -1,7 +1,8 @@
 """The simulated field remembers across hub restarts, with real parts: a top-up the meter
 accepted before the hub was killed with SIGKILL, and that the hub had not yet recorded, is
-redispatched after the restart and refused by the meter's UTRN duplicate check, so it is
-credited once; balances, payment mode, tariff and firmware survive a clean restart."""
+dispatched again after the restart and refused by the meter's UTRN duplicate check, so it is
+credited once (and a balance adjustment, refused by the meter's memory of the command id);
+balances, payment mode, tariff and firmware survive a clean restart."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,26 +66,26 @@ def _comms_hub(fleet: Fleet, device: Device) -> str:
     return fleet.inventory.sites[device.site_id].comms_hub
 
 
-def _remembered_utrns(data: Path, comms_hub: str, device_id: str) -> tuple[int, ...]:
-    """The UTRN counters the meter remembers, as its field memory file holds them now."""
+def _remembered(data: Path, comms_hub: str, device_id: str) -> Mapping[str, Any]:
+    """The device's state as its site's memory file holds it now (empty before the first
+    write)."""
     path = field_file(data)
     if not path.exists():
-        return ()
+        return {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT snapshot FROM sites WHERE comms_hub = ?", (comms_hub,)).fetchone()
     except sqlite3.OperationalError:  # the table is not there yet
-        return ()
+        return {}
     finally:
         db.close()
     if row is None:
-        return ()
+        return {}
     for premises in decode_site(bytes(row[0])).premises:
         for device in premises.devices:
             if device.device_id == device_id:
-                seen: tuple[int, ...] = device.state["_utrn_seen"]
-                return seen
-    return ()
+                return device.state
+    return {}
 
 
 def _credits(client: HubClient, device_id: str) -> list[int]:
@@ -113,8 +115,17 @@ def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
                     stream.close()
 
 
-def test_a_top_up_accepted_by_the_meter_before_sigkill_is_refused_when_redispatched_and_credited_once(
-    tmp_path: Path, processes: list[subprocess.Popen[bytes]]
+SLACK_PENCE = 100
+"""More than the meter's consumption can cost while a test runs; far less than the amount."""
+
+
+@pytest.mark.parametrize(
+    ("service", "refusal"),
+    [("2.2", "already been used"), ("1.5", "already carried out")],
+    ids=["top-up-by-utrn", "balance-adjustment-by-command-id"],
+)
+def test_a_credit_the_meter_applied_before_sigkill_is_refused_when_redispatched_and_applied_once(
+    tmp_path: Path, processes: list[subprocess.Popen[bytes]], service: str, refusal: str
 ) -> None:
     fleet_dir = tmp_path / "fleet"
     fleet = make_fleet(fleet_dir, sites=40)
@@ -132,19 +143,33 @@ def test_a_top_up_accepted_by_the_meter_before_sigkill_is_refused_when_redispatc
     assert first.stdout is not None
     assert first.stdin is not None
     assert first.stdout.readline().strip() == b"ready"
-    client = HubClient(endpoint, hub_keypair(fleet_dir).public, user_keypair(fleet_dir, user))
+    signing = SigningKey.load(signing_key_path(keys_dir(fleet_dir), party))
+    client = HubClient(
+        endpoint,
+        hub_keypair(fleet_dir).public,
+        user_keypair(fleet_dir, user),
+        signing_key=signing,
+    )
+    amount = 1_234
+    params: dict[str, object] = (
+        {"utrn": make_utrn(meter.device_id, amount, 77, key=party)}
+        if service == "2.2"
+        else {"adjustment_pence": amount}
+    )
     try:
         client.connect(timeout_s=60)
-        code = make_utrn(meter.device_id, 1_234, 77, key=party)
-        ack = client.request(Role.IS, "2.2", meter.device_id, {"utrn": code}, timeout_s=30)
+        before = _ask(client, "4.18", meter.device_id, {})["meter_balance_pence"]
+        assert isinstance(before, float)
+        ack = client.request(Role.IS, service, meter.device_id, params, timeout_s=30)  # type: ignore[arg-type]
         assert isinstance(ack, wire.Acknowledgement), ack
         first.stdin.write(b"hold\n")  # the WAN takes 3 s: the hub stops before the answer
         first.stdin.flush()
         assert first.stdout.readline().strip() == b"held"
+        credited = (before + amount - SLACK_PENCE) * 1000  # the meter counts millipence
         wait_until(
-            lambda: 77 in _remembered_utrns(data, comms_hub, meter.device_id),
+            lambda: _remembered(data, comms_hub, meter.device_id).get("_balance", 0) >= credited,
             60,
-            "the meter to accept the top-up",
+            "the meter to apply the credit",
         )
         first.send_signal(signal.SIGKILL)  # the hub never recorded the meter's answer
         first.wait(timeout=30)
@@ -159,12 +184,16 @@ def test_a_top_up_accepted_by_the_meter_before_sigkill_is_refused_when_redispatc
             )
         )
         resp = client.wait_for(wire.ServiceResponse, 120, request_id=ack.request_id)
-        assert resp is not None, "the accepted top-up was lost"
-        # redispatched after the restart, the meter refused the UTRN it had already used
+        assert resp is not None, "the accepted request was lost"
+        # dispatched again after the restart, the meter refused what it had already applied
         assert resp.code is ResponseCode.H11, resp
-        assert "already been used" in str(resp.body.get("reason")), resp
+        assert refusal in str(resp.body.get("reason")), resp
         client.ack([resp.delivery_id])
-        assert _credits(client, meter.device_id).count(77) == 1  # credited once
+        after = _ask(client, "4.18", meter.device_id, {})["meter_balance_pence"]
+        assert isinstance(after, float)
+        assert abs(after - before - amount) < SLACK_PENCE  # applied once, not twice
+        if service == "2.2":
+            assert _credits(client, meter.device_id).count(77) == 1
     finally:
         client.close()
 
