@@ -5,6 +5,7 @@ idempotent at the device or refused by it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from hub.reference.standard import CommandStatus, DeviceCommand
 from hub.reference.utrn import make_utrn
 from hub.registers.records import PaymentMode
 from simfield.devices import CHF, ESME, GPF, GSME, IHD, PPMID, Device, Premises
+from simfield.fleet_dir import load_fleet
 from simfield.memory import (
     REBUILT_FIELDS,
     SNAPSHOT_VERSION,
@@ -35,7 +37,8 @@ from simfield.memory import (
     state_fields,
     take_site,
 )
-from simfield.site import SiteHost
+from simfield.site import FieldBuilder, SiteHost, load_trust_anchors
+from tests.live_support import make_fleet
 from tests.test_devices import (
     DAY,
     HOUR,
@@ -323,3 +326,45 @@ def test_the_recorder_writes_the_bytes_of_a_whole_snapshot() -> None:
     assert recorder.encode(images, None) == encode_site(take_site([site], images))
     ok(site, E, "1.5", {"adjustment_pence": 300}, now=NOW + 3 * HOUR)
     assert recorder.encode(images, site.device_ids[E]) == encode_site(take_site([site], images))
+
+
+def _builder(fleet_dir: Path, memory: InMemoryFieldMemory, clock_now: float) -> FieldBuilder:
+    fleet = load_fleet(fleet_dir)
+    return FieldBuilder(
+        fleet.inventory,
+        fleet.registration,
+        fleet.payment_modes,
+        3,
+        clock_now,
+        anchors=load_trust_anchors(fleet_dir),
+        memory=memory,
+    )
+
+
+def test_a_site_built_again_after_a_restart_is_put_back_from_its_memory(tmp_path: Path) -> None:
+    fleet = make_fleet(tmp_path, sites=6)
+    comms_hub = next(iter(fleet.inventory.sites.values())).comms_hub
+    memory = InMemoryFieldMemory()
+    first = _builder(tmp_path, memory, NOW)(comms_hub)
+    esme = first.premises.esme
+    assert esme is not None
+    cmd = DeviceCommand("c-1", "3.1", esme.device_id, {"text": "remember me"})
+    assert first.execute(cmd, NOW)[0].status is CommandStatus.SUCCESS
+    again = _builder(tmp_path, memory, NOW + DAY)(comms_hub)  # a later start
+    assert again.premises.esme is not None
+    assert again.premises.esme.installed_at == esme.installed_at
+    assert encode_site(again.snapshot()) == encode_site(first.snapshot())
+
+
+def test_a_snapshot_that_does_not_fit_is_not_restored_and_the_site_starts_afresh(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fleet = make_fleet(tmp_path, sites=6)
+    comms_hub = next(iter(fleet.inventory.sites.values())).comms_hub
+    memory = InMemoryFieldMemory()
+    memory.remember(comms_hub, b"\x92\x63\x01")  # not a site snapshot
+    with caplog.at_level(logging.ERROR, logger="simfield.site"):
+        host = _builder(tmp_path, memory, NOW)(comms_hub)
+    assert "starts afresh" in caplog.text
+    fresh = _builder(tmp_path, InMemoryFieldMemory(), NOW)(comms_hub)
+    assert encode_site(host.snapshot()) == encode_site(fresh.snapshot())
