@@ -1,8 +1,10 @@
 """The live hub's simulated field memory: each site's latest snapshot in a SQLite file of the
 field's own (``field.sqlite``) beside the hub's store, as a meter's non-volatile memory.
 
-Decides: where the field's memory lives in a data directory, its schema (one row per comms
-hub: the site snapshot of ``simfield.memory``, its format version, when it was written), and
+Decides: where the field's memory lives in a data directory, its schema (one row per part of
+a site's snapshot, ``simfield.memory``: the site's own and one per device, keyed by comms hub
+and part, with the format version and when it was written; a write replaces its parts in one
+transaction), and
 how durable a write is (``Synchronous``, as the hub store's: NORMAL survives the process being
 killed, FULL a power cut too; the live hub takes NORMAL unless told otherwise). A write has committed when ``remember`` returns, so a
 device's answer, which leaves only afterwards, never runs ahead of what the device remembers.
@@ -16,7 +18,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from actors.store import Synchronous
@@ -68,11 +70,13 @@ class FieldJournal:
                     f"{SCHEMA_VERSION}: move it aside (the simulated meters start afresh)"
                 )
             db.execute(
-                "CREATE TABLE IF NOT EXISTS sites ("
-                " comms_hub TEXT PRIMARY KEY,"
+                "CREATE TABLE IF NOT EXISTS parts ("
+                " comms_hub TEXT NOT NULL,"
+                " part TEXT NOT NULL,"
                 " version INTEGER NOT NULL,"
                 " written_at REAL NOT NULL,"
-                " snapshot BLOB NOT NULL)"
+                " snapshot BLOB NOT NULL,"
+                " PRIMARY KEY (comms_hub, part)) WITHOUT ROWID"
             )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         except FieldJournalError:
@@ -85,28 +89,42 @@ class FieldJournal:
                 "(the simulated meters start afresh)"
             ) from err
 
-    def recall(self, comms_hub: str) -> bytes | None:
-        """The site's last snapshot, or None."""
+    def recall(self, comms_hub: str) -> dict[str, bytes]:
+        """Every part of the site's snapshot (empty: none)."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT snapshot FROM sites WHERE comms_hub = ?", (comms_hub,)
-            ).fetchone()
-        return None if row is None else bytes(row[0])
+            rows = self._db.execute(
+                "SELECT part, snapshot FROM parts WHERE comms_hub = ?", (comms_hub,)
+            ).fetchall()
+        return {str(part): bytes(data) for part, data in rows}
 
-    def remember(self, comms_hub: str, snapshot: bytes) -> None:
-        """Keep the site's snapshot (committed when this returns)."""
+    def remember(self, comms_hub: str, parts: Mapping[str, bytes]) -> None:
+        """Replace these parts of the site's snapshot in one transaction (committed when this
+        returns)."""
+        at = self._clock()
+        rows = [(comms_hub, name, SNAPSHOT_VERSION, at, data) for name, data in parts.items()]
         with self._lock:
-            self._db.execute(
-                "INSERT INTO sites (comms_hub, version, written_at, snapshot) VALUES (?, ?, ?, ?)"
-                " ON CONFLICT (comms_hub) DO UPDATE SET version = excluded.version,"
-                " written_at = excluded.written_at, snapshot = excluded.snapshot",
-                (comms_hub, SNAPSHOT_VERSION, self._clock(), snapshot),
-            )
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT INTO parts (comms_hub, part, version, written_at, snapshot)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (comms_hub, part) DO UPDATE SET"
+                    " version = excluded.version, written_at = excluded.written_at,"
+                    " snapshot = excluded.snapshot",
+                    rows,
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
 
     def sites(self) -> int:
         """How many sites the memory holds."""
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM sites").fetchone()[0])
+            return int(
+                self._db.execute("SELECT COUNT(DISTINCT comms_hub) FROM parts").fetchone()[0]
+            )
 
     def close(self) -> None:
         """Close the file (safe to call again)."""

@@ -200,7 +200,7 @@ class HubSettings:
     every start rebuilds them as the fleet says)."""
     field_synchronous: Synchronous = Synchronous.NORMAL
     """How durable each write of the field's memory is (NORMAL: it survives the hub being
-    killed, as the restart tests need, at about a twentieth of FULL's cost per state-changing
+    killed, as the restart tests need, at a small fraction of FULL's cost per state-changing
     command; FULL: a power cut too; see docs/design.md)."""
     answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
     """Requests the front door has not decided this long after reading them are answered H8

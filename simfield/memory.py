@@ -8,8 +8,9 @@ from the fleet and the seed, ``REBUILT_FIELDS``), how it is written down (msgpac
 set of tagged types: tuples, sets, the devices' enums, their settings dataclasses, record logs,
 public keys; anything else is refused with ``SnapshotError``, never guessed or pickled), which
 version of that format a snapshot is (``SNAPSHOT_VERSION``; another version is refused), how
-a snapshot is put back into a freshly built site, and which devices a repeated write encodes
-again (``SiteRecorder``: the one a command names; all when time raised alerts).
+a snapshot is put back into a freshly built site, how a snapshot is cut into parts (the site's
+own and one per device, so a write carries only what changed), and which parts a write carries
+(``SiteRecorder``: the device a command names; all when time raised alerts).
 Must never: open a file or a database (a driver's ``FieldMemory`` adapter does; the live hub's
 is ``actors.field_journal``), read the clock, or unpickle anything.
 """
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -60,36 +62,41 @@ class SnapshotError(ValueError):
     know, another version, a device that is not at the site)."""
 
 
-class FieldMemory(Protocol):
-    """Where a driver keeps each site's latest snapshot (the port; adapters do the storing)."""
+SITE_PART = "site"
+"""The part of a site's snapshot that is not a device's (device parts are named by EUI-64s,
+which are hexadecimal, so the names never clash)."""
 
-    def recall(self, comms_hub: str) -> bytes | None:
-        """The last snapshot remembered for the site behind ``comms_hub``, or None."""
+
+class FieldMemory(Protocol):
+    """Where a driver keeps each site's latest snapshot, part by part: one part per device and
+    the site's own (the port; adapters do the storing)."""
+
+    def recall(self, comms_hub: str) -> Mapping[str, bytes]:
+        """Every part remembered for the site behind ``comms_hub`` (empty: none)."""
         ...
 
-    def remember(self, comms_hub: str, snapshot: bytes) -> None:
-        """Keep ``snapshot`` as the site's state; it must be durable when this returns (the
-        device's answer leaves only afterwards)."""
+    def remember(self, comms_hub: str, parts: Mapping[str, bytes]) -> None:
+        """Replace these parts of the site's snapshot, all or none; durable when this returns
+        (the device's answer leaves only afterwards)."""
         ...
 
 
 class InMemoryFieldMemory:
-    """A ``FieldMemory`` in a dict: for tests, and for simulated runs that want a restart
-    within one process."""
+    """A ``FieldMemory`` in a dict, for tests."""
 
     def __init__(self) -> None:
-        self.snapshots: dict[str, bytes] = {}
-        """Comms hub id -> its site's last snapshot."""
+        self.sites: dict[str, dict[str, bytes]] = {}
+        """Comms hub id -> its site's parts."""
         self.writes = 0
-        """How many snapshots were remembered."""
+        """How many times parts were remembered."""
 
-    def recall(self, comms_hub: str) -> bytes | None:
-        """The last snapshot of the site, or None."""
-        return self.snapshots.get(comms_hub)
+    def recall(self, comms_hub: str) -> Mapping[str, bytes]:
+        """The site's parts."""
+        return dict(self.sites.get(comms_hub, {}))
 
-    def remember(self, comms_hub: str, snapshot: bytes) -> None:
-        """Keep the snapshot."""
-        self.snapshots[comms_hub] = snapshot
+    def remember(self, comms_hub: str, parts: Mapping[str, bytes]) -> None:
+        """Keep the parts."""
+        self.sites.setdefault(comms_hub, {}).update(parts)
         self.writes += 1
 
 
@@ -118,6 +125,29 @@ class PremisesSnapshot:
     """Every device of the premises."""
     held: tuple[DeviceAlert, ...]
     """Alerts waiting for power to return."""
+
+
+@dataclass(frozen=True, slots=True)
+class PremisesLayout:
+    """What the site's own part keeps of one premises: which devices it has, and the alerts it
+    holds while without power."""
+
+    site_id: str
+    """The inventory's site id."""
+    device_ids: tuple[str, ...]
+    """Its devices, each a part of its own."""
+    held: tuple[DeviceAlert, ...]
+    """Alerts waiting for power to return."""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteLayout:
+    """The site's own part: its premises and the partial firmware images."""
+
+    premises: tuple[PremisesLayout, ...]
+    """The site's premises, the main one first."""
+    images: Mapping[str, tuple[str, int]]
+    """Device id -> (firmware version, next block expected) of a partial image."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +254,9 @@ _RECORDS: Mapping[str, type[Any]] = {
         DeviceCommand,
         DeviceSnapshot,
         LoadLimit,
-        PremisesSnapshot,
+        PremisesLayout,
         PrepayConfig,
-        SiteSnapshot,
+        SiteLayout,
         Tariff,
         VoltageConfig,
     )
@@ -334,27 +364,89 @@ def _decode(value: Any) -> Any:
     raise SnapshotError(f"unknown value tag {tag} in a snapshot")
 
 
+def encode_part(part: DeviceSnapshot | SiteLayout) -> bytes:
+    """One part of a site snapshot as bytes, with the format's version (``SnapshotError`` for
+    a value the format does not know)."""
+    return msgpack.packb([SNAPSHOT_VERSION, _encode(part)], use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def decode_part(data: bytes) -> DeviceSnapshot | SiteLayout:
+    """Bytes of ``encode_part``; ``SnapshotError`` if they are not a part of this version."""
+    try:
+        version, tree = msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as err:
+        raise SnapshotError(f"not a snapshot part: {err}") from err
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotError(f"snapshot of version {version}; this field reads {SNAPSHOT_VERSION}")
+    try:
+        part = _decode(tree)
+    except SnapshotError:
+        raise
+    except Exception as err:
+        raise SnapshotError(f"not a snapshot part: {err}") from err
+    if not isinstance(part, DeviceSnapshot | SiteLayout):
+        raise SnapshotError("not a snapshot part")
+    return part
+
+
+def _layout(snapshot: SiteSnapshot) -> SiteLayout:
+    return SiteLayout(
+        tuple(
+            PremisesLayout(p.site_id, tuple(d.device_id for d in p.devices), p.held)
+            for p in snapshot.premises
+        ),
+        dict(snapshot.images),
+    )
+
+
+def site_parts(snapshot: SiteSnapshot) -> dict[str, bytes]:
+    """A site snapshot as its parts: ``SITE_PART`` and one per device."""
+    parts = {SITE_PART: encode_part(_layout(snapshot))}
+    for premises in snapshot.premises:
+        for device in premises.devices:
+            parts[device.device_id] = encode_part(device)
+    return parts
+
+
+def site_from_parts(parts: Mapping[str, bytes]) -> SiteSnapshot:
+    """A site snapshot from its parts; ``SnapshotError`` if one is missing or not of its kind."""
+    if SITE_PART not in parts:
+        raise SnapshotError("the site's own part is missing")
+    layout = decode_part(parts[SITE_PART])
+    if not isinstance(layout, SiteLayout):
+        raise SnapshotError("the site's own part is not a site layout")
+    premises = []
+    for p in layout.premises:
+        devices = []
+        for device_id in p.device_ids:
+            if device_id not in parts:
+                raise SnapshotError(f"the part of device {device_id} is missing")
+            device = decode_part(parts[device_id])
+            if not isinstance(device, DeviceSnapshot) or device.device_id != device_id:
+                raise SnapshotError(f"the part of device {device_id} is not its snapshot")
+            devices.append(device)
+        premises.append(PremisesSnapshot(p.site_id, tuple(devices), p.held))
+    return SiteSnapshot(SNAPSHOT_VERSION, tuple(premises), dict(layout.images))
+
+
 def encode_site(snapshot: SiteSnapshot) -> bytes:
-    """A site snapshot as bytes (``SnapshotError`` for a value the format does not know)."""
-    return msgpack.packb(_encode(snapshot), use_bin_type=True)  # type: ignore[no-any-return]
+    """A whole site snapshot as one document: its parts in a map (``SnapshotError`` for a
+    value the format does not know)."""
+    return msgpack.packb(dict(sorted(site_parts(snapshot).items())), use_bin_type=True)  # type: ignore[no-any-return]
 
 
 def decode_site(data: bytes) -> SiteSnapshot:
     """Bytes of ``encode_site`` as a snapshot; ``SnapshotError`` if they are not one of this
     version."""
     try:
-        snapshot = _decode(msgpack.unpackb(data, raw=False, strict_map_key=False))
-    except SnapshotError:
-        raise
+        parts = msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as err:
         raise SnapshotError(f"not a site snapshot: {err}") from err
-    if not isinstance(snapshot, SiteSnapshot):
+    if not isinstance(parts, dict) or not all(
+        isinstance(k, str) and isinstance(v, bytes) for k, v in parts.items()
+    ):
         raise SnapshotError("not a site snapshot")
-    if snapshot.version != SNAPSHOT_VERSION:
-        raise SnapshotError(
-            f"site snapshot of version {snapshot.version}; this field reads {SNAPSHOT_VERSION}"
-        )
-    return snapshot
+    return site_from_parts(parts)
 
 
 def take_site(
@@ -367,32 +459,59 @@ def take_site(
 
 
 class SiteRecorder:
-    """Writes one site's snapshot again and again, re-encoding only the devices that may have
-    changed other than by the passing of time: the bytes are those of ``encode_site``.
+    """Decides which parts of one site's snapshot a write must carry: the site's own part and
+    the devices that may have changed other than by the passing of time, each only if its
+    bytes differ from those last written (kept as a 16-byte digest per part, so a site costs
+    little memory however large its devices' state).
 
-    A device not named keeps the encoding it had when last encoded. That is sound because a
-    device's changes by time alone (a catch-up that raised no alert, ``SiteHost``) are
-    replayed exactly from its older state after a restart; whenever time raised alerts, the
-    whole site is encoded again (``touched=None``)."""
+    A device not named keeps its last written part. That is sound because a device's changes
+    by time alone (a catch-up that raised no alert, ``SiteHost``) are replayed exactly from its
+    older state after a restart; whenever time raised alerts, every device is encoded again
+    (``touched=None``)."""
 
-    __slots__ = ("_parts", "_premises")
+    __slots__ = ("_digests", "_premises")
 
     def __init__(self, premises: tuple[Premises, ...]) -> None:
         self._premises = premises
-        self._parts: dict[str, Any] = {}
+        self._digests: dict[str, bytes] = {}
 
-    def encode(self, images: Mapping[str, tuple[str, int]] | None, touched: str | None) -> bytes:
-        """The site snapshot now, re-encoding the device ``touched`` (every device: None)."""
-        parts = self._parts
-        site: list[Any] = [_TUPLE]
+    @property
+    def remembered(self) -> bool:
+        """Whether the site has been written (or recalled) at all."""
+        return bool(self._digests)
+
+    def changes(
+        self, images: Mapping[str, tuple[str, int]] | None, touched: str | None
+    ) -> dict[str, bytes]:
+        """The parts to write now: the site's own and the device ``touched`` (every device:
+        None, or when nothing was written yet), those unchanged since the last write left out.
+        Call ``written`` once they are durable."""
+        every = touched is None or not self._digests
+        layout = SiteLayout(
+            tuple(
+                PremisesLayout(p.site_id, tuple(d.device_id for d in p.devices), p.held_alerts)
+                for p in self._premises
+            ),
+            dict(images or {}),
+        )
+        parts = {SITE_PART: encode_part(layout)}
         for premises in self._premises:
-            devices: list[Any] = [_TUPLE]
             for device in premises.devices:
-                part = parts.get(device.device_id)
-                if part is None or touched is None or device.device_id == touched:
-                    part = parts[device.device_id] = _encode(snapshot_device(device))
-                devices.append(part)
-            held = _encode(premises.held_alerts)
-            site.append([_RECORD, PremisesSnapshot.__name__, premises.site_id, devices, held])
-        tree = [_RECORD, SiteSnapshot.__name__, SNAPSHOT_VERSION, site, _encode(dict(images or {}))]
-        return msgpack.packb(tree, use_bin_type=True)  # type: ignore[no-any-return]
+                if every or device.device_id == touched:
+                    parts[device.device_id] = encode_part(snapshot_device(device))
+        return {
+            name: data for name, data in parts.items() if self._digests.get(name) != _digest(data)
+        }
+
+    def written(self, parts: Mapping[str, bytes]) -> None:
+        """These parts are now what the memory holds."""
+        for name, data in parts.items():
+            self._digests[name] = _digest(data)
+
+    def forget(self) -> None:
+        """What the memory holds is unknown (a write failed): the next write carries all."""
+        self._digests.clear()
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()

@@ -44,8 +44,8 @@ from simfield.memory import (
     SiteRecorder,
     SiteSnapshot,
     SnapshotError,
-    decode_site,
     restore_premises,
+    site_from_parts,
     take_site,
 )
 
@@ -89,7 +89,6 @@ class SiteHost:
         "_memory",
         "_recorder",
         "_route",
-        "_saved",
         "comms_hub",
         "extra",
         "premises",
@@ -112,7 +111,6 @@ class SiteHost:
         self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
         self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
         self._memory = memory
-        self._saved: bytes | None = None
         self._recorder = SiteRecorder((premises, *extra))
 
     # ---- memory ------------------------------------------------------------------------
@@ -132,24 +130,29 @@ class SiteHost:
         self._images = dict(snapshot.images) or None
 
     def persist(self, touched: str | None = None) -> None:
-        """Write the site's snapshot to its memory now, if it changed (nothing without one);
+        """Write what changed of the site's snapshot to its memory now (nothing without one);
         with ``touched``, only that device may have changed other than by time passing."""
         if self._memory is None:
             return
-        data = self._recorder.encode(self._images, touched)
-        if data != self._saved:
-            self._memory.remember(self.comms_hub, data)
-            self._saved = data
+        parts = self._recorder.changes(self._images, touched)
+        if not parts:
+            return
+        try:
+            self._memory.remember(self.comms_hub, parts)
+        except BaseException:
+            self._recorder.forget()
+            raise
+        self._recorder.written(parts)
 
     def recall(self) -> bool:
         """Put the site back as its memory last saw it; False when it has no snapshot."""
         if self._memory is None:
             return False
-        data = self._memory.recall(self.comms_hub)
-        if data is None:
+        parts = self._memory.recall(self.comms_hub)
+        if not parts:
             return False
-        self.restore(decode_site(data))
-        self._saved = data
+        self.restore(site_from_parts(parts))
+        self._recorder.written(parts)
         return True
 
     # ---- driving -----------------------------------------------------------------------
@@ -161,7 +164,7 @@ class SiteHost:
         replay exactly, so most traffic costs no write)."""
         response, alerts = self._execute(cmd, now)
         service = CATALOGUE.get(cmd.service)
-        if alerts or self._saved is None:
+        if alerts or not self._recorder.remembered:
             self.persist()
         elif service is None or not service.read_only:
             self.persist(touched=cmd.device_id)

@@ -23,6 +23,7 @@ from simfield.devices import CHF, ESME, GPF, GSME, IHD, PPMID, Device, Premises
 from simfield.fleet_dir import load_fleet
 from simfield.memory import (
     REBUILT_FIELDS,
+    SITE_PART,
     SNAPSHOT_VERSION,
     DeviceSnapshot,
     InMemoryFieldMemory,
@@ -30,9 +31,12 @@ from simfield.memory import (
     SiteRecorder,
     SiteSnapshot,
     SnapshotError,
+    decode_part,
     decode_site,
     encode_site,
     restore_premises,
+    site_from_parts,
+    site_parts,
     snapshot_device,
     state_fields,
     take_site,
@@ -132,15 +136,25 @@ def test_a_restored_meter_refuses_a_utrn_it_accepted_before_the_restart() -> Non
 
 
 def test_a_snapshot_of_another_version_or_not_a_snapshot_is_refused() -> None:
-    data = encode_site(take_site([make_site()], None))
-    raw = msgpack.unpackb(data, raw=False, strict_map_key=False)
-    assert raw[1:3] == ["SiteSnapshot", SNAPSHOT_VERSION]  # [tag, name, version, ...]
-    raw[2] = SNAPSHOT_VERSION + 1
-    with pytest.raises(SnapshotError, match="version"):
-        decode_site(msgpack.packb(raw, use_bin_type=True))
+    site = make_site()
+    parts = site_parts(take_site([site], None))
+    for name in (SITE_PART, site.device_ids[E]):
+        version, tree = msgpack.unpackb(parts[name], raw=False, strict_map_key=False)
+        assert version == SNAPSHOT_VERSION
+        other = {**parts, name: msgpack.packb([SNAPSHOT_VERSION + 1, tree], use_bin_type=True)}
+        with pytest.raises(SnapshotError, match="version"):
+            site_from_parts(other)
+    without = {k: v for k, v in parts.items() if k != site.device_ids[G]}
+    with pytest.raises(SnapshotError, match="missing"):
+        site_from_parts(without)
+    swapped = {**parts, site.device_ids[E]: parts[site.device_ids[G]]}
+    with pytest.raises(SnapshotError, match="not its snapshot"):
+        site_from_parts(swapped)
     for junk in (b"", b"\xc1", msgpack.packb([99, 1]), msgpack.packb({"a": 1})):
         with pytest.raises(SnapshotError):
             decode_site(junk)
+        with pytest.raises(SnapshotError):
+            decode_part(junk)
 
 
 def test_a_value_the_format_does_not_know_is_refused_not_guessed() -> None:
@@ -168,15 +182,15 @@ def test_the_field_journal_keeps_each_sites_latest_snapshot_across_a_reopen(
     tmp_path: Path,
 ) -> None:
     journal = FieldJournal(field_file(tmp_path))
-    journal.remember("CH-1", b"one")
-    journal.remember("CH-2", b"two")
-    journal.remember("CH-1", b"uno")
+    journal.remember("CH-1", {SITE_PART: b"one", "00AA": b"meter"})
+    journal.remember("CH-2", {SITE_PART: b"two"})
+    journal.remember("CH-1", {SITE_PART: b"uno"})  # a write replaces only its parts
     journal.close()
     again = FieldJournal(field_file(tmp_path))
     try:
-        assert again.recall("CH-1") == b"uno"
-        assert again.recall("CH-2") == b"two"
-        assert again.recall("CH-3") is None
+        assert again.recall("CH-1") == {SITE_PART: b"uno", "00AA": b"meter"}
+        assert again.recall("CH-2") == {SITE_PART: b"two"}
+        assert again.recall("CH-3") == {}
         assert again.sites() == 2
     finally:
         again.close()
@@ -196,7 +210,7 @@ def test_a_site_writes_its_memory_before_its_answer_leaves() -> None:
     code = make_utrn(site.device_ids[E], 2_000, 1, key=SUPPLIER)
     response, _ = host.execute(command(site, E, "2.2", {"utrn": code}), NOW)
     assert response.status is CommandStatus.SUCCESS
-    remembered = decode_site(memory.snapshots["CH-1"])
+    remembered = site_from_parts(memory.sites["CH-1"])
     esme = next(d for d in remembered.premises[0].devices if d.device_type == "ESME")
     assert 1 in esme.state["_utrn_seen"]
     # a read that changes nothing writes nothing more
@@ -316,16 +330,23 @@ def test_a_site_remembered_once_writes_nothing_for_a_read() -> None:
     assert memory.writes == 2
 
 
-def test_the_recorder_writes_the_bytes_of_a_whole_snapshot() -> None:
+def test_the_recorder_writes_the_parts_that_changed_and_no_others() -> None:
     site = _busy_site()
     recorder = SiteRecorder((site,))
     images = {"X": ("1.0.1", 2)}
-    assert recorder.encode(images, None) == encode_site(take_site([site], images))
-    # a command to one device: only it is encoded again, and it is the one that changed
+    first = recorder.changes(images, None)
+    assert first == site_parts(take_site([site], images))  # nothing written yet: every part
+    recorder.written(first)
+    assert recorder.changes(images, None) == {}
+    # a command to one device: its part (and the site's, which changed too) and no other
     site.power_restored(NOW + 3 * HOUR)
-    assert recorder.encode(images, None) == encode_site(take_site([site], images))
+    recorder.written(recorder.changes(images, None))
     ok(site, E, "1.5", {"adjustment_pence": 300}, now=NOW + 3 * HOUR)
-    assert recorder.encode(images, site.device_ids[E]) == encode_site(take_site([site], images))
+    changed = recorder.changes(images, site.device_ids[E])
+    assert set(changed) == {site.device_ids[E]}
+    assert changed[site.device_ids[E]] == site_parts(take_site([site], images))[site.device_ids[E]]
+    recorder.forget()  # a write failed: the next one carries everything
+    assert set(recorder.changes(images, site.device_ids[E])) == set(first)
 
 
 def _builder(fleet_dir: Path, memory: InMemoryFieldMemory, clock_now: float) -> FieldBuilder:
@@ -362,7 +383,7 @@ def test_a_snapshot_that_does_not_fit_is_not_restored_and_the_site_starts_afresh
     fleet = make_fleet(tmp_path, sites=6)
     comms_hub = next(iter(fleet.inventory.sites.values())).comms_hub
     memory = InMemoryFieldMemory()
-    memory.remember(comms_hub, b"\x92\x63\x01")  # not a site snapshot
+    memory.remember(comms_hub, {SITE_PART: b"\x92\x63\x01"})  # not a site snapshot
     with caplog.at_level(logging.ERROR, logger="simfield.site"):
         host = _builder(tmp_path, memory, NOW)(comms_hub)
     assert "starts afresh" in caplog.text

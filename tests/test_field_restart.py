@@ -30,7 +30,7 @@ from sdk.client import HubClient
 from sdk.keys import hub_keypair, keys_dir, user_keypair
 from sdk.signing import SigningKey, signing_key_path
 from simfield.fleet_dir import Fleet
-from simfield.memory import decode_site
+from simfield.memory import DeviceSnapshot, decode_part
 from simfield.wan import LatencyKind, WanProfile
 from tests.live_support import free_port, make_fleet, today, wait_until
 
@@ -74,18 +74,18 @@ def _remembered(data: Path, comms_hub: str, device_id: str) -> Mapping[str, Any]
         return {}
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT snapshot FROM sites WHERE comms_hub = ?", (comms_hub,)).fetchone()
+        row = db.execute(
+            "SELECT snapshot FROM parts WHERE comms_hub = ? AND part = ?", (comms_hub, device_id)
+        ).fetchone()
     except sqlite3.OperationalError:  # the table is not there yet
         return {}
     finally:
         db.close()
     if row is None:
         return {}
-    for premises in decode_site(bytes(row[0])).premises:
-        for device in premises.devices:
-            if device.device_id == device_id:
-                return device.state
-    return {}
+    device = decode_part(bytes(row[0]))
+    assert isinstance(device, DeviceSnapshot)
+    return device.state
 
 
 def _credits(client: HubClient, device_id: str) -> list[int]:
