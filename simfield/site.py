@@ -111,7 +111,7 @@ class SiteHost:
         self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
         self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
         self._memory = memory
-        self._recorder = SiteRecorder((premises, *extra))
+        self._recorder = SiteRecorder((premises, *extra)) if memory is not None else None
 
     # ---- memory ------------------------------------------------------------------------
 
@@ -132,27 +132,29 @@ class SiteHost:
     def persist(self, touched: str | None = None) -> None:
         """Write what changed of the site's snapshot to its memory now (nothing without one);
         with ``touched``, only that device may have changed other than by time passing."""
-        if self._memory is None:
+        memory, recorder = self._memory, self._recorder
+        if memory is None or recorder is None:
             return
-        parts = self._recorder.changes(self._images, touched)
+        parts = recorder.changes(self._images, touched)
         if not parts:
             return
         try:
-            self._memory.remember(self.comms_hub, parts)
+            memory.remember(self.comms_hub, parts)
         except BaseException:
-            self._recorder.forget()
+            recorder.forget()
             raise
-        self._recorder.written(parts)
+        recorder.written(parts)
 
     def recall(self) -> bool:
         """Put the site back as its memory last saw it; False when it has no snapshot."""
-        if self._memory is None:
+        memory, recorder = self._memory, self._recorder
+        if memory is None or recorder is None:
             return False
-        parts = self._memory.recall(self.comms_hub)
+        parts = memory.recall(self.comms_hub)
         if not parts:
             return False
         self.restore(site_from_parts(parts))
-        self._recorder.written(parts)
+        recorder.written(parts)
         return True
 
     # ---- driving -----------------------------------------------------------------------
@@ -163,8 +165,11 @@ class SiteHost:
         already remembered (a read changes nothing a catch-up from the last snapshot does not
         replay exactly, so most traffic costs no write)."""
         response, alerts = self._execute(cmd, now)
+        recorder = self._recorder
+        if recorder is None:  # no memory (the simulator)
+            return response, alerts
         service = CATALOGUE.get(cmd.service)
-        if alerts or not self._recorder.remembered:
+        if alerts or not recorder.remembered:
             self.persist()
         elif service is None or not service.read_only:
             self.persist(touched=cmd.device_id)
