@@ -32,6 +32,7 @@ import zmq
 from pykka.messages import ProxySetAttr
 
 from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
+from actors.field_journal import FieldJournal, FieldJournalError, field_file
 from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
 from actors.operator_inbox import OperatorInbox
@@ -57,7 +58,7 @@ from hub.registers.inventory import Device, Inventory, Site
 from sdk.keys import KeyPair, hub_keypair, keys_dir
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
-from simfield.site import FieldBuilder, load_trust_anchors
+from simfield.site import FieldBuilder, SiteHost, load_trust_anchors
 from simfield.wan import WanProfile
 
 log = logging.getLogger(__name__)
@@ -190,7 +191,8 @@ class HubSettings:
     fleet_dir: Path
     """A directory written by ``dcc fleet generate`` (with keys from ``dcc keys``)."""
     data_dir: Path
-    """Where the store lives (``hub.sqlite``)."""
+    """Where the store lives (``hub.sqlite``), and the simulated field's memory
+    (``field.sqlite``)."""
     endpoint: str = "tcp://127.0.0.1:5570"
     """Where service users connect (port 0: a random free port)."""
     pools: int = 4
@@ -207,6 +209,13 @@ class HubSettings:
     synchronous: Synchronous = Synchronous.FULL
     """How durable each commit of the store is (FULL: an acknowledged request survives a
     power cut; NORMAL: it survives the process being killed; see docs/design.md)."""
+    remember_field: bool = True
+    """The simulated devices keep their state across restarts in ``field.sqlite`` (False:
+    every start rebuilds them as the fleet says)."""
+    field_synchronous: Synchronous = Synchronous.NORMAL
+    """How durable each write of the field's memory is (NORMAL: it survives the hub being
+    killed, as the restart tests need, at a small fraction of FULL's cost per state-changing
+    command; FULL: a power cut too; see docs/design.md)."""
     answer_within_s: float = DEFAULT_ANSWER_WITHIN_S
     """Requests the front door has not decided this long after reading them are answered H8
     (busy, retry after) instead of late, so every frame is answered within about this bound."""
@@ -239,6 +248,7 @@ class LiveHub:
         self._ctx: zmq.Context[zmq.Socket[bytes]] | None = None
         self._auth: UserKeyAuthenticator | None = None
         self._store: Store | None = None
+        self._field: FieldJournal | None = None
         self._timers: TimerService | None = None
         self._head_ends: dict[str, Any] = {}
         self._pools: list[Any] = []
@@ -314,7 +324,7 @@ class LiveHub:
         return self
 
     def _start_error(self, err: Exception) -> StartError:
-        if isinstance(err, StoreOpenError):  # names the file and what to do
+        if isinstance(err, StoreOpenError | FieldJournalError):  # names the file, what to do
             return StartError(str(err), StartFault.BAD_INPUT)
         if isinstance(err, BindError):
             where = self.settings.endpoint
@@ -357,6 +367,8 @@ class LiveHub:
             name: HeadEndActor.start(codec, [], uplink) for name, codec in codecs.items()
         }
 
+        if s.remember_field:
+            self._field = FieldJournal(field_file(s.data_dir), s.field_synchronous, self._clock)
         host_for: Callable[[str], DeviceHost] = FieldBuilder(
             self.field,
             fleet.registration,
@@ -364,6 +376,7 @@ class LiveHub:
             s.seed,
             self._clock(),
             anchors=load_trust_anchors(s.fleet_dir),
+            memory=self._field,
         )
         self._pools = [
             CommsHubPoolActor.start(
@@ -480,6 +493,8 @@ class LiveHub:
             self._auth.stop()  # a dead ZAP thread cannot take its TERMINATE: leave it
         if self._store is not None:
             self._store.close()
+        if self._field is not None:
+            self._field.close()
         if self._ctx is not None:
             ctx, self._ctx = self._ctx, None
             if dead is not None:  # it holds its sockets open: term() would wait for ever
@@ -564,8 +579,9 @@ class LiveHub:
         self._pool_for(comms_hub).tell(SetOnline(comms_hub, online))
 
     def inject(self, comms_hub: str, action: Callable[[Any, float], list[Any]]) -> None:
-        """Apply an event (outage, voltage excursion, tamper) to a premises' devices."""
-        self._pool_for(comms_hub).tell(Inject(comms_hub, action))
+        """Apply an event (outage, voltage excursion, tamper) to a premises' devices; the
+        site remembers it before its alerts leave."""
+        self._pool_for(comms_hub).tell(Inject(comms_hub, functools.partial(_remembered, action)))
 
     def install(self, site: Site, devices: list[Device]) -> None:
         """Fit a new premises' devices in the field (a new connection): they answer once the
@@ -602,6 +618,17 @@ class _Faulty:
     def callback(self, domain: str, z85_key: bytes) -> bool:
         """Raise instead of deciding."""
         raise self._fault
+
+
+def _remembered(
+    action: Callable[[Any, float], list[Any]], host: DeviceHost, now: float
+) -> list[Any]:
+    """Apply an injected event, then write the site's memory (a site without one, or a
+    host that is not a simulated site, is left as it is)."""
+    alerts = action(host, now)
+    if isinstance(host, SiteHost):
+        host.persist()
+    return alerts
 
 
 def _raise(fault: Exception, *_: object) -> None:

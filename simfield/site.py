@@ -6,12 +6,16 @@ mode, its suppliers' and network operators' party ids and the public signing key
 hold as trust anchors, a per-site seed), where those keys come from (the fleet's
 ``keys/signing/<party id>.pub.pem`` files), and
 how device exceptions become device answers (a device not at the site is rejected; a site
-without power does not answer, so the hub sees no response).
-Must never: decide anything for the hub; it stands in for the real devices behind a comms hub.
+without power does not answer, so the hub sees no response), and, given a ``FieldMemory``
+(the live hub's), when a site's snapshot is written and that a site is put back from it when
+it is built (``simfield.memory`` decides what a snapshot is).
+Must never: decide anything for the hub (it stands in for the real devices behind a comms
+hub), or let a device's answer leave before the site's memory holds what the device did.
 """
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +24,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from hub.flows.firmware import FIRMWARE_SERVICES
+from hub.reference.catalogue import CATALOGUE
 from hub.reference.roles import DeviceType
 from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse, Value
 from hub.reference.uktime import uk_date
@@ -34,6 +39,17 @@ from simfield.devices import (
     PublicKey,
     UnknownDeviceError,
 )
+from simfield.memory import (
+    FieldMemory,
+    SiteRecorder,
+    SiteSnapshot,
+    SnapshotError,
+    restore_premises,
+    site_from_parts,
+    take_site,
+)
+
+log = logging.getLogger(__name__)
 
 INSTALL_LOOKBACK = timedelta(minutes=30)
 """How far before the first command a simulated site's history starts."""
@@ -58,21 +74,108 @@ class NoAnswerError(Exception):
 
 class SiteHost:
     """One site's simulated devices, as the comms hub pool sees them: the premises, plus a
-    separate simulated meter for an export MPAN's ESME where the fleet has one."""
+    separate simulated meter for an export MPAN's ESME where the fleet has one.
 
-    __slots__ = ("_head_ends", "_images", "_route", "extra", "premises")
+    With a ``FieldMemory`` the site remembers, as meters keep non-volatile memory: its
+    snapshot is written after every command that may change a device, before the answer
+    leaves the devices, and after every change of time that raised alerts. A quiet catch-up,
+    and a read that raised no alert, are not written: the registers and credit follow from the
+    last snapshot and the time alone, so a catch-up from it after a restart replays them
+    exactly."""
+
+    __slots__ = (
+        "_head_ends",
+        "_images",
+        "_memory",
+        "_recorder",
+        "_route",
+        "comms_hub",
+        "extra",
+        "premises",
+    )
 
     def __init__(
-        self, premises: Premises, head_ends: dict[str, str], extra: tuple[Premises, ...] = ()
+        self,
+        premises: Premises,
+        head_ends: dict[str, str],
+        extra: tuple[Premises, ...] = (),
+        *,
+        memory: FieldMemory | None = None,
+        comms_hub: str = "",
     ) -> None:
         self.premises = premises
         self.extra = extra
+        self.comms_hub = comms_hub
+        """The comms hub the site is behind (its snapshot's key in the memory)."""
         self._head_ends = head_ends
         self._route = {p.esme.device_id: p for p in extra if p.esme is not None}
         self._images: dict[str, tuple[str, int]] | None = None  # device -> (version, next block)
+        self._memory = memory
+        self._recorder = SiteRecorder((premises, *extra)) if memory is not None else None
+
+    # ---- memory ------------------------------------------------------------------------
+
+    def snapshot(self) -> SiteSnapshot:
+        """The site's state now."""
+        return take_site((self.premises, *self.extra), self._images)
+
+    def restore(self, snapshot: SiteSnapshot) -> None:
+        """Put the site back as ``snapshot`` left it (``SnapshotError`` if it is another
+        site's)."""
+        sites = (self.premises, *self.extra)
+        if len(snapshot.premises) != len(sites):
+            raise SnapshotError(f"site {self.premises.site_id} has other meters than its snapshot")
+        for premises, snap in zip(sites, snapshot.premises, strict=True):
+            restore_premises(premises, snap)
+        self._images = dict(snapshot.images) or None
+
+    def persist(self, touched: str | None = None) -> None:
+        """Write what changed of the site's snapshot to its memory now (nothing without one);
+        with ``touched``, only that device may have changed other than by time passing."""
+        memory, recorder = self._memory, self._recorder
+        if memory is None or recorder is None:
+            return
+        parts = recorder.changes(self._images, touched)
+        if not parts:
+            return
+        try:
+            memory.remember(self.comms_hub, parts)
+        except BaseException:
+            recorder.forget()
+            raise
+        recorder.written(parts)
+
+    def recall(self) -> bool:
+        """Put the site back as its memory last saw it; False when it has no snapshot."""
+        memory, recorder = self._memory, self._recorder
+        if memory is None or recorder is None:
+            return False
+        parts = memory.recall(self.comms_hub)
+        if not parts:
+            return False
+        self.restore(site_from_parts(parts))
+        recorder.written(parts)
+        return True
+
+    # ---- driving -----------------------------------------------------------------------
 
     def execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
-        """Run a command on the device it names."""
+        """Run a command on the device it names; the site's memory is written before the
+        answer is returned, unless the command was a read that raised no alert on a site
+        already remembered (a read changes nothing a catch-up from the last snapshot does not
+        replay exactly, so most traffic costs no write)."""
+        response, alerts = self._execute(cmd, now)
+        recorder = self._recorder
+        if recorder is None:  # no memory (the simulator)
+            return response, alerts
+        service = CATALOGUE.get(cmd.service)
+        if alerts or not recorder.remembered:
+            self.persist()
+        elif service is None or not service.read_only:
+            self.persist(touched=cmd.device_id)
+        return response, alerts
+
+    def _execute(self, cmd: DeviceCommand, now: float) -> tuple[DeviceResponse, list[DeviceAlert]]:
         if cmd.service in FIRMWARE_SERVICES:
             return self._image_block(cmd, now)
         try:
@@ -117,11 +220,16 @@ class SiteHost:
                 CommandStatus.REJECTED, f"no device {cmd.device_id} at site {premises.site_id}"
             ), []
         images = self._images if self._images is not None else {}
-        # a device keeps a partial image in its own memory, so a transfer the hub resumes after
-        # its own restart (when this simulated field was rebuilt) continues where it stopped
+        # a device keeps a partial image in its own memory (the site's snapshot holds it), so a
+        # transfer the hub resumes after its own restart continues where it stopped; a field
+        # that remembers nothing takes the block it is sent as the one expected
         expected = images.get(cmd.device_id, (version, block))
         if block == 0:
             expected = (version, 0)
+        if expected == (version, block + 1):
+            # the block just received, sent again (the hub resumed a transfer after a restart
+            # before it recorded this block's answer): acknowledged again, nothing changes
+            return answer(CommandStatus.SUCCESS, block=block, received=len(data), repeated=True), []
         if expected != (version, block):
             images.pop(cmd.device_id, None)
             alerts = premises.deliver_firmware(cmd.device_id, version, now, ok=False)
@@ -138,10 +246,13 @@ class SiteHost:
         return answer(CommandStatus.SUCCESS, block=block, received=len(data), complete=True), alerts
 
     def advance(self, now: float) -> list[DeviceAlert]:
-        """Let the site's time pass to ``now``."""
+        """Let the site's time pass to ``now``; the memory is written if alerts were raised
+        (they leave the devices only once it is)."""
         alerts = self.premises.advance(now)
         for p in self.extra:
             alerts += [a for a in p.advance(now) if a.device_id in self._route]
+        if alerts:
+            self.persist()
         return alerts
 
     def head_end_of(self, device_id: str) -> str:
@@ -161,10 +272,14 @@ class FieldBuilder:
         clock_now: float,
         *,
         anchors: Mapping[str, PublicKey],
+        memory: FieldMemory | None = None,
     ) -> None:
         """``anchors`` maps party ids to public signing keys (``load_trust_anchors``): each
-        device holds its supplier's and network operator's."""
+        device holds its supplier's and network operator's. With ``memory`` each site is put
+        back as its last snapshot left it and remembers from then on (the live hub's field
+        across restarts); without it (the simulator) every site starts as the fleet says."""
         self._anchors = anchors
+        self._memory = memory
         self._inventory = inventory
         self._registration = registration
         self._payment_modes = payment_modes
@@ -173,6 +288,19 @@ class FieldBuilder:
         self._installed_at = (datetime.fromtimestamp(clock_now, UTC) - INSTALL_LOOKBACK).timestamp()
 
     def __call__(self, comms_hub: str) -> SiteHost:
+        host = self._build(comms_hub)
+        try:
+            host.recall()
+        except SnapshotError as err:  # as if its meters were replaced: it starts afresh
+            log.error(
+                "the snapshot of the site behind %s is not restored (%s); it starts afresh",
+                comms_hub,
+                err,
+            )
+            host = self._build(comms_hub)
+        return host
+
+    def _build(self, comms_hub: str) -> SiteHost:
         reg = self._registration
         site_id = self._site_of.get(comms_hub)
         if site_id is None:  # a premises fitted since the builder was made (a new connection)
@@ -232,7 +360,7 @@ class FieldBuilder:
         head_ends = {d.device_id: d.head_end for d in devices}
         chf = ids.get(DeviceType.CHF)
         head_ends[""] = head_ends.get(chf, "") if chf else next(iter(head_ends.values()), "tlv")
-        return SiteHost(premises, head_ends, extra)
+        return SiteHost(premises, head_ends, extra, memory=self._memory, comms_hub=comms_hub)
 
 
 def _export(reg: RegistrationData, mpxn: str) -> bool:

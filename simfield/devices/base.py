@@ -6,8 +6,10 @@ this device type, with valid parameters, and, when critical, signed with ECDSA b
 device holds as a trust anchor: the supplier's or the network operator's; a missing or bad
 signature is refused and raises 8F3E), whether it runs now or is held
 for its future execution time (Device future-dated pattern: SCHEDULED now, alert 8F66 or 8F67
-when it runs), and the handlers every device type shares (identity, firmware, logs, alert
-behaviour, security credentials, commissioning, HAN joins).
+when it runs; the same command sent again is held once), whether a command is a repeat of one
+it carried out whose repeat would change it again (``NOT_IDEMPOTENT``, or one that ran at its
+execution time: refused), and the handlers every device type shares (identity, firmware, logs,
+alert behaviour, security credentials, commissioning, HAN joins).
 Must never: trust the hub (every check is repeated here), read the clock (``now`` is passed
 in), draw randomness other than from the seed given at construction, or open files/sockets.
 
@@ -50,6 +52,13 @@ MAX_PENDING_COMMANDS = 8
 """Future-dated commands a device holds at once."""
 MAX_JOINED = 6
 """HAN devices a device may be joined to."""
+REPEAT_MEMORY = 8
+"""Ids of commands carried out that a device remembers, to refuse a repeat of one."""
+NOT_IDEMPOTENT = frozenset({"1.5", "1.7", "2.3", "6.11"})
+"""Services whose repeat would change the device again (add to the balance or the debt,
+reset the block counters later, set the clock to a time gone by): a second command with the
+same id is refused. (A repeated 2.2 is refused by its UTRN; the others leave the device as
+the first left it.)"""
 
 ALERTS: Mapping[str, str] = {
     "AD1": "Power outage: comms hub without power for more than 3 minutes",
@@ -246,6 +255,7 @@ class Device:
         "_muted",
         "_pending",
         "_pending_image",
+        "_recent",
         "_seclog",
         "commissioned",
         "device_id",
@@ -301,6 +311,7 @@ class Device:
         self._credentials: dict[str, str] | None = None
         self._csr: frozenset[str] = _NO_CODES
         self._joined: tuple[str, ...] = ()
+        self._recent: tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ driving
 
@@ -318,6 +329,9 @@ class Device:
             if problem is not None:
                 self.alert(alerts, "8F3E", now, {"service": command.service, "reason": problem})
                 return self._answer(command, CommandStatus.REJECTED, reason=problem)
+        if command.command_id in self._recent:
+            reason = f"command {command.command_id} was already carried out; a repeat is refused"
+            return self._answer(command, CommandStatus.REJECTED, reason=reason)
         at = _execution_time(command)
         if at is not None and at > now:
             if service.future_dated not in (FutureDated.DEVICE, FutureDated.DSP_AND_DEVICE):
@@ -327,6 +341,9 @@ class Device:
                 )
                 return self._answer(command, CommandStatus.REJECTED, reason=reason)
             pending = self._pending or []
+            if any(held == command for _, _, held in pending):  # sent again: held once
+                again: Body = {"execute_at": at, "pending_commands": len(pending)}
+                return self._answer(command, CommandStatus.SCHEDULED, body=again)
             if len(pending) >= MAX_PENDING_COMMANDS:
                 reason = f"device already holds {MAX_PENDING_COMMANDS} future-dated commands"
                 return self._answer(command, CommandStatus.REJECTED, reason=reason)
@@ -347,6 +364,7 @@ class Device:
                 self._pending = None
             self.catch_up(at, alerts)
             response = self._run(command, at, alerts)
+            self._carried_out(command.command_id)
             data: dict[str, Value] = {"command_id": command.command_id, "service": command.service}
             if response.status is CommandStatus.SUCCESS:
                 self.alert(alerts, "8F66", at, data)
@@ -385,7 +403,14 @@ class Device:
             body = handler(self, Ctx(command, at, alerts))
         except RefusedError as refusal:
             return self._answer(command, CommandStatus.REJECTED, reason=refusal.reason)
+        if command.service in NOT_IDEMPOTENT:
+            self._carried_out(command.command_id)
         return self._answer(command, CommandStatus.SUCCESS, body=body)
+
+    def _carried_out(self, command_id: str) -> None:
+        """Remember a command carried out whose repeat must be refused (bounded)."""
+        if command_id not in self._recent:
+            self._recent = (*self._recent, command_id)[-REPEAT_MEMORY:]
 
     def _answer(
         self,

@@ -54,6 +54,20 @@ class RecordLog:
         if len(self._data) > self._width * self._limit:
             del self._data[: self._width]
 
+    def contents(self) -> tuple[int, int, array[int]]:
+        """(width, limit, the flat records) for the field's snapshot."""
+        return self._width, self._limit, self._data if self._data is not None else array("q")
+
+    @classmethod
+    def from_contents(cls, width: int, limit: int, data: array[int]) -> RecordLog:
+        """A log holding ``data`` (flat records of ``contents``); ``ValueError`` if it is not
+        whole records within the limit."""
+        if width < 1 or len(data) % width or len(data) > width * limit:
+            raise ValueError(f"{len(data)} values are not whole records of {width} within {limit}")
+        log = cls(width, limit)
+        log._data = data if len(data) else None
+        return log
+
     def __len__(self) -> int:
         return len(self._data or ()) // self._width
 

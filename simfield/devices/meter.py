@@ -160,6 +160,21 @@ class _Logs:
             setattr(self, name, found)
         return found
 
+    def by_name(self) -> dict[str, RecordLog]:
+        """The logs that have a record, by name (for the field's snapshot)."""
+        return {name: log for name in _LOG_SHAPES if (log := self.find(name)) is not None}
+
+    @classmethod
+    def from_names(cls, logs: Mapping[str, RecordLog]) -> _Logs:
+        """The logs of ``by_name`` put back (an unknown name is a ``ValueError``)."""
+        unknown = set(logs) - set(_LOG_SHAPES)
+        if unknown:
+            raise ValueError(f"unknown meter logs {sorted(unknown)}")
+        out = cls()
+        for name, log in logs.items():
+            setattr(out, name, log)
+        return out
+
 
 def _padded(values: list[int] | None, width: int) -> list[int]:
     out = list(values or ())[:width]

@@ -239,6 +239,15 @@ class Premises:
         """The comms hub has mains power (the site can be reached)."""
         return self.chf.powered
 
+    @property
+    def held_alerts(self) -> tuple[DeviceAlert, ...]:
+        """Alerts held while the comms hub has no power, oldest first."""
+        return tuple(self._held or ())
+
+    def hold_alerts(self, alerts: tuple[DeviceAlert, ...]) -> None:
+        """Replace the held alerts (a site put back from its snapshot)."""
+        self._held = list(alerts[-MAX_HELD_ALERTS:]) or None
+
     # ------------------------------------------------------------------ driving
 
     def execute(
