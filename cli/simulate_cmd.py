@@ -183,6 +183,11 @@ def _r(x: float) -> float:
     return round(float(x), 6)
 
 
+def _opt(x: float) -> float | None:
+    """A figure rounded, or None (an empty cell) when there was nothing to measure."""
+    return None if math.isnan(x) else _r(x)
+
+
 def _progress() -> Progress:
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -343,80 +348,59 @@ def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
     import numpy as np
     from rich.table import Table
 
-    from hub.reference.uktime import to_uk_local
-    from meters_sim.bulk import simulate_region
-    from meters_sim.flows import flow_classes, outage_classes, region_links
-    from meters_sim.scenario import Region
+    from meters_sim.bulk import run_bulk
 
-    classes = flow_classes(scenario)
-    links = region_links(scenario)
     days = scenario.run.duration_s / 86_400.0
-    start_hour = to_uk_local(scenario.run.start).hour
     rows = results.rows["services.csv"]
     util_rows = results.rows["wan_utilisation.csv"]
     cell_rows = results.rows["cell_utilisation.csv"]
-    peaks: dict[str, float] = {}
-    messages = 0
-    within_weighted = 0.0
     with _progress() as progress:
-        task = progress.add_task(f"{scenario.run.name} (bulk mode, by region)", total=len(links))
-        for i, region in enumerate(links):
-            extra = outage_classes(scenario, Region(region.region.lower()))
-            start = scenario.run.start.timestamp()
-            down = [
-                (c.start.timestamp() - start, c.end.timestamp() - start, c.share)
-                for c in scenario.load.cell_outages
-                if c.region.value.capitalize() == region.region
+        task = progress.add_task(f"{scenario.run.name} (bulk mode)", total=1)
+        bulk = run_bulk(scenario)
+        progress.update(task, advance=1)
+    interval = bulk.interval_s
+    for c in bulk.flows:
+        rows.append(
+            [
+                c.region,
+                c.flow,
+                c.service,
+                c.count,
+                _opt(c.p50_s),
+                _opt(c.p95_s),
+                _opt(c.p99_s),
+                _r(c.within_target),
             ]
-            region_results, util, peak, n, per_cell = simulate_region(
-                region,
-                classes + extra,
-                scenario.run.seed * 1009 + i,
-                days,
-                INTERVAL_S,
-                start_hour,
-                down,
-            )
-            messages += n
-            peaks[region.region] = _r(peak)
-            for c in region_results:
-                rows.append(
-                    [
-                        c.region,
-                        c.name,
-                        None,
-                        c.count,
-                        _r(c.p50_s),
-                        _r(c.p95_s),
-                        _r(c.p99_s),
-                        _r(c.within_target),
-                    ]
-                )
-                within_weighted += c.count * c.within_target
-            util_rows += [[region.region, k * INTERVAL_S, _r(u)] for k, u in enumerate(util)]
-            busy_cells, busy_slots = np.nonzero(per_cell)
-            cell_rows += [
-                [
-                    region.region,
-                    f"{region.region[0]}-{c + 1:04d}",
-                    k * INTERVAL_S,
-                    None,
-                    _r(per_cell[c, k]),
-                ]
-                for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
-            ]
-            progress.update(task, advance=1)
-    within = within_weighted / messages if messages else None
-    breaches = []
-    if within is not None and within < scenario.sla.min_within_target:
-        breaches.append(
-            f"{within:.2%} of messages within target, below the minimum {scenario.sla.min_within_target:.2%}"
         )
+    for wan in bulk.regions:
+        util_rows += [[wan.region, k * interval, _r(u)] for k, u in enumerate(wan.utilisation)]
+        busy_cells, busy_slots = np.nonzero(wan.cell_utilisation)
+        cell_rows += [
+            [
+                wan.region,
+                f"{wan.region[0]}-{c + 1:04d}",
+                k * interval,
+                None,
+                _r(wan.cell_utilisation[c, k]),
+            ]
+            for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
+        ]
+    if bulk.outboxes:
+        results.rows["outbox_depth.csv"] += [
+            [(k + 1) * interval, round(float(h))] for k, h in enumerate(bulk.outbox_held)
+        ]
+    messages = bulk.messages
+    within = bulk.within_target()
+    breaches = list(bulk.breaches)
     results.summary.update(
         meters=round(scenario.fleet.meters),
         messages=messages,
         within_target=None if within is None else _r(within),
-        peak_cell_utilisation=peaks,
+        peak_cell_utilisation={w.region: _r(w.peak) for w in bulk.regions},
+        # the bulk model keeps outboxes for the [[recipients]] only (others ack at once)
+        expired=bulk.expiries if bulk.outboxes else None,
+        max_outbox_depth=bulk.max_outbox_depth if bulk.outboxes else None,
+        security_alerts=bulk.security_alerts,
         breaches=breaches,
     )
     table = Table(title=f"{scenario.run.name}: {messages:,} messages over {days:g} day(s)")
@@ -424,7 +408,8 @@ def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
         table.add_column(col)
     for r in rows:
         share = f"{r[7]:.2%}" if r[3] else NO_MESSAGES
-        table.add_row(r[0], r[1], f"{r[3]:,}", f"{r[4]:.2f}", f"{r[6]:.2f}", share)
+        p50, p99 = ("-" if v is None else f"{v:.2f}" for v in (r[4], r[6]))
+        table.add_row(r[0], r[1], f"{r[3]:,}", p50, p99, share)
     console.print(table)
     return breaches
 
