@@ -39,6 +39,10 @@ BUNDLED = (
     "payg-evening-peak",
     "quickstart",
     "tariff-change-day",
+    "theory-md1",
+    "theory-mg1",
+    "theory-mm1",
+    "theory-mmc",
 )
 MINIMAL = """
 [scenario]
