@@ -17,9 +17,10 @@ from meters_sim.scenario import Scenario, ServiceLaw
 from meters_sim.scenario_files import read_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-TOLERANCE = 0.06
-"""Relative error allowed on a mean: two simulated days at utilisation 0.7 hold about
-120,000 messages per region, whose mean sojourn is within a few per cent of its limit."""
+TOLERANCE = 0.05
+"""Relative error allowed on a mean: two simulated days (four for M/G/1) at utilisation 0.7
+hold 120,000 messages or more per region, whose mean sojourn is within a few per cent of
+its limit (the runs show 2% or less)."""
 
 
 def _cases(s: Scenario) -> list[tuple[FlowResult, float, float, float]]:
@@ -70,4 +71,5 @@ def test_a_service_law_with_more_variance_waits_longer_at_the_same_load() -> Non
         name: _cases(read_scenario(SCENARIOS / f"{name}.toml"))[0][0].mean_s
         for name in ("theory-md1", "theory-mm1", "theory-mg1")
     }
-    assert means["theory-md1"] < means["theory-mm1"] < means["theory-mg1"]
+    # squared coefficients of variation 0 (deterministic), 0.43 (lognormal), 1 (exponential)
+    assert means["theory-md1"] < means["theory-mg1"] < means["theory-mm1"]
