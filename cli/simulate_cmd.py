@@ -409,7 +409,8 @@ def _bulk(scenario: Scenario, out: Path, results: Results) -> list[str]:
     for r in rows:
         share = f"{r[7]:.2%}" if r[3] else NO_MESSAGES
         p50, p99 = ("-" if v is None else f"{v:.2f}" for v in (r[4], r[6]))
-        table.add_row(r[0], r[1], f"{r[3]:,}", p50, p99, share)
+        label = r[1] if r[2] in r[1] else f"{r[1]} {r[2]}"
+        table.add_row(r[0], label, f"{r[3]:,}", p50, p99, share)
     console.print(table)
     return breaches
 

@@ -38,6 +38,7 @@ BUNDLED = (
     "outage-storm",
     "payg-evening-peak",
     "quickstart",
+    "supplier-offline",
     "tariff-change-day",
     "theory-md1",
     "theory-mg1",
