@@ -215,8 +215,9 @@ class _Sites:
     """Per-site facts of one region, each from its own stream."""
 
     uncovered: npt.NDArray[np.bool_]
-    storm_from: list[tuple[float, FloatArray, npt.NDArray[np.bool_]]]
-    """Per storm: its start, each site's restoration time, and which sites lose power."""
+    storm_from: list[tuple[float, FloatArray, npt.NDArray[np.bool_], str]]
+    """Per storm: its start, each site's restoration time, which sites lose power, and its
+    stream name."""
 
 
 def _sites(scenario: Scenario, links: RegionLinks, streams: Streams) -> _Sites:
@@ -227,11 +228,12 @@ def _sites(scenario: Scenario, links: RegionLinks, streams: Streams) -> _Sites:
     for storm in scenario.load.outages:
         if storm.region is not links.region:
             continue
-        u = streams.generator("outage", storm.start.isoformat(), region).random(links.sites)
+        name = f"{storm.start.isoformat()} {storm.share} {storm.duration_s} {storm.restore_over_s}"
+        u = streams.generator("outage", name, region).random(links.sites)
         hit = u < storm.share
         begin = (storm.start - start).total_seconds()
         restore = begin + storm.duration_s + (u / storm.share) * storm.restore_over_s
-        storms.append((begin, restore, hit))
+        storms.append((begin, restore, hit, name))
     return _Sites(~covered, storms)
 
 
@@ -240,7 +242,7 @@ def _without_power(
 ) -> npt.NDArray[np.bool_]:
     """Messages whose site has no power at their time."""
     dark = np.zeros(t.size, dtype=bool)
-    for begin, restore, hit in sites.storm_from:
+    for begin, restore, hit, _ in sites.storm_from:
         dark |= hit[site] & (t >= begin) & (t < restore[site])
     return dark
 
@@ -252,11 +254,11 @@ def _storm_alerts(
     electricity supply) of the region's storms."""
     ad1_t, ad1_s, back_t, back_s = [], [], [], []
     electricity = scenario.fleet.mix.dual_fuel + scenario.fleet.mix.electricity_only
-    for k, (begin, restore, hit) in enumerate(sites.storm_from):
+    for begin, restore, hit, name in sites.storm_from:
         idx = np.flatnonzero(hit & (restore - begin > LAST_GASP_S)).astype(np.int32)
         ad1_t.append(np.full(idx.size, begin + LAST_GASP_S))
         ad1_s.append(idx)
-        rng = streams.generator("restoration", k, links.region.value)
+        rng = streams.generator("restoration", name, links.region.value)
         back = np.flatnonzero(hit).astype(np.int32)
         back = back[rng.random(back.size) < electricity]
         back_t.append(restore[back])
@@ -545,7 +547,9 @@ def _simulate_region(
     for outage in scenario.load.cell_outages:
         if outage.region is not links.region:
             continue
-        down = streams.generator("cell outage", outage.start.isoformat(), region).random(cells)
+        down = streams.generator(
+            "cell outage", outage.start.isoformat(), outage.share, outage.duration_s, region
+        ).random(cells)
         a = (outage.start - start).total_seconds()
         unreachable |= (down < outage.share)[cell] & (t >= a) & (t < a + outage.duration_s)
     dark = _without_power(sites, site, t)
@@ -555,7 +559,9 @@ def _simulate_region(
     for event in scenario.load.integrity:
         if event.region is not links.region:
             continue
-        g = streams.generator("integrity", event.start.isoformat(), region)
+        g = streams.generator(
+            "integrity", event.start.isoformat(), event.share, event.duration_s, region
+        )
         if event.cell is not None:
             hit_cells = np.zeros(cells, dtype=bool)
             number = int(event.cell.split("-")[1]) - 1
