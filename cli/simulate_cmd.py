@@ -207,48 +207,15 @@ def _event(scenario: Scenario, out: Path) -> Results:
 def _bulk(scenario: Scenario) -> Results:
     """Run the bulk model region by region; Ctrl-C stops it and gives the regions done so
     far, marked partial."""
-    from hub.reference.uktime import to_uk_local
-    from meters_sim.bulk import RegionLinks, RegionRun, simulate_region
-    from meters_sim.flows import flow_classes, outage_classes, region_links
-    from meters_sim.results import INTERVAL_S, bulk_results
+    from meters_sim.bulk import run_bulk
+    from meters_sim.results import bulk_results
     from meters_sim.scenario import Region
 
-    classes = flow_classes(scenario)
-    links = region_links(scenario)
-    days = scenario.run.duration_s / 86_400.0
-    start_hour = to_uk_local(scenario.run.start).hour
-    start = scenario.run.start.timestamp()
-    runs: list[tuple[RegionLinks, RegionRun]] = []
-    partial = False
-    try:
-        console.print(
-            f"{STARTED} {scenario.run.name} in bulk mode (Ctrl-C writes the results so far)"
-        )
-        with _progress() as progress:
-            task = progress.add_task(
-                f"{scenario.run.name} (bulk mode, by region)", total=len(links)
-            )
-            for i, region in enumerate(links):
-                extra = outage_classes(scenario, Region(region.region.lower()))
-                down = [
-                    (c.start.timestamp() - start, c.end.timestamp() - start, c.share)
-                    for c in scenario.load.cell_outages
-                    if c.region.value.capitalize() == region.region
-                ]
-                run = simulate_region(
-                    region,
-                    classes + extra,
-                    scenario.run.seed * 1009 + i,
-                    days,
-                    INTERVAL_S,
-                    start_hour,
-                    down,
-                )
-                runs.append((region, run))
-                progress.update(task, advance=1)
-    except KeyboardInterrupt:
-        partial = True
-    return bulk_results(scenario, runs, INTERVAL_S, partial=partial)
+    console.print(f"{STARTED} {scenario.run.name} in bulk mode (Ctrl-C writes the results so far)")
+    with _progress() as progress:
+        task = progress.add_task(f"{scenario.run.name} (bulk mode, by region)", total=len(Region))
+        bulk = run_bulk(scenario, on_region=lambda _region: progress.update(task, advance=1))
+    return bulk_results(scenario, bulk)
 
 
 def simulate(

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -27,7 +27,8 @@ import numpy as np
 
 from hub.policies.sla import SlaRecord, summarise
 from hub.registers.inventory import Inventory
-from meters_sim.bulk import RegionLinks, RegionRun
+from meters_sim.bulk import BulkRun
+from meters_sim.flows import region_links
 from meters_sim.scenario import Scenario
 from meters_sim.simulator import Simulation
 from meters_sim.workload import flow_of
@@ -489,71 +490,79 @@ def is_alert_flow(name: str) -> bool:
     return "alert" in name or name.startswith(("outage ", "supply restored"))
 
 
-def bulk_results(
-    scenario: Scenario,
-    runs: Iterable[tuple[RegionLinks, RegionRun]],
-    interval_s: float = INTERVAL_S,
-    *,
-    partial: bool = False,
-) -> Results:
-    """The results of a bulk-model run from what ``meters_sim.bulk.simulate_region`` returned
-    for each region done (a run stopped early has fewer regions, marked partial)."""
+def bulk_results(scenario: Scenario, bulk: BulkRun) -> Results:
+    """The results of a bulk-model run from what ``meters_sim.bulk.run_bulk`` returned (a run
+    stopped by Ctrl-C has fewer regions, marked partial)."""
     services: list[ServiceRow] = []
-    wan: list[WanRow] = []
-    cells: list[CellRow] = []
-    peaks: dict[str, float] = {}
-    coverage: dict[str, float] = {}
     answered = 0
     within = 0.0
-    for links, run in runs:
-        region = links.region
-        peaks[region] = _r(run.peak) or 0.0
-        coverage[region] = _r(links.coverage) or 0.0
-        for c in run.results:
-            services.append(
-                ServiceRow(
-                    region,
-                    c.name,
-                    None,
-                    c.count,
-                    c.count,
-                    None,
-                    _r(c.p50_s) if c.count else None,
-                    _r(c.p95_s) if c.count else None,
-                    _r(c.p99_s) if c.count else None,
-                    _r(c.within_target) if c.count else None,
-                )
+    timed = 0
+    total_s = 0.0
+    for f in bulk.flows:
+        services.append(
+            ServiceRow(
+                f.region,
+                f.flow,
+                f.service,
+                f.count,
+                f.count,
+                _r(f.mean_s) if f.count else None,
+                _r(f.p50_s) if f.count else None,
+                _r(f.p95_s) if f.count else None,
+                _r(f.p99_s) if f.count else None,
+                _r(f.within_target) if f.count else None,
             )
-            if not is_alert_flow(c.name):
-                answered += c.count
-                within += c.count * c.within_target
-        wan += [WanRow(region, k * interval_s, _r(u) or 0.0) for k, u in enumerate(run.utilisation)]
-        busy_cells, busy_slots = np.nonzero(run.cell_utilisation)
+        )
+        if not is_alert_flow(f.flow):
+            answered += f.count
+            within += f.count * f.within_target
+            done = f.count - f.failed
+            if done > 0 and math.isfinite(f.mean_s):
+                timed += done
+                total_s += done * f.mean_s
+    interval = bulk.interval_s
+    wan: list[WanRow] = []
+    cells: list[CellRow] = []
+    for region in bulk.regions:
+        wan += [
+            WanRow(region.region, k * interval, _r(u) or 0.0)
+            for k, u in enumerate(region.utilisation)
+        ]
+        busy_cells, busy_slots = np.nonzero(region.cell_utilisation)
         cells += [
             CellRow(
-                region,
-                f"{region[0]}-{c + 1:04d}",
-                k * interval_s,
+                region.region,
+                f"{region.region[0]}-{c + 1:04d}",
+                k * interval,
                 None,
-                _r(run.cell_utilisation[c, k]) or 0.0,
+                _r(region.cell_utilisation[c, k]) or 0.0,
             )
             for c, k in zip(busy_cells.tolist(), busy_slots.tolist(), strict=True)
         ]
+    outbox = (
+        [OutboxRow((k + 1) * interval, round(float(h))) for k, h in enumerate(bulk.outbox_held)]
+        if bulk.outboxes
+        else []
+    )
+    done_regions = {r.region for r in bulk.regions}
     share = within / answered if answered else None
-    breaches = []
-    if share is not None and share < scenario.sla.min_within_target:
-        breaches.append(
-            f"{share:.2%} of responses within target, below the minimum "
-            f"{scenario.sla.min_within_target:.2%}"
-        )
     summary = Summary(
-        **_scenario_summary(scenario, Mode.BULK, scenario.run.duration_s, partial),
+        **_scenario_summary(scenario, Mode.BULK, scenario.run.duration_s, bulk.partial),
         meters=round(scenario.fleet.meters),
         offered=sum(r.offered for r in services),
         messages=sum(r.messages for r in services),
         within_target=None if share is None else _r(share),
-        peak_cell_utilisation=peaks,
-        coverage=coverage,
-        breaches=breaches,
+        mean_response_s=_r(total_s / timed) if timed else None,
+        peak_cell_utilisation={r.region: _r(r.peak) or 0.0 for r in bulk.regions},
+        coverage={
+            links.name: _r(links.coverage) or 0.0
+            for links in region_links(scenario)
+            if links.name in done_regions
+        },
+        # the bulk model keeps outboxes for the [[recipients]] only (others ack at once)
+        expired=bulk.expiries if bulk.outboxes else None,
+        max_outbox_depth=bulk.max_outbox_depth if bulk.outboxes else None,
+        security_alerts=bulk.security_alerts,
+        breaches=list(bulk.breaches),
     )
-    return Results(summary, services, [], wan, cells, [])
+    return Results(summary, services, outbox, wan, cells, [])

@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from hub.engine import EngineConfig
-from hub.engine.outbox import DEFAULT_HOLD_S, DEFAULT_RETRY_S
+from hub.engine.outbox import DEFAULT_HOLD_S, DEFAULT_MAX_IN_FLIGHT, DEFAULT_RETRY_S
 from hub.flows.firmware import MAX_IMAGE_BYTES
 from hub.flows.schedule_spec import DEFAULT_OFFSET_WINDOW_S, MAX_OFFSET_WINDOW_S
 from hub.policies.anomaly import (
@@ -35,10 +35,10 @@ from hub.policies.anomaly import (
     Thresholds,
 )
 from hub.policies.sla import SERVICE_LEVEL_MINIMUM, SlaSummary
-from hub.reference.catalogue import CATALOGUE, FutureDated
-from hub.reference.roles import DeviceType
+from hub.reference.catalogue import CATALOGUE, DEFAULT_TARGET_S, FIRMWARE_TARGET_S, FutureDated
+from hub.reference.roles import DeviceType, Role
 from hub.reference.uktime import from_uk_local, uk_date
-from simfield.fleet import REGIONS, FleetMix
+from simfield.fleet import REGIONS, FleetMix, fleet_users
 from simfield.wan import LatencyKind, WanProfile
 
 E = TypeVar("E", bound=StrEnum)
@@ -227,6 +227,12 @@ class WanRegion:
     """Attempts after the first before giving up (E21)."""
     retry_timeout_s: float
     """How long the hub waits for an attempt before retrying, seconds."""
+    service_time: ServiceTime = field(default_factory=lambda: ServiceTime())
+    """Law of the time a cell takes to carry one message (deterministic by default: bytes
+    over capacity)."""
+    channels: int = 1
+    """Messages a cell carries at once, each on a channel of ``cell_capacity_bytes_per_s /
+    channels`` (1: one FIFO link)."""
 
     def profile(self) -> WanProfile:
         """The region's WAN model parameters."""
@@ -489,6 +495,216 @@ class CellOutage:
         return self.start + timedelta(seconds=self.duration_s)
 
 
+class ServiceLaw(StrEnum):
+    """Law of a message's service time on a cell link (its mean is always its bytes over the
+    channel's capacity)."""
+
+    DETERMINISTIC = "deterministic"  # exactly the mean (M/D/c)
+    EXPONENTIAL = "exponential"  # memoryless (M/M/c)
+    LOGNORMAL = "lognormal"  # skewed, given the sigma of its log (M/G/c)
+    EMPIRICAL = "empirical"  # drawn from given multipliers of the mean (M/G/c)
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceTime:
+    """``[wan.<region>.service_time]``: how long a cell takes to carry one message."""
+
+    law: ServiceLaw = ServiceLaw.DETERMINISTIC
+    """The law; every law keeps the mean at the message's bytes over the channel capacity."""
+    sigma: float = 0.5
+    """Lognormal only: standard deviation of the log of the service time."""
+    samples: tuple[float, ...] = ()
+    """Empirical only: service times as multiples of the mean, drawn with equal probability
+    (scaled so that their mean is 1)."""
+
+    @property
+    def scv(self) -> float:
+        """Squared coefficient of variation of the service time (0 deterministic, 1
+        exponential), the figure Pollaczek-Khinchine needs."""
+        if self.law is ServiceLaw.DETERMINISTIC:
+            return 0.0
+        if self.law is ServiceLaw.EXPONENTIAL:
+            return 1.0
+        if self.law is ServiceLaw.LOGNORMAL:
+            return math.expm1(self.sigma**2)
+        mean = sum(self.samples) / len(self.samples)
+        second = sum(x * x for x in self.samples) / len(self.samples)
+        return second / (mean * mean) - 1.0
+
+
+class RequestClass(StrEnum):
+    """The classes of work with their own target response time (the real system's SLA)."""
+
+    ON_DEMAND = "on_demand"  # from receipt of the request
+    FUTURE_DATED = "future_dated"  # from the execution time
+    SCHEDULED = "scheduled"  # from the schedule's firing time
+    ALERTS = "alerts"  # from the device raising it to the hub holding it for its user
+    FIRMWARE = "firmware"  # image transfers (11.1, 11.4)
+
+
+@dataclass(frozen=True, slots=True)
+class SlaTargets:
+    """``[sla.targets]``: the target response time of each request class, seconds."""
+
+    on_demand: float = DEFAULT_TARGET_S
+    """On-demand requests: 30 s end to end, from receipt."""
+    future_dated: float = DEFAULT_TARGET_S
+    """Future-dated requests: 30 s, measured from the execution time."""
+    scheduled: float = DEFAULT_TARGET_S
+    """DCC-scheduled requests: 30 s, measured from the firing (execution) time."""
+    alerts: float = 60.0
+    """Alerts: from the hub receiving one to holding it for its recipient (assumed 60 s)."""
+    firmware: float = FIRMWARE_TARGET_S
+    """Firmware image transfers: 24 hours."""
+
+    def target_s(self, kind: RequestClass) -> float:
+        """The target of a request class."""
+        return float(getattr(self, kind.value))
+
+
+@dataclass(frozen=True, slots=True)
+class DailyWindow:
+    """A period repeated every UK day, between two UK local times (it may span midnight)."""
+
+    start: time
+    """UK local time it begins."""
+    end: time
+    """UK local time it ends (at or before ``start``: the next day)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """A period between two instants, once."""
+
+    start: datetime
+    """First instant, UTC."""
+    end: datetime
+    """First instant after it, UTC."""
+
+
+class RecipientScope(StrEnum):
+    """What a ``[[recipients]]`` entry names."""
+
+    USER = "user"  # one service user, by user id (``u-supa``)
+    ROLE = "role"  # every user acting in a role (``IS``, ``ED``)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """``[[recipients]]``: how a user, or every user of a role, takes its deliveries
+    (responses and alerts) from the hub's outbox. A recipient not named anywhere is always
+    connected and acknowledges at once."""
+
+    scope: RecipientScope
+    """Whether ``name`` is a user id or a role."""
+    name: str
+    """The user id (``u-supa``) or the role (``IS``, ``GS``, ``ES``, ``ED``, ``GT``...)."""
+    offline: tuple[DailyWindow | Period, ...] = ()
+    """When it is disconnected (its gateway down): deliveries are held meanwhile."""
+    online: tuple[DailyWindow | Period, ...] = ()
+    """If given, the only times it is connected (outside them it is offline)."""
+    ack_delay_s: float = 0.0
+    """How long it takes to acknowledge a delivery pushed to it."""
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    """Deliveries pushed to it and not yet acknowledged, at most."""
+    push_rate_per_s: float | None = None
+    """Deliveries a second its connection takes (None: limited only by the in-flight window
+    and the acknowledgement delay)."""
+    reconnect_after_s: float = 0.0
+    """After each offline period ends, how long it takes to connect again (say hello); the
+    hub then pushes its backlog, oldest first."""
+
+    def drain_rate_per_s(self) -> float:
+        """Deliveries a second it can take once connected: the push rate, and no more than a
+        full in-flight window per acknowledgement delay (inf when neither limits)."""
+        window = self.max_in_flight / self.ack_delay_s if self.ack_delay_s > 0 else math.inf
+        push = self.push_rate_per_s if self.push_rate_per_s is not None else math.inf
+        return min(window, push)
+
+    def offline_intervals(self, run: RunSettings) -> list[tuple[float, float]]:
+        """When it cannot take deliveries, as sorted, disjoint ``(from, to)`` seconds from the
+        run's start, clipped to the run: its offline periods (and the gaps between its online
+        ones), each extended by ``reconnect_after_s``."""
+        span = run.duration_s
+        spans = [_window_spans(w, run) for w in self.offline]
+        off = [iv for part in spans for iv in part]
+        if self.online:
+            on = _merge([iv for w in self.online for iv in _window_spans(w, run)])
+            edge = 0.0
+            for a, b in on:
+                if a > edge:
+                    off.append((edge, a))
+                edge = max(edge, b)
+            if edge < span:
+                off.append((edge, span))
+        grown = [(max(0.0, a), min(span, b + self.reconnect_after_s)) for a, b in off]
+        return [(a, b) for a, b in _merge(grown) if b > a]
+
+    def covers(self, user_id: str, roles: Iterable[str]) -> bool:
+        """True if this entry applies to a user with this id and these roles."""
+        if self.scope is RecipientScope.USER:
+            return user_id == self.name
+        return self.name in set(roles)
+
+
+def _window_spans(w: DailyWindow | Period, run: RunSettings) -> list[tuple[float, float]]:
+    """A window's spans in seconds from the run's start (daily ones for every UK day the run
+    touches, in UK local time, so summer time moves them with the clocks)."""
+    origin = run.start
+    if isinstance(w, Period):
+        return [((w.start - origin).total_seconds(), (w.end - origin).total_seconds())]
+    out = []
+    first = uk_date(run.start) - timedelta(days=1)
+    days = int(run.duration_s // 86_400) + 3
+    for k in range(days):
+        day = first + timedelta(days=k)
+        begin = from_uk_local(datetime.combine(day, w.start))
+        end_day = day if w.end > w.start else day + timedelta(days=1)
+        end = from_uk_local(datetime.combine(end_day, w.end))
+        out.append(((begin - origin).total_seconds(), (end - origin).total_seconds()))
+    return out
+
+
+def _merge(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrityEvent:
+    """``[[load.integrity]]``: frames on the WAN of a region (or some of its cells) are
+    corrupted for a period; the head-ends' integrity check refuses them."""
+
+    start: datetime
+    """When the corruption begins, UTC."""
+    region: Region
+    """Which WAN region."""
+    share: float
+    """Share of the frames carried meanwhile that are corrupted (each direction alike)."""
+    duration_s: float
+    """How long it lasts."""
+    cells: float = 1.0
+    """Share of the region's cells affected (1: the whole region)."""
+    cell: str | None = None
+    """One cell id (``N-0001``) instead of a share of cells."""
+
+    @property
+    def end(self) -> datetime:
+        """When the frames are clean again."""
+        return self.start + timedelta(seconds=self.duration_s)
+
+    @property
+    def command_share(self) -> float:
+        """Share of commands meanwhile that lose their command or their response frame (the
+        hub answers them as it answers any unanswered command: E21 at the response timeout)."""
+        return 1.0 - (1.0 - self.share) ** 2
+
+
 @dataclass(frozen=True, slots=True)
 class Load:
     """``[load]``: what the users and the devices send."""
@@ -518,6 +734,8 @@ class Load:
     """Outage storms and their restorations."""
     cell_outages: tuple[CellOutage, ...] = ()
     """WAN cell outages: every comms hub of a cell is unreachable meanwhile."""
+    integrity: tuple[IntegrityEvent, ...] = ()
+    """WAN integrity events: a share of frames corrupted on a region or cells."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,6 +809,8 @@ class SlaThresholds:
     so any expiry means a delivery was held past its hold time)."""
     max_busy_share: float | None = None
     """Largest share of requests refused as busy (H8) (None: not checked)."""
+    targets: SlaTargets = field(default_factory=lambda: SlaTargets())
+    """Target response time of each request class (``[sla.targets]``)."""
 
     def breaches(
         self,
@@ -715,6 +935,20 @@ class Scenario:
     """``[hub]``."""
     sla: SlaThresholds = field(default_factory=SlaThresholds)
     """``[sla]``."""
+    recipients: tuple[Recipient, ...] = ()
+    """``[[recipients]]``: users (or roles) that are not always connected or acknowledge
+    late; a user matching several entries takes the first (entries naming a user come
+    before those naming a role)."""
+
+    def recipient(self, user_id: str, roles: Iterable[str]) -> Recipient | None:
+        """The ``[[recipients]]`` entry that applies to a user (None: always connected,
+        acknowledging at once). An entry naming the user wins over one naming its role."""
+        roles = set(roles)
+        for scope in (RecipientScope.USER, RecipientScope.ROLE):
+            for r in self.recipients:
+                if r.scope is scope and r.covers(user_id, roles):
+                    return r
+        return None
 
     def wan_profile(self, region: Region | str) -> WanProfile:
         """The WAN model parameters of a region (``north``, ``central`` or ``south``)."""
@@ -1175,6 +1409,38 @@ def _latency(s: _Section, tech: TechnologyDefaults) -> tuple[LatencyKind, float,
     return kind, median, spread
 
 
+def _service_time(t: _Section) -> ServiceTime:
+    law = t.choice("law", ServiceLaw, ServiceLaw.DETERMINISTIC)
+    sigma = t.number("sigma", 0.5, _Range(0.0, 5.0, low_open=True))
+    if t.has("sigma") and law is not ServiceLaw.LOGNORMAL:
+        t.problem("sigma", "applies to law = 'lognormal' only")
+    samples: tuple[float, ...] = ()
+    raw = t.raw("samples")
+    if raw is not None:
+        if law is not ServiceLaw.EMPIRICAL:
+            t.problem("samples", "applies to law = 'empirical' only")
+        elif (
+            not isinstance(raw, list)
+            or not raw
+            or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in raw
+            )
+            or min(raw) < 0
+            or not sum(raw) > 0
+        ):
+            t.problem("samples", "must be a non-empty array of non-negative numbers, not all 0")
+        else:
+            total = sum(float(x) for x in raw)
+            samples = tuple(float(x) * len(raw) / total for x in raw)
+    elif law is ServiceLaw.EMPIRICAL:
+        t.problem("samples", "missing: law = 'empirical' needs its samples")
+    t.finish()
+    if law is ServiceLaw.EMPIRICAL and not samples:
+        return ServiceTime()
+    return ServiceTime(law, sigma, samples)
+
+
 def _wan(top: _Section, default_per_cell: int) -> dict[Region, WanRegion]:
     s = top.table("wan")
     out: dict[Region, WanRegion] = {}
@@ -1194,12 +1460,14 @@ def _wan(top: _Section, default_per_cell: int) -> dict[Region, WanRegion]:
             r.problem("loss", "must be below 1 (with loss 1 no command ever gets through)")
         retries = r.integer("retries", d.retries, _Range(0, 100))
         retry_timeout = r.duration("retry_timeout_s", d.retry_timeout_s)
+        service_time = _service_time(r.table("service_time"))
+        channels = r.integer("channels", 1, _Range(1, 1_000))
         r.finish()
         if cells is None and per_cell is None:
             per_cell = default_per_cell
         out[region] = WanRegion(
             region, tech, coverage, cells, None if cells is not None else per_cell, capacity,
-            kind, median, spread, loss, retries, retry_timeout,
+            kind, median, spread, loss, retries, retry_timeout, service_time, channels,
         )  # fmt: skip
     for name in s.names():
         if name not in {r.value for r in Region}:
@@ -1366,6 +1634,31 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         if start is not None and cell_region is not None and share is not None and duration:
             cell_outages.append(CellOutage(start, cell_region, share, duration))
 
+    integrity = []
+    for e in s.tables("integrity"):
+        start = e.instant("start", required=True)
+        _in_run(e, "start", start, run)
+        integrity_region = _region(e)
+        share = e.optional_number("share", POSITIVE_SHARE, required=True)
+        duration = e.optional_duration("duration", required=True)
+        cells = e.number("cells", 1.0, POSITIVE_SHARE)
+        cell = e.raw("cell")
+        one_cell: str | None = None
+        if cell is not None:
+            if e.has("cells"):
+                e.problem("cell", "give either cell or cells, not both")
+            elif not isinstance(cell, str) or not re.fullmatch(r"[NCS]-\d{4}", cell):
+                e.problem("cell", f"must be a cell id like 'N-0001', got {cell!r}")
+            elif integrity_region is not None and region_of_cell(cell) is not integrity_region:
+                e.problem("cell", f"{cell} is not a cell of {integrity_region.value}")
+            else:
+                one_cell = cell
+        e.finish()
+        if start is not None and integrity_region is not None and share is not None and duration:
+            integrity.append(
+                IntegrityEvent(start, integrity_region, share, duration, cells, one_cell)
+            )
+
     s.finish()
     return Load(
         on_demand,
@@ -1378,6 +1671,7 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         tuple(rollouts),
         tuple(storms),
         tuple(cell_outages),
+        tuple(integrity),
     )
 
 
@@ -1449,18 +1743,99 @@ def _sla(top: _Section) -> SlaThresholds:
         elif minimum is not None:
             services[code] = minimum
     busy = s.optional_number("max_busy_share", SHARE)
+    t = s.table("targets")
+    dt = SlaTargets()
+    targets = SlaTargets(**{k.value: t.duration(k.value, dt.target_s(k)) for k in RequestClass})
+    t.finish()
     sla = SlaThresholds(
         min_within_target=s.number("min_within_target", d.min_within_target, SHARE),
         services=services,
         max_outbox_depth=s.optional_integer("max_outbox_depth", NON_NEGATIVE),
         max_expiries=s.integer("max_expiries", d.max_expiries, NON_NEGATIVE),
         max_busy_share=busy,
+        targets=targets,
     )
     s.finish()
     return sla
 
 
-SECTIONS = ("scenario", "fleet", "wan", "load", "hub", "sla")
+_ROLES = {r.value for r in Role}
+_USERS = {u.user_id for u in fleet_users()}
+
+
+def _windows(s: _Section, name: str) -> tuple[DailyWindow | Period, ...]:
+    out: list[DailyWindow | Period] = []
+    for w in s.tables(name):
+        raw_start, raw_end = w.raw("start", required=True), w.raw("end", required=True)
+        if raw_start is None or raw_end is None:
+            w.finish()
+            continue
+        if _is_time(raw_start) and _is_time(raw_end):
+            begin = w.time_of_day("start", time())
+            end = w.time_of_day("end", time())
+            if begin == end:
+                w.problem("end", "must differ from start (a daily window of no length)")
+            else:
+                out.append(DailyWindow(begin, end))
+        elif _is_time(raw_start) or _is_time(raw_end):
+            w.problem(
+                "end", "give start and end both as UK local times (daily) or both as instants"
+            )
+        else:
+            b, e = w.instant("start"), w.instant("end")
+            if b is not None and e is not None:
+                if e <= b:
+                    w.problem("end", f"must be after start ({b.isoformat()})")
+                else:
+                    out.append(Period(b, e))
+        w.finish()
+    return tuple(out)
+
+
+def _is_time(value: object) -> bool:
+    if isinstance(value, time) and not isinstance(value, datetime):
+        return True
+    return (
+        isinstance(value, str)
+        and re.fullmatch(r"\d{1,2}:\d{2}(:\d{2})?", value.strip()) is not None
+    )
+
+
+def _recipients(top: _Section) -> tuple[Recipient, ...]:
+    out = []
+    seen: set[tuple[RecipientScope, str]] = set()
+    for r in top.tables("recipients"):
+        user, role = r.raw("user"), r.raw("role")
+        scope: RecipientScope | None = None
+        name = ""
+        if (user is None) == (role is None):
+            r.problem("user", "give either user (a user id) or role, exactly one")
+        elif user is not None:
+            if not isinstance(user, str) or user not in _USERS:
+                known = ", ".join(sorted(_USERS))
+                r.problem("user", f"{user!r} is not a user of the fleet (one of: {known})")
+            else:
+                scope, name = RecipientScope.USER, user
+        elif not isinstance(role, str) or role not in _ROLES:
+            r.problem("role", f"must be one of {', '.join(sorted(_ROLES))}, got {role!r}")
+        else:
+            scope, name = RecipientScope.ROLE, role
+        if scope is not None and (scope, name) in seen:
+            r.problem(scope.value, f"{name} is named by an earlier [[recipients]] entry")
+        offline = _windows(r, "offline")
+        online = _windows(r, "online")
+        ack = r.duration("ack_delay", 0.0, NON_NEGATIVE)
+        in_flight = r.integer("max_in_flight", DEFAULT_MAX_IN_FLIGHT, COUNT)
+        push = r.optional_number("push_rate", POSITIVE)
+        reconnect = r.duration("reconnect_after", 0.0, NON_NEGATIVE)
+        r.finish()
+        if scope is not None:
+            seen.add((scope, name))
+            out.append(Recipient(scope, name, offline, online, ack, in_flight, push, reconnect))
+    return tuple(out)
+
+
+SECTIONS = ("scenario", "fleet", "wan", "load", "hub", "sla", "recipients")
 """The top-level tables of a scenario file."""
 
 
@@ -1482,6 +1857,7 @@ def load_scenario(text: str, file: str) -> Scenario:
     load = _load(top, run)
     hub = _hub(top)
     sla = _sla(top)
+    recipients = _recipients(top)
     for name in top.names():
         if name not in SECTIONS:
             top.raw(name)
@@ -1489,4 +1865,4 @@ def load_scenario(text: str, file: str) -> Scenario:
     if problems or run is None or fleet is None:
         first = problems[0] if problems else ScenarioProblem("", "incomplete scenario")
         raise ScenarioError(file, first.key, first.reason, tuple(problems))
-    return Scenario(file, run, fleet, wan, load, hub, sla)
+    return Scenario(file, run, fleet, wan, load, hub, sla, recipients)

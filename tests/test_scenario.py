@@ -38,7 +38,12 @@ BUNDLED = (
     "outage-storm",
     "payg-evening-peak",
     "quickstart",
+    "supplier-offline",
     "tariff-change-day",
+    "theory-md1",
+    "theory-mg1",
+    "theory-mm1",
+    "theory-mmc",
 )
 MINIMAL = """
 [scenario]
