@@ -13,10 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from meters_sim.bulk import ClassResult, RegionLinks, RegionRun
+from meters_sim.bulk import BulkRun, FlowResult, RegionWan
 from meters_sim.results import FILES, Mode, bulk_results, columns
 from meters_sim.scenario import load_scenario
-from simfield.wan import WanProfile
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -83,29 +82,41 @@ def test_an_event_run_reports_every_region_flow_and_service_and_no_schedule_crea
     assert all(0 < c <= 1 for c in summary["coverage"].values())
 
 
+def _flow(flow: str, count: int, mean: float, p50: float, within: float) -> FlowResult:
+    return FlowResult("North", flow, flow, count, 0, 0, mean, p50, p50 * 3, p50 * 4, within, 30.0)
+
+
 def test_bulk_results_map_the_bulk_models_regions_into_the_same_rows() -> None:
     scenario = load_scenario(READS, "reads.toml")
-    links = RegionLinks("North", 1000, 2, 12_500.0, WanProfile(), 0.99)
-    run = RegionRun(
-        [
-            ClassResult("North", "on demand", 120, 3.0, 9.0, 12.0, 0.97),
-            ClassResult("North", "device alerts", 80, 2.0, 5.0, 6.0, 1.0),
-            ClassResult("North", "hub alerts", 0, 0.0, 0.0, 0.0, 1.0),
-        ],
-        np.array([0.1, 0.2]),
-        0.4,
-        200,
-        np.array([[0.1, 0.0], [0.3, 0.4]]),
+    run = BulkRun(
+        flows=(
+            _flow("on demand", 120, 4.0, 3.0, 0.97),
+            _flow("device alerts", 80, 2.5, 2.0, 1.0),
+            _flow("hub alerts", 0, float("nan"), float("nan"), 1.0),
+        ),
+        regions=(
+            RegionWan("North", 200, np.array([0.1, 0.2]), np.array([[0.1, 0.0], [0.3, 0.4]]), 0.4),
+        ),
+        outboxes=(),
+        interval_s=900.0,
+        requests=120,
+        busy_answers=0,
+        integrity_failures=0,
+        security_alerts=0,
+        lost_alerts=0,
+        breaches=(),
+        partial=True,
     )
-    results = bulk_results(scenario, [(links, run)], partial=True)
+    results = bulk_results(scenario, run)
     assert results.summary.mode is Mode.BULK
     assert results.summary.partial is True
     quiet = next(r for r in results.services if r.flow == "hub alerts")
     assert quiet.messages == 0
     assert quiet.within_target is None  # nothing carried: no share, never 100%
     assert results.summary.within_target == 0.97  # service responses only, alerts aside
+    assert results.summary.mean_response_s == 4.0
     assert results.summary.messages == 200
-    assert results.summary.coverage == {"North": 0.99}
+    assert set(results.summary.coverage) == {"North"}  # the regions run, no others
     assert [(c.cell, c.interval_start_s) for c in results.cells] == [
         ("N-0001", 0.0),
         ("N-0002", 0.0),
@@ -114,11 +125,15 @@ def test_bulk_results_map_the_bulk_models_regions_into_the_same_rows() -> None:
     assert [w.mean_cell_utilisation for w in results.wan] == [0.1, 0.2]
 
 
+def _empty_run() -> BulkRun:
+    return BulkRun((), (), (), 900.0, 0, 0, 0, 0, 0, ())
+
+
 def test_every_result_file_starts_with_the_mode_column_and_the_files_are_written(
     tmp_path: Path,
 ) -> None:
     scenario = load_scenario(READS, "reads.toml")
-    doc = bulk_results(scenario, []).write(tmp_path)
+    doc = bulk_results(scenario, _empty_run()).write(tmp_path)
     assert doc["schema"] == 2
     assert doc["mode"] == "bulk"
     for name, row_type in FILES.items():
