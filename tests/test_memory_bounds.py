@@ -25,10 +25,10 @@ from hub.engine import (
     RequestRecord,
     RequestState,
 )
-from hub.engine.lifecycle import RequestEvent
+from hub.engine.lifecycle import MAX_SHARED_REASONS, RequestEvent
 from hub.ports.memory_store import MemoryStore
 from hub.ports.payloads import ENTRY_OVERHEAD, PayloadCache
-from hub.reference.codes import ResponseCode
+from hub.reference.codes import MEANINGS, ResponseCode
 from hub.reference.roles import Role
 from tests.world import ESME, World
 
@@ -149,3 +149,32 @@ def test_a_payload_cache_full_of_an_offline_users_backlog_stays_within_its_budge
     kept = _grown(fill)
     assert cache.bytes <= budget
     assert kept <= budget, kept
+
+
+def test_every_layout_of_a_remembered_id_gives_back_its_fingerprint_code_and_reason() -> None:
+    engine = HubEngine(World().access, EngineConfig(idempotency_max=10 * N))
+    index = engine.index
+    meaning = wire.encode(wire.Acknowledgement(request_id="r"))
+    answers: dict[int, tuple[ResponseCode | None, str, bytes]] = {}
+    for i in range(MAX_SHARED_REASONS + 3):  # the last reasons no longer fit in the table
+        reason = f"reason {i}"
+        reply = wire.encode(
+            wire.Refusal(request_id="r", code=ResponseCode.E12, reason=reason, retry_after_s=None)
+        )
+        answers[i] = (ResponseCode.E12, reason, reply)
+    answers[-1] = (ResponseCode.I99, MEANINGS[ResponseCode.I99], meaning)  # the code's meaning
+    answers[-2] = (None, "", b"")  # no answer of its own (a schedule firing)
+    for i, (_, _, reply) in answers.items():
+        rec = _request(engine, i, reply=reply)
+        rec.fingerprint = bytes([i % 256, 0xFF]) * 16
+        if reply:
+            rec.state = RequestState.REFUSED if i >= 0 else RequestState.ACCEPTED
+        index.add(rec)
+        if rec.state is RequestState.ACCEPTED:
+            index.move(rec, RequestEvent.ANSWER)
+    for i, (code, reason, _) in answers.items():
+        known = index.known("u-supa", f"r-{i:09d}")
+        assert known is not None
+        assert (known.code, known.reason) == (code, reason), i
+        assert known.same_content(bytes([i % 256, 0xFF]) * 16)
+        assert not known.same_content(bytes(32))
