@@ -8,8 +8,8 @@ counts, the held-until heap, the outcome deadlines, the dispatch order for respo
 when the next of those deadlines falls (``next_due``), and what is remembered of a request for
 idempotency: its full record only while it is open; otherwise a compact entry (a digest of user
 and request id, the first 16 bytes of its fingerprint, its first answer's code and a bounded
-reason), about 150 bytes whatever the request's size. A refused request is remembered, and
-stored, without its parameters.
+reason), two ints in one dict entry, about 130 bytes whatever the request's size. A refused
+request is remembered, and stored, without its parameters.
 Must never: decide what a request means (the pipeline and the service flows do), send anything,
 or read a clock (``now`` is given).
 
@@ -267,9 +267,20 @@ def _prefix(fingerprint: bytes) -> bytes:
     return fingerprint[:n].ljust(n, b"\x00")
 
 
-def _key(user_id: str, request_id: str) -> bytes:
+def _key(user_id: str, request_id: str) -> int:
+    """The remembered key of (user, request id): a 128-bit digest, as an int (one object of
+    48 bytes, where a bytes object of 16 takes 64)."""
     both = f"{user_id}\x00{request_id}".encode()
-    return hashlib.blake2b(both, digest_size=16, person=b"dcc-hub-rid-v1").digest()
+    digest = hashlib.blake2b(both, digest_size=16, person=b"dcc-hub-rid-v1").digest()
+    return int.from_bytes(digest, "big")
+
+
+_Entry = int | bytes
+"""What is remembered of one request id. Usually an int: fingerprint prefix (128 bits), code
+byte (8 bits), shared reason number (16 bits), one object of 48 bytes. When its reason is not
+shared (more than ``MAX_SHARED_REASONS`` distinct ones): bytes of the fingerprint prefix, the
+code byte and the reason inline."""
+_ENTRY_TAIL_BITS = 24  # code byte and reason number below the fingerprint prefix
 
 
 class RequestIndex:
@@ -278,10 +289,10 @@ class RequestIndex:
     change of state goes through ``move``, which keeps the indexes in step."""
 
     def __init__(self) -> None:
-        # idempotency memory: key digest -> fingerprint prefix, code byte, reason (inline or
-        # a shared number); forgotten oldest first, by runs of (received second, count)
-        self._memory: dict[bytes, bytes] = {}
-        self._order: deque[bytes] = deque()
+        # idempotency memory: key digest -> entry (``_Entry``); forgotten oldest first, by
+        # runs of (received second, count)
+        self._memory: dict[int, _Entry] = {}
+        self._order: deque[int] = deque()
         self._run_at: array[int] = array("q")  # received second of each run, oldest first
         self._run_len: array[int] = array("q")  # how many ids each run holds
         self._run_head = 0  # runs before it are forgotten
@@ -289,7 +300,7 @@ class RequestIndex:
         self._reason_numbers: dict[str, int] = {}
         # what the current step added: (record, key digest, the entry it replaced or None),
         # kept only while a step runs (None between steps)
-        self._journal: list[tuple[RequestRecord, bytes, bytes | None]] | None = None
+        self._journal: list[tuple[RequestRecord, int, _Entry | None]] | None = None
         self._live: dict[int, RequestRecord] = {}
         self._per_hub: dict[str, list[int]] = {}  # comms hub -> in flight per class
         self._in_flight = [0] * _CLASSES
@@ -337,10 +348,15 @@ class RequestIndex:
         if number is None and reason and len(self._reasons) < MAX_SHARED_REASONS:
             number = self._reason_numbers[reason] = len(self._reasons)
             self._reasons.append(reason)
-        if number is not None and head != _NO_REPLY:
-            tail = (head | _SHARED).to_bytes(1, "big") + number.to_bytes(2, "big")
+        prefix = _prefix(rec.fingerprint)
+        entry: _Entry
+        if head == _NO_REPLY or not reason:
+            entry = (int.from_bytes(prefix, "big") << _ENTRY_TAIL_BITS) | (head << 16)
+        elif number is not None:
+            entry = (int.from_bytes(prefix, "big") << _ENTRY_TAIL_BITS) | (head | _SHARED) << 16
+            entry |= number
         else:
-            tail = head.to_bytes(1, "big") + reason.encode()
+            entry = prefix + head.to_bytes(1, "big") + reason.encode()
         if key not in self._memory:
             self._order.append(key)
             at = math.ceil(rec.received_at)  # forgotten no earlier than due
@@ -349,7 +365,7 @@ class RequestIndex:
             else:
                 self._run_at.append(at)
                 self._run_len.append(1)
-        self._memory[key] = _prefix(rec.fingerprint) + tail
+        self._memory[key] = entry
         if not rec.state.final:
             self._live[rec.seq] = rec
 
@@ -358,13 +374,19 @@ class RequestIndex:
         entry = self._memory.get(_key(user_id, request_id))
         if entry is None:
             return None
-        fingerprint = entry[:REMEMBERED_FINGERPRINT_BYTES]
-        head = entry[REMEMBERED_FINGERPRINT_BYTES]
-        rest = entry[REMEMBERED_FINGERPRINT_BYTES + 1 :]
+        reason = ""
+        if isinstance(entry, int):
+            fingerprint = (entry >> _ENTRY_TAIL_BITS).to_bytes(REMEMBERED_FINGERPRINT_BYTES, "big")
+            head = (entry >> 16) & 0xFF
+            if head & _SHARED and head != _NO_REPLY:
+                reason = self._reasons[entry & 0xFFFF]
+        else:
+            fingerprint = entry[:REMEMBERED_FINGERPRINT_BYTES]
+            head = entry[REMEMBERED_FINGERPRINT_BYTES]
+            reason = entry[REMEMBERED_FINGERPRINT_BYTES + 1 :].decode()
         if head == _NO_REPLY:
             return Remembered(user_id, request_id, fingerprint, None, "")
         code = _CODES[head & ~_SHARED]
-        reason = self._reasons[int.from_bytes(rest, "big")] if head & _SHARED else rest.decode()
         return Remembered(user_id, request_id, fingerprint, code, reason or MEANINGS[code])
 
     def step_begins(self) -> None:
