@@ -158,10 +158,12 @@ def _npm_unreachable(output: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def node_client(request: pytest.FixtureRequest) -> list[str]:
+def node_client(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> list[str]:
     """The Node.js client, installed with ``npm ci`` into the pytest cache (reused while
-    package-lock.json is unchanged); the test is skipped when node or the registry is not
-    there."""
+    package-lock.json is unchanged; a temporary directory when the cache plugin is off); the
+    test is skipped when node or the registry is not there."""
     node = shutil.which("node")
     if node is None:
         pytest.skip("node not found")
@@ -175,7 +177,12 @@ def node_client(request: pytest.FixtureRequest) -> list[str]:
     source = EXAMPLES / "node"
     lock = (source / "package-lock.json").read_bytes()
     tag = hashlib.sha256(lock + (source / "package.json").read_bytes()).hexdigest()[:16]
-    work = request.config.cache.mkdir(f"node-example-{tag}")
+    cache = getattr(request.config, "cache", None)
+    work = (
+        cache.mkdir(f"node-example-{tag}")
+        if cache is not None
+        else tmp_path_factory.mktemp(f"node-example-{tag}")
+    )
     for name in NODE_FILES:
         shutil.copyfile(source / name, work / name)
     if not (work / "node_modules" / ".installed").exists():
