@@ -5,8 +5,8 @@ simulated devices, for fleets up to ``--event-limit`` sites; bulk mode: the vect
 model, for capacity planning at national scale), whether an event run is split into
 partitions by GB distribution area and on how many worker processes (``--partition``,
 ``--workers``: the results are the same whatever the number of workers), the progress display
-and console tables, when the results are written (at the end, or when Ctrl-C stops the run: the results so far, marked
-partial) and the exit code (3 when an SLA threshold of the scenario is breached, 2 for a bad
+and console tables, when the results are written (at the end, or when Ctrl-C stops the run:
+the results so far, marked partial) and the exit code (3 when an SLA threshold of the scenario is breached, 2 for a bad
 scenario file, 1 with one line when a partition fails, 130 when interrupted).
 Must never: make hub decisions or queueing calculations itself, or lay out result files
 (``meters_sim.results`` does, the same for both models).

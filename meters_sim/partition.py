@@ -330,6 +330,19 @@ def _on_dask(
 ) -> Iterator[tuple[Partition, EventMeasures]]:
     """Each partition run on a local cluster of processes, as they finish; the cluster is
     stopped when the iteration ends, fails or is abandoned."""
+
+    import dask
+
+    # the cluster's own start and stop chatter is not the run's output (distributed reads
+    # this when it is first imported)
+    with dask.config.set({"logging.distributed": "critical"}):
+        import distributed  # noqa: F401
+    yield from _cluster_run(run, fleet_dir, scenario, partitions, workers)
+
+
+def _cluster_run(
+    run: Runner, fleet_dir: str, scenario: Scenario, partitions: Sequence[Partition], workers: int
+) -> Iterator[tuple[Partition, EventMeasures]]:
     from distributed import Client, LocalCluster, as_completed
 
     with (
