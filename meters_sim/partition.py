@@ -204,10 +204,38 @@ def partition_scenario(scenario: Scenario, partition: Partition) -> Scenario:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class SimulatedPartition:
+    """One partition's simulation, run to its end (or until Ctrl-C stopped it)."""
+
+    scenario: Scenario
+    """The scenario as the partition ran it (its own seed)."""
+    sim: Simulation
+    """The simulation, as far as it got."""
+    inventory: Inventory
+    """The partition's inventory."""
+    planned: dict[str, int]
+    """What the workload scheduled."""
+    outbox: list[OutboxRow]
+    """The outbox at the end of each report interval."""
+    partial: bool
+    """True when Ctrl-C stopped it before its end."""
+
+
 def run_partition(fleet_dir: str, scenario: Scenario, partition: Partition) -> EventMeasures:
     """Run one partition of the scenario over the fleet in ``fleet_dir`` with an engine of its
     own and return what it measured (Ctrl-C stops it and gives the measures so far, marked
     partial)."""
+    done = simulate_partition(fleet_dir, scenario, partition)
+    return event_measures(
+        done.scenario, done.sim, done.inventory, done.planned, done.outbox, partial=done.partial
+    )
+
+
+def simulate_partition(
+    fleet_dir: str, scenario: Scenario, partition: Partition
+) -> SimulatedPartition:
+    """Simulate one partition (``run_partition`` without the measuring: for memory studies)."""
     fleet, anchors, keys = _loaded(fleet_dir)
     part = _part(
         fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes, partition.cells
@@ -252,7 +280,7 @@ def run_partition(fleet_dir: str, scenario: Scenario, partition: Partition) -> E
             depth.append(OutboxRow(round(t - start, 6), len(sim.engine.outbox)))
     except KeyboardInterrupt:
         stopped = True
-    return event_measures(own, sim, part.inventory, planned, depth, partial=stopped)
+    return SimulatedPartition(own, sim, part.inventory, planned, depth, stopped)
 
 
 @dataclass(frozen=True, slots=True)
