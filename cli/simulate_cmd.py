@@ -158,7 +158,7 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
     """Run the event model partition by partition (on ``workers`` processes; one: in this
     process); Ctrl-C stops it and gives the partitions done so far, marked partial; a
     partition's failure is one line and status 1."""
-    from meters_sim.partition import PartitionError, plan, run_partitioned
+    from meters_sim.partition import PartitionError, empty_measures, plan, run_partitioned
     from meters_sim.results import results_of
     from simfield.fleet import generate_fleet
     from simfield.fleet_files import write_fleet
@@ -171,11 +171,11 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
     partitions = plan(arrays)
     del arrays
     where = "in this process" if workers == 1 else f"on {workers} worker processes"
-    console.print(
-        f"{STARTED} {scenario.run.name} in event mode, {len(partitions)} partitions {where} "
-        "(Ctrl-C writes the results so far)"
-    )
     try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in event mode, {len(partitions)} partitions {where} "
+            "(Ctrl-C writes the results so far)"
+        )
         with _progress() as progress:
             task = progress.add_task(
                 f"{scenario.run.name} (event mode, by partition)", total=len(partitions)
@@ -189,6 +189,9 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
             )
     except PartitionError as exc:
         raise UserError(str(exc), status=ExitStatus.FAILURE) from None
+    except KeyboardInterrupt:  # before the first partition started
+        sys.stderr.write(f"0 of {len(partitions)} partitions done\n")
+        return results_of(scenario, empty_measures())
     if run.done < run.total:
         sys.stderr.write(f"{run.done} of {run.total} partitions done\n")
     return results_of(scenario, run.measures)

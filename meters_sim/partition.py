@@ -299,7 +299,8 @@ Runner = Callable[[str, Scenario, Partition], EventMeasures]
 """Runs one partition (``run_partition``; tests give one that fails)."""
 
 
-def _empty() -> EventMeasures:
+def empty_measures() -> EventMeasures:
+    """The measures of a run stopped before any partition was done (marked partial)."""
     return EventMeasures(reached_s=0.0, interval_s=INTERVAL_S, partial=True, meters=0)
 
 
@@ -347,7 +348,7 @@ def run_partitioned(
         except KeyboardInterrupt:
             interrupted = True
     parts = [done[p.name] for p in partitions if p.name in done]
-    merged = merge_measures(parts) if parts else _empty()
+    merged = merge_measures(parts) if parts else empty_measures()
     if interrupted or len(parts) < len(partitions):
         merged.partial = True
     return PartitionedRun(merged, len(parts), len(partitions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -168,11 +169,12 @@ def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
     alone = [run_partition(str(fleet_dir), scenario, p) for p in partitions]
     whole = results_of(scenario, run_partitioned(scenario, fleet_dir, partitions, 1).measures)
     each = [results_of(scenario, m) for m in alone]
-    for key in ("offered", "messages", "commands", "meters", "schedules_created", "expired"):
-        assert getattr(whole.summary, key) == sum(getattr(r.summary, key) for r in each), key
-    assert whole.summary.answers == dict(
-        sorted(sum((_counter(r.summary.answers) for r in each), _counter({})).items())
-    )
+    for name in ("offered", "messages", "commands", "meters", "schedules_created", "expired"):
+        assert getattr(whole.summary, name) == sum(getattr(r.summary, name) for r in each), name
+    answers: Counter[str] = Counter()
+    for r in each:
+        answers.update(r.summary.answers or {})
+    assert whole.summary.answers == dict(sorted(answers.items()))
     by_row: dict[tuple[str | None, str, str | None], int] = {}
     for r in each:
         for row in r.services:
@@ -183,12 +185,6 @@ def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
     merged = merge_measures(alone)
     samples = sorted(t for m in alone for ts in m.times.values() for t in ts)
     assert sorted(t for ts in merged.times.values() for t in ts) == samples
-
-
-def _counter(d: dict[str, int] | None) -> dict[str, int]:
-    from collections import Counter
-
-    return Counter(d or {})
 
 
 def fail_in_one_area(fleet_dir: str, scenario: Scenario, p: Partition) -> EventMeasures:
@@ -248,3 +244,93 @@ def test_merging_no_partition_is_refused_and_one_partition_is_itself(
     m.times[("North", "on demand", "4.1.1")] = [1.0, 2.0]
     merged = merge_measures([m])
     assert merged == m
+
+
+LONG = """
+[scenario]
+name = "long"
+seed = 6
+start = 2025-03-03T00:00:00Z
+duration = "7d"
+[fleet]
+sites = 400
+[load.on_demand]
+per_meter_per_day = 50.0
+"""
+
+
+def _in_session(sid: int) -> list[int]:
+    """Live processes of a session (the run's, started with a session of its own)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from cli.simulate_cmd import STARTED
+    from tests.test_simulate_cli import ROOT, _wait_for_line
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    out = tmp_path / "o"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "simulate",
+            str(path),
+            "--mode",
+            "event",
+            "--partition",
+            "area",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,  # Ctrl-C at a terminal reaches the whole process group
+    )
+    try:
+        assert _wait_for_line(proc, STARTED, 200), "the run never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "partial results" in stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    assert all((out / name).exists() for name in FILES)
+    deadline = time.monotonic() + 60
+    while _in_session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling for the workers to be gone
+    assert _in_session(proc.pid) == []
