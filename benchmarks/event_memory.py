@@ -76,7 +76,8 @@ def main() -> None:
         tracemalloc.start(1)
         from meters_sim import partition
 
-        partition._loaded(str(Path(tmp) / "fleet"))
+        partition._fleet(str(Path(tmp) / "fleet"))
+        partition._keys(str(Path(tmp) / "fleet"))
         loaded = tracemalloc.take_snapshot()
         done = simulate_partition(str(Path(tmp) / "fleet"), scenario, whole)
         ended = tracemalloc.take_snapshot()

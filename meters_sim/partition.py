@@ -143,14 +143,20 @@ def split_config(config: EngineConfig, share: float) -> EngineConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class _Part:
-    """The registers of one partition: fresh containers over the fleet's shared records."""
+class PartRegisters:
+    """The registers of one partition: fresh containers over the fleet's records (what a
+    worker process is sent, so that it never holds the whole fleet)."""
 
     users: dict[str, User]
+    """Every service user (each partition has them all)."""
     registration: RegistrationData
+    """The meter points (and their appointments and consents) of the partition's meters."""
     inventory: Inventory
+    """The partition's sites and their devices."""
     payment_modes: dict[str, PaymentMode]
+    """Payment mode of the partition's meters."""
     share: float
+    """The partition's share of the fleet's meters (its share of the hub-wide limits)."""
 
 
 def _cell_key(cell: str) -> CellKey:
@@ -165,7 +171,7 @@ def _part(
     inv: Inventory,
     modes: dict[str, PaymentMode],
     cells: frozenset[CellKey],
-) -> _Part:
+) -> PartRegisters:
     sites = [s for s in inv.sites.values() if _cell_key(s.cell) in cells]
     site_ids = {s.site_id for s in sites}
     devices = [d for d in inv.devices.values() if d.site_id in site_ids]
@@ -180,7 +186,7 @@ def _part(
     meters = sum(1 for d in inv.devices.values() if d.mpxn)
     mine = sum(1 for d in devices if d.mpxn)
     ids = {d.device_id for d in devices}
-    return _Part(
+    return PartRegisters(
         dict(users),
         registration,
         inventory,
@@ -190,11 +196,26 @@ def _part(
 
 
 @functools.lru_cache(maxsize=1)
-def _loaded(fleet_dir: str) -> tuple[Fleet, dict[str, PublicKey], dict[str, SigningKey]]:
-    """The fleet, its trust anchors and signing keys, read once per process (partitions that
-    run in the same process share the read-only records, never the containers)."""
+def _fleet(fleet_dir: str) -> Fleet:
+    """The fleet, read once per process (partitions run in the same process share its
+    read-only records, never its containers)."""
+    return load_fleet(Path(fleet_dir))
+
+
+@functools.lru_cache(maxsize=1)
+def _keys(fleet_dir: str) -> tuple[dict[str, PublicKey], dict[str, SigningKey]]:
+    """The fleet's trust anchors and the parties' signing keys, read once per process (key
+    objects do not travel between processes: each reads the few small files)."""
     path = Path(fleet_dir)
-    return load_fleet(path), load_trust_anchors(path), signing_keys(path)
+    return load_trust_anchors(path), signing_keys(path)
+
+
+def registers_of(fleet_dir: str, partition: Partition) -> PartRegisters:
+    """A partition's registers, from the fleet in ``fleet_dir`` (read once per process)."""
+    fleet = _fleet(fleet_dir)
+    return _part(
+        fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes, partition.cells
+    )
 
 
 def partition_scenario(scenario: Scenario, partition: Partition) -> Scenario:
@@ -222,24 +243,30 @@ class SimulatedPartition:
     """True when Ctrl-C stopped it before its end."""
 
 
-def run_partition(fleet_dir: str, scenario: Scenario, partition: Partition) -> EventMeasures:
-    """Run one partition of the scenario over the fleet in ``fleet_dir`` with an engine of its
-    own and return what it measured (Ctrl-C stops it and gives the measures so far, marked
-    partial)."""
-    done = simulate_partition(fleet_dir, scenario, partition)
+def run_partition(
+    fleet_dir: str,
+    scenario: Scenario,
+    partition: Partition,
+    registers: PartRegisters | None = None,
+) -> EventMeasures:
+    """Run one partition of the scenario over the fleet in ``fleet_dir`` (its ``registers``
+    when given, else read from there) with an engine of its own and return what it measured
+    (Ctrl-C stops it and gives the measures so far, marked partial)."""
+    done = simulate_partition(fleet_dir, scenario, partition, registers)
     return event_measures(
         done.scenario, done.sim, done.inventory, done.planned, done.outbox, partial=done.partial
     )
 
 
 def simulate_partition(
-    fleet_dir: str, scenario: Scenario, partition: Partition
+    fleet_dir: str,
+    scenario: Scenario,
+    partition: Partition,
+    registers: PartRegisters | None = None,
 ) -> SimulatedPartition:
     """Simulate one partition (``run_partition`` without the measuring: for memory studies)."""
-    fleet, anchors, keys = _loaded(fleet_dir)
-    part = _part(
-        fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes, partition.cells
-    )
+    part = registers if registers is not None else registers_of(fleet_dir, partition)
+    anchors, keys = _keys(fleet_dir)
     own = partition_scenario(scenario, partition)
     cells = sorted({s.cell for s in part.inventory.sites.values()})
     start = own.run.start.timestamp()
@@ -295,7 +322,7 @@ class PartitionedRun:
     """Partitions planned."""
 
 
-Runner = Callable[[str, Scenario, Partition], EventMeasures]
+Runner = Callable[[str, Scenario, Partition, PartRegisters | None], EventMeasures]
 """Runs one partition (``run_partition``; tests give one that fails)."""
 
 
@@ -327,7 +354,7 @@ def run_partitioned(
     if workers == 1:
         for p in partitions:
             try:
-                m = run(str(fleet_dir), scenario, p)
+                m = run(str(fleet_dir), scenario, p, None)
             except KeyboardInterrupt:  # between two steps: nothing kept of this partition
                 interrupted = True
                 break
@@ -385,11 +412,18 @@ def _cluster_run(
         ) as cluster,
         Client(cluster) as client,
     ):
-        futures = {
-            client.submit(run, fleet_dir, scenario, p, key=f"partition-{p.name}", pure=False): p
-            for p in partitions
-        }
+        futures = {}
         try:
+            # this process reads the fleet once and sends each worker its partitions' registers
+            # only, then lets go of the fleet: no worker ever holds the whole of it
+            for p in partitions:
+                [registers] = client.scatter([registers_of(fleet_dir, p)], hash=False)
+                task = client.submit(
+                    run, fleet_dir, scenario, p, registers, key=f"partition-{p.name}", pure=False
+                )
+                futures[task] = p
+                del registers
+            _fleet.cache_clear()
             for future in as_completed(futures):
                 p = futures[future]
                 try:
@@ -398,4 +432,5 @@ def _cluster_run(
                     raise PartitionError(p.name, exc) from exc
                 yield p, measures
         finally:
+            _fleet.cache_clear()
             client.cancel(list(futures))

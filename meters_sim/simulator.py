@@ -25,6 +25,7 @@ import functools
 import itertools
 import math
 import random
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -130,6 +131,12 @@ class Connection:
     auto-ack)."""
     seen: set[int] = field(default_factory=set)
     """Delivery ids already put in the inbox."""
+
+
+def _shared(text: str | None) -> str | None:
+    """One copy of a string the log repeats (service codes, device ids, alert codes): each
+    decoded frame brings its own, and a day's log holds millions of them."""
+    return None if text is None else sys.intern(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,8 +380,8 @@ class Simulation:
                         user_id,
                         msg.request_id,
                         msg.code.value,
-                        msg.service,
-                        msg.device_id,
+                        _shared(msg.service),
+                        _shared(msg.device_id),
                     )
                 )
             elif isinstance(msg, wire.DeviceAlertNotice):
@@ -384,16 +391,23 @@ class Simulation:
                         "device_alert",
                         user_id,
                         None,
-                        msg.alert_code,
+                        sys.intern(msg.alert_code),
                         None,
-                        msg.device_id,
+                        _shared(msg.device_id),
                         msg.raised_at,
                     )
                 )
             else:
                 self.log.append(
                     Decision(
-                        now, "hub_alert", user_id, None, msg.alert_code, None, None, msg.raised_at
+                        now,
+                        "hub_alert",
+                        user_id,
+                        None,
+                        sys.intern(msg.alert_code),
+                        None,
+                        None,
+                        msg.raised_at,
                     )
                 )
         if not conn.auto_ack:

@@ -18,6 +18,7 @@ from meters_sim import partition as part
 from meters_sim.partition import (
     Partition,
     PartitionError,
+    PartRegisters,
     plan,
     run_partition,
     run_partitioned,
@@ -187,12 +188,14 @@ def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
     assert sorted(t for ts in merged.times.values() for t in ts) == samples
 
 
-def fail_in_one_area(fleet_dir: str, scenario: Scenario, p: Partition) -> EventMeasures:
+def fail_in_one_area(
+    fleet_dir: str, scenario: Scenario, p: Partition, registers: PartRegisters | None = None
+) -> EventMeasures:
     """A partition runner that fails for the partitions of the Central region (a worker's
     error)."""
     if any(region == "Central" for region, _ in p.cells):
         raise RuntimeError("the meter fleet of this area is corrupt\nsecond line")
-    return run_partition(fleet_dir, scenario, p)
+    return run_partition(fleet_dir, scenario, p, registers)
 
 
 @pytest.mark.slow
