@@ -352,20 +352,23 @@ def run_partitioned(
     done: dict[str, EventMeasures] = {}
     interrupted = False
     if workers == 1:
-        for p in partitions:
-            try:
-                m = run(str(fleet_dir), scenario, p, None)
-            except KeyboardInterrupt:  # between two steps: nothing kept of this partition
-                interrupted = True
-                break
-            except Exception as exc:
-                raise PartitionError(p.name, exc) from exc
-            done[p.name] = m
-            if m.partial:  # stopped by Ctrl-C: what it measured so far is kept
-                interrupted = True
-                break
-            if on_done is not None:
-                on_done(p)
+        try:
+            for p in partitions:
+                try:
+                    m = run(str(fleet_dir), scenario, p, None)
+                except KeyboardInterrupt:  # between two steps: nothing kept of this partition
+                    interrupted = True
+                    break
+                except Exception as exc:
+                    raise PartitionError(p.name, exc) from exc
+                done[p.name] = m
+                if m.partial:  # stopped by Ctrl-C: what it measured so far is kept
+                    interrupted = True
+                    break
+                if on_done is not None:
+                    on_done(p)
+        finally:
+            _fleet.cache_clear()  # the fleet read for the partitions is not kept after them
     else:
         try:
             for p, m in _on_dask(run, str(fleet_dir), scenario, partitions, workers):
