@@ -2,16 +2,19 @@
 
 Decides: which model runs the scenario (event mode: SimPy drives the real hub engine with
 simulated devices, for fleets up to ``--event-limit`` sites; bulk mode: the vectorised flow
-model, for capacity planning at national scale), the progress display and console tables, when
-the results are written (at the end, or when Ctrl-C stops the run: the results so far, marked
-partial) and the exit code (3 when an SLA threshold of the scenario is breached, 2 for a bad
-scenario file, 130 when interrupted).
+model, for capacity planning at national scale), whether an event run is split into
+partitions by GB distribution area and on how many worker processes (``--partition``,
+``--workers``: the results are the same whatever the number of workers), the progress display
+and console tables, when the results are written (at the end, or when Ctrl-C stops the run:
+the results so far, marked partial) and the exit code (3 when an SLA threshold of the scenario is breached, 2 for a bad
+scenario file, 1 with one line when a partition fails, 130 when interrupted).
 Must never: make hub decisions or queueing calculations itself, or lay out result files
 (``meters_sim.results`` does, the same for both models).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from enum import StrEnum
@@ -40,6 +43,21 @@ class Mode(StrEnum):
     AUTO = "auto"
     EVENT = "event"
     BULK = "bulk"
+
+
+class Partitioning(StrEnum):
+    """Whether an event-mode run is split into partitions (``meters_sim.partition``)."""
+
+    AUTO = "auto"
+    """Partitioned above ``--partition-above`` sites."""
+    AREA = "area"
+    """Always partitioned, by GB distribution area."""
+    NONE = "none"
+    """One engine for the whole fleet."""
+
+
+PARTITION_ABOVE = 20_000
+"""Fleets (sites) above which an event run is partitioned under ``--partition auto``."""
 
 
 STARTED = "running"
@@ -134,6 +152,49 @@ def services_table(title: str, rows: list[ServiceRow]) -> Table:
             NO_MESSAGES if r.within_target is None else f"{r.within_target:.1%}",
         )
     return table
+
+
+def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
+    """Run the event model partition by partition (on ``workers`` processes; one: in this
+    process); Ctrl-C stops it and gives the partitions done so far, marked partial; a
+    partition's failure is one line and status 1."""
+    from meters_sim.partition import PartitionError, empty_measures, plan, run_partitioned
+    from meters_sim.results import results_of
+    from simfield.fleet import generate_fleet
+    from simfield.fleet_files import write_fleet
+
+    fleet_dir = out / "fleet"
+    arrays = generate_fleet(
+        scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
+    )
+    write_fleet(arrays, fleet_dir)
+    partitions = plan(arrays)
+    del arrays
+    where = "in this process" if workers == 1 else f"on {workers} worker processes"
+    try:
+        console.print(
+            f"{STARTED} {scenario.run.name} in event mode, {len(partitions)} partitions {where} "
+            "(Ctrl-C writes the results so far)"
+        )
+        with _progress() as progress:
+            task = progress.add_task(
+                f"{scenario.run.name} (event mode, by partition)", total=len(partitions)
+            )
+            run = run_partitioned(
+                scenario,
+                fleet_dir,
+                partitions,
+                workers,
+                on_done=lambda _: progress.update(task, advance=1),
+            )
+    except PartitionError as exc:
+        raise UserError(str(exc), status=ExitStatus.FAILURE) from None
+    except KeyboardInterrupt:  # before the first partition started
+        sys.stderr.write(f"0 of {len(partitions)} partitions done\n")
+        return results_of(scenario, empty_measures())
+    if run.done < run.total:
+        sys.stderr.write(f"{run.done} of {run.total} partitions done\n")
+    return results_of(scenario, run.measures)
 
 
 def _event(scenario: Scenario, out: Path) -> Results:
@@ -237,6 +298,21 @@ def simulate(
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace the results of an earlier run in the --out directory."
     ),
+    workers: int = typer.Option(
+        os.cpu_count() or 1,
+        min=1,
+        help="Processes a partitioned event run uses (default: the cores; 1: this process).",
+        show_default="the number of cores",
+    ),
+    partition: Partitioning = typer.Option(
+        Partitioning.AUTO,
+        case_sensitive=False,
+        help=f"Split an event run by GB distribution area: area, none, or auto (above "
+        f"--partition-above sites; default {PARTITION_ABOVE:,}).",
+    ),
+    partition_above: int = typer.Option(
+        PARTITION_ABOVE, min=0, help="Largest fleet (sites) run whole under --partition auto."
+    ),
 ) -> None:
     """Run a scenario in simulated time; write CSV and JSON results; exit 3 on an SLA breach.
     Ctrl-C writes the results so far (marked partial) and exits 130."""
@@ -254,7 +330,15 @@ def simulate(
     refuse_to_overwrite(directory, overwrite, "--out")
     directory.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    results = _event(scenario, directory) if chosen == "event" else _bulk(scenario)
+    split = partition is Partitioning.AREA or (
+        partition is Partitioning.AUTO and scenario.fleet.sites > partition_above
+    )
+    if chosen == "bulk":
+        results = _bulk(scenario)
+    elif split:
+        results = _partitioned(scenario, directory, workers)
+    else:
+        results = _event(scenario, directory)
     summary = results.write(directory)
     if results.summary.partial:
         if as_json:

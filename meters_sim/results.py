@@ -330,6 +330,221 @@ def _sort_key(row: ServiceRow) -> tuple[str, str, str]:
     return (row.region or "", row.flow, row.service or "")
 
 
+ServiceKey = tuple[str | None, str, str]
+"""(region, flow, service) of a row of service responses."""
+AlertKey = tuple[str | None, str]
+"""(region, flow) of a row of alert deliveries."""
+
+
+@dataclass(slots=True)
+class EventMeasures:
+    """What an event-model run, or one partition of it, measured: every figure in a form that
+    merges exactly (counts and sums add, samples concatenate, peaks of disjoint parts add or
+    take the maximum as documented per field), so a partitioned run's results are computed
+    from all its samples, never from averaged summaries."""
+
+    reached_s: float
+    """Simulated time covered, s."""
+    interval_s: float
+    """Width of a utilisation interval, s."""
+    partial: bool
+    """True when the run was stopped before its end."""
+    meters: int
+    """Meters of the (part of the) fleet."""
+    times: dict[ServiceKey, list[float]] = field(default_factory=dict)
+    """Response times, s, per region, flow and service (schedule management aside)."""
+    within: Counter[ServiceKey] = field(default_factory=Counter)
+    """Responses within their target, per region, flow and service."""
+    offered: Counter[ServiceKey] = field(default_factory=Counter)
+    """Service requests the users sent, per region, flow and service."""
+    records: list[SlaRecord] = field(default_factory=list)
+    """Every response's SLA timing (schedule management aside), for the SLA verdict."""
+    schedules_created: int = 0
+    """5.1 Create Schedule requests answered."""
+    alert_times: dict[AlertKey, list[float]] = field(default_factory=dict)
+    """Time from an alert being raised to its delivery, s, per region and flow."""
+    alert_codes: Counter[str] = field(default_factory=Counter)
+    """Device alerts delivered to users, by code."""
+    raised: Counter[AlertKey] = field(default_factory=Counter)
+    """Device alerts that reached the hub, per region and flow."""
+    cell_bytes: dict[tuple[str, int], int] = field(default_factory=dict)
+    """(cell, interval index) -> bytes carried both ways."""
+    cell_budget: dict[str, float] = field(default_factory=dict)
+    """Bytes per second each cell with traffic could carry."""
+    cell_region: dict[str, str] = field(default_factory=dict)
+    """Every cell of the (part of the) fleet -> its WAN region."""
+    hubs_in: Counter[str] = field(default_factory=Counter)
+    """Comms hubs per region."""
+    hub_busy_s: dict[tuple[str, int], float] = field(default_factory=dict)
+    """(region, interval index) -> seconds the region's comms hub lines were busy."""
+    busy_total: dict[str, float] = field(default_factory=dict)
+    """Per region: seconds all its comms hub lines were busy."""
+    busy_peak: dict[str, float] = field(default_factory=dict)
+    """Per region: seconds its busiest comms hub's line was busy (merged: the maximum)."""
+    uncovered: Counter[str] = field(default_factory=Counter)
+    """Per region: comms hubs the WAN does not reach."""
+    answers: Counter[str] = field(default_factory=Counter)
+    """Acknowledgements and refusals by code."""
+    responses: Counter[str] = field(default_factory=Counter)
+    """Responses by code, schedule management aside."""
+    planned: Counter[str] = field(default_factory=Counter)
+    """What the workload scheduled."""
+    outbox: list[OutboxRow] = field(default_factory=list)
+    """The outbox at the end of each report interval (merged: summed at the same times)."""
+    outbox_peak: int = 0
+    """Most deliveries the outbox held at any moment (merged: the sum of the parts' peaks, an
+    upper bound of the whole's, exact when the parts peak at the same moment)."""
+    expired: int = 0
+    """Deliveries that outlived their hold time."""
+    commands: int = 0
+    """Commands carried to devices."""
+    security_alerts: int = 0
+    """Security alerts the hub raised."""
+
+
+def event_measures(
+    scenario: Scenario,
+    sim: Simulation,
+    inventory: Inventory,
+    planned: Mapping[str, int],
+    outbox: Sequence[OutboxRow],
+    *,
+    partial: bool = False,
+) -> EventMeasures:
+    """What an event-model run measured (``sim`` as far as it got), ready to merge with the
+    measures of other partitions or to become results (``results_of``)."""
+    start = sim.config.start
+    site_region = {s.site_id: s.region for s in inventory.sites.values()}
+    hub_region = {s.comms_hub: s.region for s in inventory.sites.values()}
+
+    def region_of(device_id: str | None) -> str | None:
+        d = inventory.devices.get(device_id or "")
+        return site_region.get(d.site_id) if d is not None else None
+
+    m = EventMeasures(
+        reached_s=max(0.0, sim.env.now - start),
+        interval_s=sim.interval_s,
+        partial=partial,
+        meters=len([d for d in inventory.devices.values() if d.mpxn]),
+    )
+    # service responses, by region, flow and service
+    times: dict[ServiceKey, list[float]] = defaultdict(list)
+    for a in sim.answered:
+        service = a.sla.service
+        if service in SCHEDULE_SERVICES:
+            m.schedules_created += service == "5.1"
+            continue
+        m.records.append(a.sla)
+        key = (region_of(a.device_id), flow_of(a.request_id, service, scenario), service)
+        times[key].append(a.sla.elapsed_s)
+        m.within[key] += a.sla.within_target
+    m.times = dict(times)
+    for (device_id, prefix, service), n in sim.offered.items():
+        if service not in SCHEDULE_SERVICES:
+            m.offered[region_of(device_id), flow_of(f"{prefix}-", service, scenario), service] += n
+    # alerts: from being raised to reaching a user
+    alert_times: dict[AlertKey, list[float]] = defaultdict(list)
+    for d in sim.log:
+        if d.kind == "device_alert":
+            m.alert_codes[d.code] += 1
+            akey = (region_of(d.device_id), ALERT_FLOWS.get(d.code, "device alerts"))
+        elif d.kind == "hub_alert":
+            akey = (None, "hub alerts")
+        elif d.kind == "answer":
+            m.answers[d.code] += 1
+            continue
+        else:
+            if d.kind == "response" and (d.service or "") not in SCHEDULE_SERVICES:
+                m.responses[d.code] += 1
+            continue
+        raised_at = d.raised_at if d.raised_at is not None else d.at
+        alert_times[akey].append(max(0.0, d.at - raised_at))
+    m.alert_times = dict(alert_times)
+    for (alert_region, code), count in sim.alerts_raised.items():
+        m.raised[alert_region, ALERT_FLOWS.get(code, "device alerts")] += count
+    # WAN cells and comms hubs
+    traffic = sim.config.engine.traffic
+    m.cell_bytes = dict(sim.cell_bytes)
+    m.cell_budget = {cell: traffic.cell_budget(cell) for cell, _ in sim.cell_bytes}
+    m.cell_region = {s.cell: s.region for s in inventory.sites.values()}
+    m.hubs_in = Counter(hub_region.values())
+    m.hub_busy_s = dict(sim.hub_busy_s)
+    m.busy_total = dict.fromkeys(m.hubs_in, 0.0)
+    m.busy_peak = dict.fromkeys(m.hubs_in, 0.0)
+    for hub, busy in sim.hub_busy().items():
+        region = hub_region[hub]
+        m.busy_total[region] += busy
+        m.busy_peak[region] = max(m.busy_peak[region], busy)
+    m.uncovered = Counter(hub_region[h] for h in sim.uncovered)
+    m.planned = Counter(planned)
+    m.outbox = list(outbox)
+    m.outbox_peak = sim.outbox_peak
+    m.expired = sim.counters["expired"]
+    m.commands = sim.counters["commands"]
+    m.security_alerts = len(sim.engine.security_alerts)
+    return m
+
+
+def _add(into: dict[Any, Any], part: Mapping[Any, Any]) -> None:
+    for k, v in part.items():
+        into[k] = into.get(k, 0) + v
+
+
+def merge_measures(parts: Sequence[EventMeasures]) -> EventMeasures:
+    """The measures of a whole run from those of its partitions (in the order given: samples
+    concatenate in that order, so the same parts in the same order give the same bytes).
+    Counts, bytes and busy time add; samples concatenate; the busiest comms hub is the
+    busiest of all; the outbox series adds at each report time and its peak is the sum of
+    the parts' peaks; the run is as far as its least advanced part, partial if any part is."""
+    if not parts:
+        raise ValueError("nothing to merge")
+    out = EventMeasures(
+        reached_s=min(p.reached_s for p in parts),
+        interval_s=parts[0].interval_s,
+        partial=any(p.partial for p in parts),
+        meters=sum(p.meters for p in parts),
+    )
+    depth: dict[float, int] = {}
+    for p in parts:
+        if p.interval_s != out.interval_s:
+            raise ValueError("partitions measured different utilisation intervals")
+        for key, ts in p.times.items():
+            out.times.setdefault(key, []).extend(ts)
+        for akey, ats in p.alert_times.items():
+            out.alert_times.setdefault(akey, []).extend(ats)
+        out.records.extend(p.records)
+        pairs: list[tuple[Counter[Any], Counter[Any]]] = [
+            (out.within, p.within),
+            (out.offered, p.offered),
+            (out.alert_codes, p.alert_codes),
+            (out.raised, p.raised),
+            (out.hubs_in, p.hubs_in),
+            (out.uncovered, p.uncovered),
+            (out.answers, p.answers),
+            (out.responses, p.responses),
+            (out.planned, p.planned),
+        ]
+        for counter, part in pairs:
+            counter.update(part)
+        _add(out.cell_bytes, p.cell_bytes)
+        _add(out.hub_busy_s, p.hub_busy_s)
+        _add(out.busy_total, p.busy_total)
+        out.cell_budget.update(p.cell_budget)
+        out.cell_region.update(p.cell_region)
+        for region, busy in p.busy_peak.items():
+            out.busy_peak[region] = max(out.busy_peak.get(region, 0.0), busy)
+        for row in p.outbox:
+            depth[row.t_s] = depth.get(row.t_s, 0) + row.held
+        out.schedules_created += p.schedules_created
+        out.outbox_peak += p.outbox_peak
+        out.expired += p.expired
+        out.commands += p.commands
+        out.security_alerts += p.security_alerts
+    reached = round(out.reached_s, 6)
+    out.outbox = [OutboxRow(t, n) for t, n in sorted(depth.items()) if t <= reached]
+    return out
+
+
 def event_results(
     scenario: Scenario,
     sim: Simulation,
@@ -341,79 +556,43 @@ def event_results(
 ) -> Results:
     """The results of an event-model run (``sim`` as far as it got: a run stopped early gives
     the figures up to its simulated time, marked partial)."""
-    start = sim.config.start
-    reached = max(0.0, sim.env.now - start)
-    site_region = {s.site_id: s.region for s in inventory.sites.values()}
-    hub_region = {s.comms_hub: s.region for s in inventory.sites.values()}
-    region_of_cell = {s.cell: s.region for s in inventory.sites.values()}
+    return results_of(
+        scenario, event_measures(scenario, sim, inventory, planned, outbox, partial=partial)
+    )
 
-    def region_of(device_id: str | None) -> str | None:
-        d = inventory.devices.get(device_id or "")
-        return site_region.get(d.site_id) if d is not None else None
 
-    # service responses, by region, flow and service
-    times: dict[tuple[str | None, str, str], list[float]] = defaultdict(list)
-    within: Counter[tuple[str | None, str, str]] = Counter()
-    records: list[SlaRecord] = []
-    schedules_created = 0
-    for a in sim.answered:
-        service = a.sla.service
-        if service in SCHEDULE_SERVICES:
-            schedules_created += service == "5.1"
-            continue
-        records.append(a.sla)
-        key = (region_of(a.device_id), flow_of(a.request_id, service, scenario), service)
-        times[key].append(a.sla.elapsed_s)
-        within[key] += a.sla.within_target
-    offered: Counter[tuple[str | None, str, str]] = Counter()
-    for (device_id, prefix, service), n in sim.offered.items():
-        if service not in SCHEDULE_SERVICES:
-            offered[region_of(device_id), flow_of(f"{prefix}-", service, scenario), service] += n
+def results_of(scenario: Scenario, m: EventMeasures) -> Results:
+    """The results of an event-model run from what it measured (one run's measures, or the
+    merged measures of a partitioned run)."""
+    reached = m.reached_s
     services = [
-        _timed_row(k[0], k[1], k[2], offered.get(k, 0), times.get(k, []), within.get(k, 0))
-        for k in set(times) | set(offered)
+        _timed_row(k[0], k[1], k[2], m.offered.get(k, 0), m.times.get(k, []), m.within.get(k, 0))
+        for k in set(m.times) | set(m.offered)
     ]
-    # alerts: from being raised to reaching a user
-    alert_times: dict[tuple[str | None, str], list[float]] = defaultdict(list)
-    alert_codes: Counter[str] = Counter()
-    for d in sim.log:
-        if d.kind == "device_alert":
-            alert_codes[d.code] += 1
-            akey = (region_of(d.device_id), ALERT_FLOWS.get(d.code, "device alerts"))
-        elif d.kind == "hub_alert":
-            akey = (None, "hub alerts")
-        else:
-            continue
-        raised_at = d.raised_at if d.raised_at is not None else d.at
-        alert_times[akey].append(max(0.0, d.at - raised_at))
-    raised: Counter[tuple[str | None, str]] = Counter()
-    for (alert_region, code), count in sim.alerts_raised.items():
-        raised[alert_region, ALERT_FLOWS.get(code, "device alerts")] += count
-    for akey in set(alert_times) | set(raised):
-        elapsed = alert_times.get(akey, [])
+    for akey in set(m.alert_times) | set(m.raised):
+        elapsed = m.alert_times.get(akey, [])
         services.append(
             _timed_row(
                 akey[0],
                 akey[1],
                 None,
-                raised.get(akey, 0),
+                m.raised.get(akey, 0),
                 elapsed,
                 sum(1 for t in elapsed if t <= ALERT_TARGET_S),
             )
         )
     services.sort(key=_sort_key)
     # WAN cells, both ways
-    width = sim.interval_s
+    width = m.interval_s
     intervals = max(1, math.ceil(max(reached, 1e-9) / width))
-    traffic = sim.config.engine.traffic
-    regions = sorted(set(site_region.values()))
-    cells_in = Counter(region_of_cell.values())
+    regions = sorted(m.hubs_in)
+    cells_in = Counter(m.cell_region.values())
     used: dict[tuple[str, int], float] = defaultdict(float)
     peaks = dict.fromkeys(regions, 0.0)
     cells: list[CellRow] = []
-    for (cell, i), b in sorted(sim.cell_bytes.items()):
-        region = region_of_cell[cell]
-        u = b / (traffic.cell_budget(cell) * width)
+    for (cell, i), b in sorted(m.cell_bytes.items()):
+        region = m.cell_region[cell]
+        u = b / (m.cell_budget[cell] * width)
         cells.append(CellRow(region, cell, i * width, b, _r(u) or 0.0))
         used[region, i] += u
         peaks[region] = max(peaks[region], u)
@@ -423,66 +602,54 @@ def event_results(
         for k in range(intervals)
     ]
     # comms hubs: the share of time their lines carry a command
-    hubs_in = Counter(hub_region.values())
     comms_hubs = [
         CommsHubRow(
             region,
             k * width,
-            hubs_in[region],
-            _r(sim.hub_busy_s.get((region, k), 0.0)) or 0.0,
-            _r(sim.hub_busy_s.get((region, k), 0.0) / (hubs_in[region] * width)) or 0.0,
+            m.hubs_in[region],
+            _r(m.hub_busy_s.get((region, k), 0.0)) or 0.0,
+            _r(m.hub_busy_s.get((region, k), 0.0) / (m.hubs_in[region] * width)) or 0.0,
         )
         for region in regions
         for k in range(intervals)
     ]
-    busy_total = dict.fromkeys(regions, 0.0)
-    busy_peak = dict.fromkeys(regions, 0.0)
-    for hub, busy in sim.hub_busy().items():
-        region = hub_region[hub]
-        busy_total[region] += busy
-        busy_peak[region] = max(busy_peak[region], busy)
     span = reached if reached > 0 else 1.0
-    uncovered = Counter(hub_region[h] for h in sim.uncovered)
     # the hub's own figures
-    answers = Counter(d.code for d in sim.log if d.kind == "answer")
-    responses = Counter(
-        d.code
-        for d in sim.log
-        if d.kind == "response" and (d.service or "") not in SCHEDULE_SERVICES
-    )
-    total_answers = sum(answers.values())
-    summaries = summarise(records)
+    records = m.records
+    total_answers = sum(m.answers.values())
     breaches = scenario.sla.breaches(
-        summaries,
-        max_outbox_depth=sim.outbox_peak,
-        expiries=sim.counters["expired"],
-        busy_share=answers.get("H8", 0) / total_answers if total_answers else 0.0,
+        summarise(records),
+        max_outbox_depth=m.outbox_peak,
+        expiries=m.expired,
+        busy_share=m.answers.get("H8", 0) / total_answers if total_answers else 0.0,
     )
     n = len(records)
     summary = Summary(
-        **_scenario_summary(scenario, Mode.EVENT, reached, partial),
-        meters=len([d for d in inventory.devices.values() if d.mpxn]),
+        **_scenario_summary(scenario, Mode.EVENT, reached, m.partial),
+        meters=m.meters,
         offered=sum(r.offered for r in services),
         messages=sum(r.messages for r in services),
         within_target=_r(sum(r.within_target for r in records) / n) if n else None,
         mean_response_s=_r(sum(r.elapsed_s for r in records) / n) if n else None,
         peak_cell_utilisation={r: _r(p) or 0.0 for r, p in peaks.items()},
-        coverage={r: _r(1.0 - uncovered[r] / hubs_in[r]) or 0.0 for r in regions},
-        comms_hub_utilisation={r: _r(busy_total[r] / (hubs_in[r] * span)) or 0.0 for r in regions},
-        peak_comms_hub_utilisation={r: _r(busy_peak[r] / span) or 0.0 for r in regions},
-        planned=dict(sorted(planned.items())),
-        answers=dict(sorted(answers.items())),
-        responses=dict(sorted(responses.items())),
-        alerts_delivered=dict(sorted(alert_codes.items())),
-        schedules_created=schedules_created,
-        quarantined=answers.get("H7", 0),
-        expired=sim.counters["expired"],
-        max_outbox_depth=sim.outbox_peak,
-        commands=sim.counters["commands"],
-        security_alerts=len(sim.engine.security_alerts),
+        coverage={r: _r(1.0 - m.uncovered[r] / m.hubs_in[r]) or 0.0 for r in regions},
+        comms_hub_utilisation={
+            r: _r(m.busy_total.get(r, 0.0) / (m.hubs_in[r] * span)) or 0.0 for r in regions
+        },
+        peak_comms_hub_utilisation={r: _r(m.busy_peak.get(r, 0.0) / span) or 0.0 for r in regions},
+        planned=dict(sorted(m.planned.items())),
+        answers=dict(sorted(m.answers.items())),
+        responses=dict(sorted(m.responses.items())),
+        alerts_delivered=dict(sorted(m.alert_codes.items())),
+        schedules_created=m.schedules_created,
+        quarantined=m.answers.get("H7", 0),
+        expired=m.expired,
+        max_outbox_depth=m.outbox_peak,
+        commands=m.commands,
+        security_alerts=m.security_alerts,
         breaches=breaches,
     )
-    return Results(summary, services, list(outbox), wan, cells, comms_hubs)
+    return Results(summary, services, list(m.outbox), wan, cells, comms_hubs)
 
 
 def is_alert_flow(name: str) -> bool:

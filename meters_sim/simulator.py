@@ -25,6 +25,7 @@ import functools
 import itertools
 import math
 import random
+import sys
 from collections import Counter, deque
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -132,6 +133,22 @@ class Connection:
     """Delivery ids already put in the inbox."""
 
 
+def _shared(text: str | None) -> str | None:
+    """One copy of a string the log repeats (service codes, device ids, alert codes): each
+    decoded frame brings its own, and a day's log holds millions of them."""
+    return None if text is None else sys.intern(text)
+
+
+@dataclass(frozen=True, slots=True)
+class _Do:
+    """A timeout's callback that does an action (smaller than a closure or a process)."""
+
+    action: Callable[[], None]
+
+    def __call__(self, _: simpy.Event) -> None:
+        self.action()
+
+
 @dataclass(slots=True)
 class _Hub:
     line: Line
@@ -172,7 +189,7 @@ class Simulation:
         self._rng = random.Random(config.seed)
         self._hubs: dict[str, _Hub] = {}
         self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
-        self._seen_deliveries: set[tuple[str, int]] = set()
+        self._seen_deliveries: set[int] = set()  # delivered and still held (ids are hub-wide)
         self._payloads: dict[int, bytes] = {}  # held deliveries' payloads: the in-memory store
         self._routes = DeliveryRoutes[Connection]()
         self._default: dict[str, Connection] = {}
@@ -220,13 +237,13 @@ class Simulation:
         self.env.run(until=until)
 
     def at(self, when: float, action: Callable[[], None]) -> None:
-        """Do ``action`` at simulated time ``when``."""
-
-        def proc() -> Generator[simpy.Event, Any, None]:
-            yield self.env.timeout(max(0.0, when - self.env.now))
-            action()
-
-        self.env.process(proc())
+        """Do ``action`` at simulated time ``when`` (one timeout event, not a process: a day's
+        workload schedules millions of these up front)."""
+        env = self.env
+        delay = max(0.0, when - env.now)
+        # a process would first run its initialisation (an urgent event now) and only then
+        # schedule its timeout; the same order of timeouts is kept by scheduling it now
+        env.timeout(delay).callbacks.append(_Do(action))
 
     def connect(self, user_id: str, auto_ack: bool = False) -> Connection:
         """Open a new connection for the user (it says nothing until told to; a Hello from it
@@ -313,6 +330,7 @@ class Simulation:
                 self._deliver(source, send.payload)  # an answer lost here is resubmitted
         for delivery_id in effects.remove_deliveries:
             self._payloads.pop(delivery_id, None)
+            self._seen_deliveries.discard(delivery_id)  # never pushed again once removed
         for d in effects.dispatch:
             self._carry(d)
         self._replan()
@@ -351,7 +369,7 @@ class Simulation:
             if not conn.auto_ack:
                 conn.inbox.append(msg)
             return True
-        key = (user_id, msg.delivery_id)
+        key = msg.delivery_id
         if key not in self._seen_deliveries:  # a user drops redeliveries, as the SDK does
             self._seen_deliveries.add(key)
             if isinstance(msg, wire.ServiceResponse):
@@ -362,8 +380,8 @@ class Simulation:
                         user_id,
                         msg.request_id,
                         msg.code.value,
-                        msg.service,
-                        msg.device_id,
+                        _shared(msg.service),
+                        _shared(msg.device_id),
                     )
                 )
             elif isinstance(msg, wire.DeviceAlertNotice):
@@ -373,16 +391,23 @@ class Simulation:
                         "device_alert",
                         user_id,
                         None,
-                        msg.alert_code,
+                        sys.intern(msg.alert_code),
                         None,
-                        msg.device_id,
+                        _shared(msg.device_id),
                         msg.raised_at,
                     )
                 )
             else:
                 self.log.append(
                     Decision(
-                        now, "hub_alert", user_id, None, msg.alert_code, None, None, msg.raised_at
+                        now,
+                        "hub_alert",
+                        user_id,
+                        None,
+                        sys.intern(msg.alert_code),
+                        None,
+                        None,
+                        msg.raised_at,
                     )
                 )
         if not conn.auto_ack:

@@ -1,0 +1,339 @@
+"""Partitioned event runs: the same bytes whatever the number of workers, counts that are the
+sums of the partitions', limits split by share, failures in one line, no process left over."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.app import app
+from hub.engine import EngineConfig
+from hub.policies.traffic.config import TrafficConfig, UserAllocation
+from meters_sim import partition as part
+from meters_sim.partition import (
+    Partition,
+    PartitionError,
+    PartRegisters,
+    plan,
+    run_partition,
+    run_partitioned,
+    seed_for,
+    split_config,
+)
+from meters_sim.results import FILES, EventMeasures, merge_measures, results_of
+from meters_sim.scenario import Scenario
+from meters_sim.scenario_files import read_scenario
+from simfield.fleet import generate_fleet
+from simfield.fleet_files import write_fleet
+
+SMALL = """
+[scenario]
+name = "parts"
+seed = 3
+start = 2025-03-03T17:00:00Z
+duration = "20m"
+report_interval = "5m"
+[fleet]
+sites = 150
+[load.on_demand]
+per_meter_per_day = 30.0
+[load.top_ups]
+per_prepayment_meter_per_day = 4.0
+"""
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, Path, list[Partition]]:
+    """A small scenario, its fleet written once, and its partitions."""
+    d = tmp_path_factory.mktemp("parts")
+    (d / "s.toml").write_text(SMALL)
+    scenario = read_scenario(d / "s.toml")
+    arrays = generate_fleet(
+        scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
+    )
+    write_fleet(arrays, d / "fleet")
+    return scenario, d / "fleet", plan(arrays)
+
+
+def _children() -> list[str]:
+    """The command lines of this process's live children (multiprocessing's resource tracker,
+    which lives as long as this process, aside)."""
+    me = str(os.getpid())
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[1] == me and fields[0] != "Z" and "resource_tracker" not in cmd:
+            out.append(cmd)
+    return out
+
+
+def _no_children_left(timeout_s: float = 60.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not _children():
+            return True
+        time.sleep(0.2)  # polling for processes to exit, not synchronising the run
+    return False
+
+
+def _files(results_dir: Path) -> dict[str, bytes]:
+    return {n: (results_dir / n).read_bytes() for n in [*FILES, "summary.json"]}
+
+
+def test_every_cell_is_in_exactly_one_partition_named_by_its_distribution_area(
+    small: tuple[Scenario, Path, list[Partition]],
+) -> None:
+    scenario, _, partitions = small
+    cells = [c for p in partitions for c in p.cells]
+    assert len(cells) == len(set(cells))
+    assert sum(p.sites for p in partitions) == scenario.fleet.sites
+    assert all(p.name[:2].isdigit() and p.cells for p in partitions)
+    assert [p.name for p in partitions] == sorted(p.name for p in partitions)
+
+
+def test_a_partition_seed_depends_on_the_scenario_seed_and_its_name_alone() -> None:
+    assert seed_for(1, "10 Eastern") == seed_for(1, "10 Eastern")
+    assert seed_for(1, "10 Eastern") != seed_for(2, "10 Eastern")
+    assert seed_for(1, "10 Eastern") != seed_for(1, "12 London")
+    assert 0 <= seed_for(7, "x") < 2**63
+
+
+def test_hub_wide_and_per_user_limits_take_the_share_and_per_cell_ones_stay() -> None:
+    config = EngineConfig(
+        max_pending=20_000,
+        traffic=TrafficConfig(
+            capacity_per_s=1_000.0,
+            user_rate_per_s=50.0,
+            user_allocations={"u": UserAllocation(10.0, 20.0)},
+            cell_bytes_per_s=5_000.0,
+        ),
+    )
+    split = split_config(config, 0.25)
+    assert split.traffic.capacity_per_s == 250.0
+    assert split.traffic.user_rate_per_s == 12.5
+    assert split.traffic.user_burst == config.traffic.user_burst * 0.25
+    assert split.traffic.user_allocations["u"] == UserAllocation(2.5, 5.0)
+    assert split.max_pending == 5_000
+    assert split.max_in_flight == config.max_in_flight // 4
+    assert split.traffic.hub_bound == config.traffic.hub_bound // 4 + (
+        config.traffic.hub_bound % 4 > 0
+    )
+    assert split.traffic.cell_bytes_per_s == 5_000.0
+    assert split.max_per_comms_hub == config.max_per_comms_hub
+    assert split.response_timeout_s == config.response_timeout_s
+    assert split_config(config, 1.0) == config
+    with pytest.raises(ValueError):
+        split_config(config, 0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_partitioned_results_are_the_same_bytes_on_one_worker_and_on_two_processes(
+    small: tuple[Scenario, Path, list[Partition]], tmp_path: Path
+) -> None:
+    scenario, fleet_dir, partitions = small
+    assert len(partitions) >= 2
+    written = []
+    for workers in (1, 2):
+        run = run_partitioned(scenario, fleet_dir, partitions, workers)
+        assert (run.done, run.total) == (len(partitions), len(partitions))
+        assert not run.measures.partial
+        out = tmp_path / f"w{workers}"
+        out.mkdir()
+        results_of(scenario, run.measures).write(out)
+        written.append(_files(out))
+    assert written[0] == written[1]
+    summary = results_of(scenario, run.measures).summary
+    assert summary.messages
+    assert summary.commands
+    assert _no_children_left(), _children()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
+    small: tuple[Scenario, Path, list[Partition]],
+) -> None:
+    scenario, fleet_dir, partitions = small
+    alone = [run_partition(str(fleet_dir), scenario, p) for p in partitions]
+    whole = results_of(scenario, run_partitioned(scenario, fleet_dir, partitions, 1).measures)
+    each = [results_of(scenario, m) for m in alone]
+    for name in ("offered", "messages", "commands", "meters", "schedules_created", "expired"):
+        assert getattr(whole.summary, name) == sum(getattr(r.summary, name) for r in each), name
+    answers: Counter[str] = Counter()
+    for r in each:
+        answers.update(r.summary.answers or {})
+    assert whole.summary.answers == dict(sorted(answers.items()))
+    by_row: dict[tuple[str | None, str, str | None], int] = {}
+    for r in each:
+        for row in r.services:
+            key = (row.region, row.flow, row.service)
+            by_row[key] = by_row.get(key, 0) + row.messages
+    assert {(r.region, r.flow, r.service): r.messages for r in whole.services} == by_row
+    # percentiles come from all the samples, not from the partitions' percentiles
+    merged = merge_measures(alone)
+    samples = sorted(t for m in alone for ts in m.times.values() for t in ts)
+    assert sorted(t for ts in merged.times.values() for t in ts) == samples
+
+
+def fail_in_one_area(
+    fleet_dir: str, scenario: Scenario, p: Partition, registers: PartRegisters | None = None
+) -> EventMeasures:
+    """A partition runner that fails for the partitions of the Central region (a worker's
+    error)."""
+    if any(region == "Central" for region, _ in p.cells):
+        raise RuntimeError("the meter fleet of this area is corrupt\nsecond line")
+    return run_partition(fleet_dir, scenario, p, registers)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_failing_partition_stops_the_run_with_one_line_and_exit_status_1(
+    small: tuple[Scenario, Path, list[Partition]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario, fleet_dir, partitions = small
+    central = [p.name for p in partitions if any(r == "Central" for r, _ in p.cells)]
+    assert len(central) == 1
+    with pytest.raises(PartitionError) as caught:
+        run_partitioned(scenario, fleet_dir, partitions, 1, runner=fail_in_one_area)
+    assert str(caught.value) == (
+        f"partition {central[0]} failed: RuntimeError: the meter fleet of this area is corrupt"
+    )
+    monkeypatch.setattr(part, "run_partition", fail_in_one_area)
+    (tmp_path / "s.toml").write_text(SMALL)
+    result = CliRunner().invoke(
+        app,
+        [
+            "simulate",
+            str(tmp_path / "s.toml"),
+            "--mode",
+            "event",
+            "--partition",
+            "area",
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: partition {central[0]} failed: RuntimeError: "
+        "the meter fleet of this area is corrupt"
+    ]
+    assert "Traceback" not in result.output
+    assert _no_children_left(), _children()
+
+
+def test_merging_no_partition_is_refused_and_one_partition_is_itself(
+    small: tuple[Scenario, Path, list[Partition]],
+) -> None:
+    with pytest.raises(ValueError):
+        merge_measures([])
+    m = EventMeasures(reached_s=60.0, interval_s=900.0, partial=False, meters=3)
+    m.times[("North", "on demand", "4.1.1")] = [1.0, 2.0]
+    merged = merge_measures([m])
+    assert merged == m
+
+
+LONG = """
+[scenario]
+name = "long"
+seed = 6
+start = 2025-03-03T00:00:00Z
+duration = "7d"
+[fleet]
+sites = 400
+[load.on_demand]
+per_meter_per_day = 50.0
+"""
+
+
+def _in_session(sid: int) -> list[int]:
+    """Live processes of a session (the run's, started with a session of its own)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_exits_130(
+    tmp_path: Path,
+) -> None:
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from cli.simulate_cmd import STARTED
+    from tests.test_simulate_cli import ROOT, _wait_for_line
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    out = tmp_path / "o"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
+    env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "simulate",
+            str(path),
+            "--mode",
+            "event",
+            "--partition",
+            "area",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,  # Ctrl-C at a terminal reaches the whole process group
+    )
+    try:
+        assert _wait_for_line(proc, STARTED, 200), "the run never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=200)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, stderr
+    assert "partial results" in stderr
+    assert "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["partial"] is True
+    assert all((out / name).exists() for name in FILES)
+    deadline = time.monotonic() + 60
+    while _in_session(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)  # polling for the workers to be gone
+    assert _in_session(proc.pid) == []
