@@ -203,7 +203,7 @@ def _event(scenario: Scenario, out: Path) -> Results:
     from meters_sim.scenario import Region
     from meters_sim.simulator import SimConfig, Simulation
     from meters_sim.workload import schedule_load
-    from sdk.keys import signing_keys
+    from sdk.keys import create_keys, signing_keys
     from simfield.fleet import generate_fleet
     from simfield.fleet_dir import load_fleet
     from simfield.fleet_files import write_fleet
@@ -217,6 +217,7 @@ def _event(scenario: Scenario, out: Path) -> Results:
         ),
         fleet_dir,
     )
+    create_keys(fleet_dir, [])  # the parties' signing keys: suppliers sign critical commands
     fleet = load_fleet(fleet_dir)
     cells = sorted({s.cell for s in fleet.inventory.sites.values()})
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}

@@ -241,9 +241,12 @@ def flows(scenario: Scenario) -> list[Flow]:
             )
         )
     import_share_of_meters = dict(suppliers)[Role.IS] / (1.0 + mix.export)
+    # settlement reads only where the register settles half-hourly (as the event model does):
+    # every non-domestic import meter point, and a share of the domestic ones
+    half_hourly = mix.non_domestic + (1.0 - mix.non_domestic) * mix.half_hourly_domestic
     for label, reads, size, factor in (
         ("daily reads", load.daily_reads, READ_LOG_BYTES, 1.0),
-        ("settlement reads", load.settlement, PROFILE_BYTES, import_share_of_meters),
+        ("settlement reads", load.settlement, PROFILE_BYTES, import_share_of_meters * half_hourly),
     ):
         if reads.share <= 0:
             continue

@@ -5,8 +5,13 @@ Decides: how the engine's effects play out in simulated time: users connect and 
 they do live; answers go back to the connection the frame came from, pushed deliveries to the
 user's latest connection that said Hello (falling back to earlier ones, held for the next Hello
 when none is left) by the same routing policy as the live front door; frames reach a
-connection at once; a user's default connection acknowledges after a configurable delay, other
-connections keep what they get in an inbox until asked; commands are carried by each comms
+connection at once; a user's default connection takes them one after another at its
+recipient profile's push rate and acknowledges each after its acknowledgement delay (the
+simulation's ``ack_delay_s`` by default), says Hello with the profile's in-flight window, and
+closes when the user goes offline (its deliveries are then held by the engine's outbox until
+the next Hello); other connections keep what they get in an inbox until asked; each comms
+hub's WAN model draws from its own random stream (``meters_sim.streams``, named by the comms
+hub), so what happens at one site does not move the draws of another; commands are carried by each comms
 hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
 head-end formats, the WAN model of the site's region, the simulated devices, every failure),
 and this driver only waits in simulated time and measures: commands, WAN bytes per cell and
@@ -46,6 +51,7 @@ from hub.reference.standard import DeviceAlert
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
+from meters_sim.streams import Streams
 from simfield.devices import PublicKey
 from simfield.line import Action, Carried, Deliver, Fail, Integrity, Line, Lost, Wait, WakeAt
 from simfield.site import FieldBuilder, SiteHost
@@ -68,6 +74,8 @@ class Decision:
     device_id: str | None = None
     raised_at: float | None = None
     """When the device (or the hub) raised it (alerts only)."""
+    held_at: float | None = None
+    """When the hub first held it in the outbox for this user (responses and alerts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +139,28 @@ class Connection:
     auto-ack)."""
     seen: set[int] = field(default_factory=set)
     """Delivery ids already put in the inbox."""
+    ack_delay_s: float | None = None
+    """How long this connection takes to acknowledge a delivery (auto-ack only; None: the
+    simulation's ``ack_delay_s``)."""
+    push_rate_per_s: float | None = None
+    """Deliveries a second this connection takes, one after another (None: any number at
+    once); a delivery waits for the one before it to be taken before its acknowledgement
+    delay starts."""
+    free_at: float = -math.inf
+    """When the connection has taken every delivery that reached it so far (with a push
+    rate)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientProfile:
+    """How a user takes its deliveries: what ``[[recipients]]`` says of it."""
+
+    ack_delay_s: float = 0.0
+    """How long it takes to acknowledge a delivery pushed to it."""
+    push_rate_per_s: float | None = None
+    """Deliveries a second its connection takes (None: not limited)."""
+    max_in_flight: int | None = None
+    """The in-flight window its Hello asks for (None: the hub's default)."""
 
 
 def _shared(text: str | None) -> str | None:
@@ -186,13 +216,15 @@ class Simulation:
             anchors=anchors or {},
         )
         self._codecs = head_ends
-        self._rng = random.Random(config.seed)
+        self._streams = Streams(config.seed)
         self._hubs: dict[str, _Hub] = {}
         self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
         self._seen_deliveries: set[int] = set()  # delivered and still held (ids are hub-wide)
         self._payloads: dict[int, bytes] = {}  # held deliveries' payloads: the in-memory store
+        self._held_at: dict[int, float] = {}  # held deliveries: when the hub first held them
         self._routes = DeliveryRoutes[Connection]()
         self._default: dict[str, Connection] = {}
+        self._profiles: dict[str, RecipientProfile] = {}
         self._numbers = itertools.count(1)
         self.log: list[Decision] = []
         """Everything users were told, in order."""
@@ -202,6 +234,7 @@ class Simulation:
             "frames_to_users": 0,
             "expired": 0,
             "lost_alerts": 0,
+            "redeliveries": 0,
         }
         self.sla: list[SlaRecord] = []
         """Every response's timing, for SLA reports."""
@@ -260,8 +293,28 @@ class Simulation:
 
     def hello(self, user_id: str, conn: Connection | None = None) -> None:
         """The user says Hello on ``conn`` (default: its auto-acknowledging default
-        connection, opened on first use); held deliveries are pushed."""
-        self.frame(user_id, wire.encode(wire.Hello()), conn)
+        connection, opened on first use), asking for its profile's in-flight window; held
+        deliveries are pushed."""
+        profile = self._profiles.get(user_id)
+        window = profile.max_in_flight if profile is not None else None
+        self.frame(user_id, wire.encode(wire.Hello(max_in_flight=window)), conn)
+
+    def set_recipient(self, user_id: str, profile: RecipientProfile) -> None:
+        """How the user's default connections take deliveries from now on (acknowledgement
+        delay, push rate, the in-flight window of its next Hello)."""
+        self._profiles[user_id] = profile
+        conn = self._default.get(user_id)
+        if conn is not None:
+            conn.ack_delay_s = profile.ack_delay_s
+            conn.push_rate_per_s = profile.push_rate_per_s
+
+    def go_offline(self, user_id: str) -> None:
+        """The user's gateway goes away: its default connection closes (what was pushed to it
+        and not acknowledged is pushed again after its next Hello); it still sends requests,
+        whose answers reach a new connection that takes no pushes until it says Hello."""
+        conn = self._default.get(user_id)
+        if conn is not None:
+            self.disconnect(conn)
 
     def frame(self, user_id: str, frame: bytes, conn: Connection | None = None) -> None:
         """A frame arrives now from an authenticated user on ``conn`` (default: the user's
@@ -293,6 +346,10 @@ class Simulation:
         conn = self._default.get(user_id)
         if conn is None:
             conn = self._default[user_id] = self.connect(user_id, auto_ack=True)
+            profile = self._profiles.get(user_id)
+            if profile is not None:
+                conn.ack_delay_s = profile.ack_delay_s
+                conn.push_rate_per_s = profile.push_rate_per_s
         return conn
 
     def inject(
@@ -314,6 +371,7 @@ class Simulation:
         self.counters["expired"] += effects.expired
         for made in effects.add_deliveries:
             self._payloads[made.delivery_id] = made.payload
+            self._held_at[made.delivery_id] = self.env.now
         if effects.add_deliveries:
             self.outbox_peak = max(self.outbox_peak, len(self.engine.outbox))
         if effects.faults:  # contained engine failures (answered, audited by the engine)
@@ -331,6 +389,7 @@ class Simulation:
         for delivery_id in effects.remove_deliveries:
             self._payloads.pop(delivery_id, None)
             self._seen_deliveries.discard(delivery_id)  # never pushed again once removed
+            self._held_at.pop(delivery_id, None)
         for d in effects.dispatch:
             self._carry(d)
         self._replan()
@@ -369,8 +428,10 @@ class Simulation:
             if not conn.auto_ack:
                 conn.inbox.append(msg)
             return True
-        key = msg.delivery_id
-        if key not in self._seen_deliveries:  # a user drops redeliveries, as the SDK does
+        key = msg.delivery_id  # delivery ids are hub-wide
+        if key in self._seen_deliveries:
+            self.counters["redeliveries"] += 1
+        else:  # a user drops redeliveries, as the SDK does
             self._seen_deliveries.add(key)
             if isinstance(msg, wire.ServiceResponse):
                 self.log.append(
@@ -395,6 +456,7 @@ class Simulation:
                         None,
                         _shared(msg.device_id),
                         msg.raised_at,
+                        self._held_at.get(msg.delivery_id),
                     )
                 )
             else:
@@ -408,6 +470,7 @@ class Simulation:
                         None,
                         None,
                         msg.raised_at,
+                        self._held_at.get(msg.delivery_id),
                     )
                 )
         if not conn.auto_ack:
@@ -419,10 +482,15 @@ class Simulation:
                 conn.inbox.append(msg)
             return True
         ack = wire.encode(wire.DeliveryAck(delivery_ids=(msg.delivery_id,)))
-        if self.config.ack_delay_s <= 0:
+        delay = conn.ack_delay_s if conn.ack_delay_s is not None else self.config.ack_delay_s
+        taken = now
+        if conn.push_rate_per_s is not None:  # taken one after another at the push rate
+            taken = max(now, conn.free_at) + 1.0 / conn.push_rate_per_s
+            conn.free_at = taken
+        if taken + delay <= now:
             self._apply(self.engine.on_frame(user_id, ack, now), conn)
         else:
-            self.at(now + self.config.ack_delay_s, lambda: self.frame(user_id, ack, conn))
+            self.at(taken + delay, lambda: self.frame(user_id, ack, conn))
         return True
 
     def _hub(self, comms_hub: str) -> _Hub:
@@ -430,7 +498,8 @@ class Simulation:
         if hub is None:
             site = self._site_of[comms_hub]
             profile = self.config.wan.get(site.region, WanProfile())
-            line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, self._rng)
+            rng = random.Random(int(self._streams.generator("wan", comms_hub).integers(2**63)))
+            line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, rng)
             hub = self._hubs[comms_hub] = _Hub(line, site.cell, site.region)
         return hub
 

@@ -4,11 +4,14 @@ Decides: which requests the simulated service users send and when (on-demand rea
 day, prepayment top-ups with valid UTRNs, daily scheduled and settlement reads created as 5.1
 schedules whose nominal times are spread evenly over their window, diarised tariff changes,
 firmware rollouts, and the network operators' own power-quality reads), which users connect
-(every supplier and network operator with meters in the fleet says Hello at the start), and
-which field events happen (the steady background alerts of ``[load.alerts]``, outage storms
-with the comms hub's AD1 last gasp and the restorations, WAN coverage and cell outages), all
-drawn from the scenario's seed; and the flow class each request belongs to (``flow_of``), so
-both models report the same flows.
+(every supplier and network operator with meters in the fleet says Hello at the start) and how
+each takes its deliveries (``[[recipients]]``: offline windows, reconnection, acknowledgement
+delay, push rate, in-flight window), and which field events happen (the steady background
+alerts of ``[load.alerts]``, outage storms with the comms hub's AD1 last gasp and the
+restorations, WAN coverage and cell outages), each part drawn from its own named random stream
+of the scenario's seed (``stream``); the request class a response is judged by
+(``request_class``); and the flow class each request belongs to (``flow_of``), so both models
+report the same flows.
 Must never: decide anything the hub decides; it only plays the users and the field.
 Change-of-supplier churn is played as register updates during the run (effective the next UK
 day, followed by the gaining supplier's first requests); settlement reads only on meter points
@@ -37,8 +40,9 @@ from hub.reference.utrn import make_utrn
 from hub.registers.inventory import Device, DeviceStatus, Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData, Settlement, SupplierRegistration
-from meters_sim.scenario import FLAT, HourProfile, Scenario, ScheduledReads
-from meters_sim.simulator import Simulation
+from meters_sim.scenario import FLAT, HourProfile, RequestClass, Scenario, ScheduledReads
+from meters_sim.simulator import RecipientProfile, Simulation
+from meters_sim.streams import Streams
 from sdk.signing import SigningKey
 from simfield.devices.chf import OUTAGE_ALERT_AFTER_S
 from simfield.devices.esme import DEFAULT_VOLTAGE
@@ -157,6 +161,25 @@ def flow_of(request_id: str | None, service: str, scenario: Scenario) -> str:
     return "other"
 
 
+FIRMWARE_SERVICES = frozenset({"11.1", "11.4"})
+"""Image transfers: the firmware request class (``[sla.targets] firmware``)."""
+
+
+def request_class(request_id: str | None, service: str) -> RequestClass:
+    """The request class whose ``[sla.targets]`` target a response is judged against, as the
+    bulk model's flows have it: firmware images; future-dated work (``tc-``, its clock from
+    the execution time); a schedule's firing (``S<n>:<index>``, from the firing); the rest
+    on demand (from receipt)."""
+    rid = request_id or ""
+    if service in FIRMWARE_SERVICES:
+        return RequestClass.FIRMWARE
+    if rid.startswith("tc-"):
+        return RequestClass.FUTURE_DATED
+    if rid.startswith("S") and ":" in rid:
+        return RequestClass.SCHEDULED
+    return RequestClass.ON_DEMAND
+
+
 def _slots(reads: ScheduledReads, count: int) -> list[str]:
     """``count`` nominal times of day (UK local ``HH:MM``) spread evenly over the window."""
     first = reads.window_start.hour * 60 + reads.window_start.minute
@@ -181,7 +204,7 @@ def schedule_load(
     """Put the scenario's users and events on the simulation; returns what was planned.
     ``signing_keys`` are the parties' private keys (``sdk.keys.signing_keys``): the simulated
     suppliers sign their critical commands with them."""
-    rng = random.Random(scenario.run.seed)
+    streams = Streams(scenario.run.seed)
     start = scenario.run.start.timestamp()
     end = start + scenario.run.duration_s
     meters = _meters(users, registration, inventory, uk_date(scenario.run.start))
@@ -202,6 +225,7 @@ def schedule_load(
     # WAN coverage: the share of each region's comms hubs the WAN does not reach answers E20
     uncovered: set[str] = set()
     for region, wan in scenario.wan.items():
+        rng = stream(streams, "coverage", region.value)
         for site in sorted(inventory.sites.values(), key=lambda x: x.site_id):
             if site.region == region.value.capitalize() and rng.random() >= wan.coverage:
                 sim.set_online(site.comms_hub, False)
@@ -212,6 +236,7 @@ def schedule_load(
     planned["cells_down"] = 0
     for cell_outage in scenario.load.cell_outages:
         name = cell_outage.region.value.capitalize()
+        rng = stream(streams, "cell outage", cell_outage.start.isoformat(), name)
         cells = sorted({s.cell for s in inventory.sites.values() if s.region == name})
         down = {c for c in cells if rng.random() < cell_outage.share}
         planned["cells_down"] += len(down)
@@ -228,13 +253,13 @@ def schedule_load(
     connected = {m.user.user_id for m in meters} | {
         u.user_id for pair in networks.values() for u, _ in pair
     }
-    for u in sorted(connected):
-        sim.at(start, partial(sim.hello, u))
     planned["connected_users"] = len(connected)
+    planned["offline_users"] = _recipients(sim, scenario, users, connected)
     load = scenario.load
     # on-demand reads: most from the supplier, a share from the network operator
     services = [(code, w) for code, w in load.on_demand.services.items() if code in CATALOGUE]
     planned["network_operator"] = 0
+    rng = stream(streams, "arrivals", "on demand")
     for t in _arrivals(
         rng, load.on_demand.per_meter_per_day * len(meters), load.on_demand.hour_profile, start, end
     ):
@@ -260,6 +285,7 @@ def schedule_load(
     # prepayment top-ups
     prepay = [m for m in meters if payment_modes.get(m.device.device_id) is PaymentMode.PREPAYMENT]
     if prepay:
+        rng = stream(streams, "arrivals", "top-ups 2.2")
         for t in _arrivals(
             rng,
             load.top_ups.per_prepayment_meter_per_day * len(prepay),
@@ -287,6 +313,7 @@ def schedule_load(
         if reads.share <= 0 or reads.service not in CATALOGUE:
             continue
         service = CATALOGUE[reads.service]
+        rng = stream(streams, "scheduled reads", settlement, reads.service)
         chosen = [
             m
             for m in meters
@@ -311,12 +338,18 @@ def schedule_load(
             )
             sim.at(start, partial(sim.request, m.user.user_id, req))
             planned["schedules"] += 1
-    # diarised tariff changes: sent ahead, the device acts at the date
+    # diarised tariff changes: sent ahead over their notice, the device acts at the date
     for change in load.tariff_changes:
         at = change.at.timestamp()
-        send = max(start, at - change.notice_s)
+        rng = stream(streams, "tariff change", change.at.isoformat(), change.service)
+        tariff_service = CATALOGUE.get(change.service)
         for m in meters:
-            if rng.random() >= change.share or m.role is not Role.IS:
+            if (
+                rng.random() >= change.share
+                or tariff_service is None
+                or m.device.device_type not in tariff_service.device_types
+                or m.role not in tariff_service.roles
+            ):
                 continue
             dev = m.device.device_id
             tariff = example_params(change.service, at)
@@ -330,11 +363,17 @@ def schedule_load(
                 execute_at=at,
                 signature=key.sign(change.service, dev, tariff) if key else b"",
             )
-            sim.at(send + rng.random() * 60, partial(sim.request, m.user.user_id, req))
+            # sent evenly over the notice before `at`; what falls before the run was sent
+            # already (it still reaches the hub, at the start)
+            send = at - change.notice_s * (1.0 - rng.random())
+            sim.at(max(start, send), partial(sim.request, m.user.user_id, req))
             planned["tariff_changes"] += 1
     # firmware rollouts
     for rollout in load.firmware_rollouts:
         at = rollout.at.timestamp()
+        rng = stream(
+            streams, "firmware", rollout.at.isoformat(), rollout.device_type.value, rollout.service
+        )
         for m in meters:
             if m.device.device_type is not rollout.device_type or rng.random() >= rollout.share:
                 continue
@@ -365,6 +404,7 @@ def schedule_load(
     electric = [m for m in meters if m.role is Role.IS]
     churn = load.change_of_supplier
     if electric and len(suppliers) > 1 and churn.churn_per_day > 0:
+        rng = stream(streams, "arrivals", "change of supplier")
         for t in _arrivals(rng, churn.churn_per_day * len(electric), FLAT, start, end):
             m = rng.choice(electric)
             gaining = rng.choice([p for p in suppliers if p != m.user.party_id])
@@ -386,6 +426,7 @@ def schedule_load(
     for storm in load.outages:
         region_name = storm.region.value.capitalize()
         sites = [s for s in inventory.sites.values() if s.region == region_name]
+        rng = stream(streams, "outage", storm.start.isoformat(), region_name)
         hit = [s for s in sites if rng.random() < storm.share]
         t0 = storm.start.timestamp()
         for site in hit:
@@ -396,10 +437,48 @@ def schedule_load(
                 sim.at(gasp, partial(sim.inject, site.comms_hub, _last_gasp))
             sim.at(back, partial(sim.inject, site.comms_hub, _power_on))
             planned["outages"] += 1
+    rng = stream(streams, "arrivals", "device alerts")
     planned["steady_alerts"] = _steady_alerts(
         sim, rng, scenario, meters, inventory, uncovered, start, end
     )
     return planned
+
+
+def stream(streams: Streams, *name: str | bool) -> random.Random:
+    """The random stream of one named part of the workload (a flow class, an event, the
+    sites of a region), from ``meters_sim.streams``: adding or changing one part of a
+    scenario leaves every other part's draws unchanged."""
+    return random.Random(int(streams.generator("event", *name).integers(2**63)))
+
+
+def _recipients(
+    sim: Simulation, scenario: Scenario, users: dict[str, User], connected: set[str]
+) -> int:
+    """Each connected user as its ``[[recipients]]`` entry says: acknowledgement delay, push
+    rate and in-flight window; it says Hello at the start unless it is offline then, goes
+    away at the start of each offline interval and says Hello again at its end (offline
+    intervals include ``reconnect_after``). Returns how many users are ever offline."""
+    start = scenario.run.start.timestamp()
+    offline_users = 0
+    for u in sorted(connected):
+        user = users.get(u)
+        roles = {r.value for r in user.roles} if user is not None else set()
+        entry = scenario.recipient(u, roles)
+        intervals = entry.offline_intervals(scenario.run) if entry is not None else []
+        if entry is not None:
+            sim.set_recipient(
+                u,
+                RecipientProfile(entry.ack_delay_s, entry.push_rate_per_s, entry.max_in_flight),
+            )
+        if not intervals or intervals[0][0] > 0:
+            sim.at(start, partial(sim.hello, u))
+        offline_users += bool(intervals)
+        for a, b in intervals:
+            if a > 0:
+                sim.at(start + a, partial(sim.go_offline, u))
+            if b < scenario.run.duration_s:
+                sim.at(start + b, partial(sim.hello, u))
+    return offline_users
 
 
 LAST_GASP_MARGIN_S = 0.001
