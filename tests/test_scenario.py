@@ -31,6 +31,7 @@ from simfield.wan import LatencyKind, WanProfile
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 BUNDLED = (
+    "agreement",
     "cos-churn",
     "daily-reads",
     "firmware-rollout",
