@@ -180,6 +180,8 @@ def _event(scenario: Scenario, out: Path) -> Results:
         fleet.inventory,
         fleet.payment_modes,
         signing_keys=signing_keys(fleet_dir),
+        early_smart=fleet.early_smart_candidates,
+        early_smart_sites=fleet.early_smart_sites,
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)

@@ -369,10 +369,16 @@ def _export(reg: RegistrationData, mpxn: str) -> bool:
 
 
 def _supplier(reg: RegistrationData, mpxn: str | None, day: date) -> str | None:
+    """The supplier whose key the meter holds: the one registered on ``day`` (when the site's
+    history starts), else, for a meter point that entered the register since (a new
+    connection fitted during the run), its first supplier."""
     if not mpxn:
         return None
     mp = reg.meter_point(mpxn)
-    return mp.supplier_on(day) if mp else None
+    if mp is None:
+        return None
+    later = [r for r in mp.registrations if r.effective_from > day]
+    return mp.supplier_on(day) or (later[0].supplier if later else None)
 
 
 def _network(reg: RegistrationData, mpxn: str | None) -> str | None:
