@@ -142,7 +142,7 @@ def _event(scenario: Scenario, out: Path) -> Results:
     from meters_sim.scenario import Region
     from meters_sim.simulator import SimConfig, Simulation
     from meters_sim.workload import schedule_load
-    from sdk.keys import signing_keys
+    from sdk.keys import create_keys, signing_keys
     from simfield.fleet import generate_fleet
     from simfield.fleet_dir import load_fleet
     from simfield.fleet_files import write_fleet
@@ -156,6 +156,9 @@ def _event(scenario: Scenario, out: Path) -> Results:
         ),
         fleet_dir,
     )
+    # the parties' signing keys: the simulated suppliers sign their critical commands
+    # (tariff changes, commissioning) and the simulated devices verify them
+    create_keys(fleet_dir, [])
     fleet = load_fleet(fleet_dir)
     cells = sorted({s.cell for s in fleet.inventory.sites.values()})
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}

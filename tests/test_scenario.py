@@ -34,6 +34,7 @@ BUNDLED = (
     "cos-churn",
     "daily-reads",
     "firmware-rollout",
+    "installations-day",
     "national",
     "outage-storm",
     "payg-evening-peak",
