@@ -10,12 +10,17 @@ with the comms hub's AD1 last gasp and the restorations, WAN coverage and cell o
 drawn from the scenario's seed; and the flow class each request belongs to (``flow_of``), so
 both models report the same flows.
 Must never: decide anything the hub decides; it only plays the users and the field.
-Change-of-supplier churn is played as register updates during the run (effective the next UK
-day, followed by the gaining supplier's first requests); settlement reads only on meter points
-the register settles half-hourly; sites outside WAN coverage are taken off the WAN for the whole
-run, and the comms hubs of a failed cell for the outage (their requests get E20). Hub alerts
-(``hub_per_meter_per_day``) are the hub's own decisions (anomaly notices, stopped schedules):
-the event model gets them only when the hub makes them.
+Register churn reaches the hub as the live change feed does (``Simulation.register_changes``,
+the engine's ``on_register_changes``): changes of supplier (effective the next UK day,
+followed by the gaining supplier's first requests) and of tenancy; installations are new
+connections whose MPAN enters the register through the feed and whose devices the supplier
+pre-notifies, installs, commissions and reads through the DUIS services; early-smart meters'
+first calls are the adoption commands the live field gives (``Simulation.operator_command``).
+Settlement reads only on meter points the register settles half-hourly; sites outside WAN
+coverage are taken off the WAN for the whole run, and the comms hubs of a failed cell for the
+outage (their requests get E20). Hub alerts (``hub_per_meter_per_day``) are the hub's own
+decisions (anomaly notices, stopped schedules): the event model gets them only when the hub
+makes them.
 """
 
 from __future__ import annotations
