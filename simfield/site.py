@@ -304,7 +304,8 @@ class FieldBuilder:
         reg = self._registration
         site_id = self._site_of.get(comms_hub)
         if site_id is None:  # a premises fitted since the builder was made (a new connection)
-            self._site_of = {s.comms_hub: s.site_id for s in self._inventory.sites.values()}
+            sites = list(self._inventory.sites.values())  # one copy: the field may grow meanwhile
+            self._site_of = {s.comms_hub: s.site_id for s in sites}
             site_id = self._site_of[comms_hub]
         devices = self._inventory.site_devices(site_id)
         day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
