@@ -307,6 +307,7 @@ class FrontDoor:
                     if self._inbox is not None:
                         for command in self._inbox.take():
                             effects.extend(self.engine.on_operator_command(command, now))
+                        effects.audit.extend(self._inbox.refusals(now))  # unreadable files
                     next_housekeeping = now + self._tick_s
                 if due is not None and now >= due:
                     effects.extend(self.engine.tick(now))

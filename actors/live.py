@@ -35,7 +35,14 @@ from actors.comms_hub import CommsHubPoolActor, DeviceHost, Inject, SetOnline
 from actors.field_journal import FieldJournal, FieldJournalError, field_file
 from actors.front_door import DEFAULT_ANSWER_WITHIN_S, BindError, FrontDoor
 from actors.head_end import HeadEndActor, pool_index
-from actors.operator_inbox import OperatorInbox
+from actors.operator_inbox import (
+    CommandError,
+    Fitting,
+    OperatorInbox,
+    fittings_dir,
+    read_fittings,
+    write_fitting,
+)
 from actors.register_feed import (
     ANSWER_WAIT_S,
     DEFAULT_POLL_S,
@@ -56,6 +63,8 @@ from hub.registers.changes import ChangeBatch
 from hub.registers.election import Election
 from hub.registers.inventory import Device, Inventory, Site
 from sdk.keys import KeyPair, hub_keypair, keys_dir
+from simfield.early_smart import METERS as EARLY_SMART
+from simfield.early_smart import contacts
 from simfield.fleet_dir import Fleet, load_fleet
 from simfield.headend_plugins import load_head_ends
 from simfield.site import FieldBuilder, SiteHost, load_trust_anchors
@@ -149,6 +158,10 @@ def check_settings(settings: HubSettings) -> None:
     e = settings.engine
     if not (math.isfinite(e.hold_s) and e.hold_s > 0):
         problems.append(f"hold must be a positive number of seconds, not {e.hold_s}")
+    if not (math.isfinite(settings.early_smart_per_day) and settings.early_smart_per_day >= 0):
+        problems.append(
+            f"early-smart contacts a day must be 0 or more, not {settings.early_smart_per_day}"
+        )
     if not (math.isfinite(e.schedule_window_s) and e.schedule_window_s >= 0):
         problems.append(f"schedule window must be 0 seconds or more, not {e.schedule_window_s}")
     if problems:
@@ -221,6 +234,10 @@ class HubSettings:
     (busy, retry after) instead of late, so every frame is answered within about this bound."""
     feed_poll_s: float = DEFAULT_POLL_S
     """How often the register change inbox (``<fleet>/inbox/``) is looked at."""
+    early_smart_per_day: float = 0.0
+    """Early-smart meters of the field (``early_smart_candidates.csv``) that first call the hub
+    a day, at seeded instants from the start (``simfield.early_smart.contacts``), until all
+    have (0: none call on their own; ``early_smart_contact`` still plays one)."""
 
     @property
     def store_path(self) -> Path:
@@ -265,15 +282,33 @@ class LiveHub:
             [*self.fleet.inventory.devices.values(), *self.fleet.early_smart_candidates],
         )
         """What is physically in the field: the fleet's inventory, the early-smart meters
-        still talking to their suppliers, and what ``install`` fits (the simulated devices
-        are built from it; the hub's own inventory is the engine's)."""
+        still talking to their suppliers, and what ``install`` and the fittings of the
+        operator inbox fit (the simulated devices are built from it; the hub's own inventory
+        is the engine's)."""
+        try:
+            fitted = read_fittings(fittings_dir(settings.data_dir), self.fleet.inventory.products)
+        except CommandError as err:
+            raise StartError(
+                f"{err}; restore it from a backup, or move it aside to rebuild the field "
+                "without that premises",
+                StartFault.BAD_INPUT,
+            ) from err
+        for fitting in fitted:
+            self.install(fitting.site, list(fitting.devices))
+        self._fit_lock = threading.Lock()
+        self.early_smart_calls = 0
+        """Early-smart contacts the field has made since the start (``early_smart_contact``,
+        the seeded schedule's included)."""
         self.inbox = OperatorInbox(
             settings.fleet_dir,
             {d.device_id: d for d in self.fleet.early_smart_candidates},
             self.fleet.early_smart_sites,
+            products=self.fleet.inventory.products,
+            fit=self.fit,
         )
         """The operator's inventory commands (``dcc inventory`` drops them into the fleet's
-        ``operator/inbox/``) and the field's early-smart contacts."""
+        ``operator/inbox/``), the field engineer's fittings, and the field's early-smart
+        contacts."""
 
     @property
     def endpoint(self) -> str:
@@ -412,6 +447,20 @@ class LiveHub:
         self.front_door.start()
         self.feed = RegisterFeed(s.fleet_dir / INBOX_DIR, self._offer_changes, s.feed_poll_s)
         self.feed.start()
+        self._plan_early_smart(self._clock())
+
+    def _plan_early_smart(self, now: float) -> None:
+        """Put the field's early-smart contacts on the timers (``early_smart_per_day``): the
+        same seeded instants, counted from this start, at every start; a meter adopted or
+        refused before is a command carried out already, so calling again does nothing."""
+        rate = self.settings.early_smart_per_day
+        meters = [d for d in self.fleet.early_smart_candidates if d.device_type in EARLY_SMART]
+        if rate <= 0 or not meters or self._timers is None:
+            return
+        for contact in contacts(meters, now, len(meters) / rate * 86_400.0, self.settings.seed):
+            self._timers.call_later(
+                contact.at - now, functools.partial(self.early_smart_contact, contact.device_id)
+            )
 
     def _offer_changes(self, batch: ChangeBatch) -> tuple[int, int, str | None] | None:
         """Hand one change file's batch to the front door (in the feed's thread) and wait for
@@ -585,16 +634,32 @@ class LiveHub:
 
     def install(self, site: Site, devices: list[Device]) -> None:
         """Fit a new premises' devices in the field (a new connection): they answer once the
-        hub's inventory knows them. Only before the hub first reaches that comms hub."""
+        hub's inventory knows them. Only before the hub first reaches that comms hub; a
+        premises the field holds already is left as it is. Not remembered across restarts
+        (``fit`` is)."""
+        if site.site_id in self.field.sites:
+            return
         self.field.add_site(site)
         for device in devices:
             self.field.add_device(device)
+
+    def fit(self, fitting: Fitting) -> None:
+        """Fit a new premises' devices in the field and remember it in the data directory
+        (written aside, synced and renamed before the field holds it), so that a restarted
+        hub, even after a kill, rebuilds the premises; the same premises fitted again is left
+        as it is. Called from the front door's thread (the operator inbox's ``fit``)."""
+        with self._fit_lock:
+            if fitting.site.site_id in self.field.sites:
+                return
+            write_fitting(fittings_dir(self.settings.data_dir), fitting)
+            self.install(fitting.site, list(fitting.devices))
 
     def early_smart_contact(self, device_id: str) -> None:
         """An early-smart meter of the field starts communicating via the hub: the hub adopts
         it if its model is approved as compliant, else refuses it and alerts its supplier
         (once, however often the meter calls: the command id is the device's)."""
         self.inbox.offer(self.early_smart_command(device_id))
+        self.early_smart_calls += 1
 
     def early_smart_command(self, device_id: str) -> OperatorCommand:
         """The adoption command of the field's first contact from an early-smart meter."""

@@ -79,6 +79,15 @@ class Durability(StrEnum):
     NORMAL = "normal"
 
 
+class FieldDurability(StrEnum):
+    """``dcc serve --field-synchronous``: how durable each write of the simulated field's
+    memory is (``actors.store.Synchronous``), or ``off``: the field remembers nothing."""
+
+    FULL = "full"
+    NORMAL = "normal"
+    OFF = "off"
+
+
 keys_app = typer.Typer(
     help="CURVE keys. Alone, 'dcc keys' makes pairs for demos and tests; 'register' records "
     "the public key a user generated, 'revoke' revokes one, 'list' lists them.",
@@ -201,6 +210,21 @@ def serve(
         help="Durability of each commit: full survives a power cut (the default); normal "
         "survives the process being killed, and is faster (see benchmarks/README.md).",
     ),
+    field_synchronous: FieldDurability = typer.Option(
+        FieldDurability.NORMAL,
+        "--field-synchronous",
+        case_sensitive=False,
+        help="The simulated field's memory (field.sqlite in --data): normal survives the hub "
+        "being killed (the default); full a power cut too; off remembers nothing, so every "
+        "start rebuilds the devices as the fleet says.",
+    ),
+    early_smart_per_day: float = typer.Option(
+        0.0,
+        "--early-smart-per-day",
+        min=0.0,
+        help="Early-smart meters of the fleet that start communicating via the hub a day, "
+        "at seeded instants from the start, until all have (0: none do on their own).",
+    ),
     answer_within: float = typer.Option(
         1.0,
         help="Requests not decided this many seconds after they arrive are answered H8 "
@@ -256,6 +280,13 @@ def serve(
             engine=EngineConfig(hold_s=hold, retry_s=retry, schedule_window_s=schedule_window),
             synchronous=Synchronous(synchronous.value),
             answer_within_s=answer_within,
+            remember_field=field_synchronous is not FieldDurability.OFF,
+            field_synchronous=(
+                Synchronous.NORMAL
+                if field_synchronous is FieldDurability.OFF
+                else Synchronous(field_synchronous.value)
+            ),
+            early_smart_per_day=early_smart_per_day,
         )
     except ValueError as err:
         _refuse(f"dcc serve: {err}", EXIT_BAD_INPUT)

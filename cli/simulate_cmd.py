@@ -217,7 +217,9 @@ def _event(scenario: Scenario, out: Path) -> Results:
         ),
         fleet_dir,
     )
-    create_keys(fleet_dir, [])  # the parties' signing keys: suppliers sign critical commands
+    # the parties' signing keys: the simulated suppliers sign their critical commands
+    # (tariff changes, commissioning) and the simulated devices verify them
+    create_keys(fleet_dir, [])
     fleet = load_fleet(fleet_dir)
     cells = sorted({s.cell for s in fleet.inventory.sites.values()})
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
@@ -242,6 +244,8 @@ def _event(scenario: Scenario, out: Path) -> Results:
         fleet.inventory,
         fleet.payment_modes,
         signing_keys=signing_keys(fleet_dir),
+        early_smart=fleet.early_smart_candidates,
+        early_smart_sites=fleet.early_smart_sites,
     )
     end = start + scenario.run.duration_s
     step = min(scenario.run.report_interval_s, scenario.run.duration_s)

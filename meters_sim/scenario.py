@@ -402,6 +402,48 @@ class ChangeOfSupplierLoad:
     name, 1.1.1 tariff, 5.1 schedule, a read, 8.2 inventory; assumed)."""
 
 
+INSTALLERS_DAY = HourProfile(
+    (0, 0, 0, 0, 0, 0, 0, 0, 8, 10, 10, 10, 8, 10, 10, 10, 8, 4, 0, 0, 0, 0, 0, 0)
+)
+"""When meter installers fit and commission meters: 08:00-18:00 UK local, fewer at lunch and
+in the last hour (assumed shape)."""
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationLoad:
+    """``[load.installations]``: premises fitted with a comms hub and an electricity meter during
+    the run, each through the hub's own services: its meter point enters the register through
+    the change feed, the supplier pre-notifies both devices (12.2), the comms hub's
+    installation is reported (8.14.1), the meter is added to its device log (8.11) and
+    commissioned (8.1.1), then read (4.1.1)."""
+
+    per_day: float = 0.0
+    """Installations a day (the real system: about ten thousand a working day)."""
+    step_s: float = 300.0
+    """Time between one step of an installation and the next (the installer's pace)."""
+    hour_profile: HourProfile = INSTALLERS_DAY
+    """When in the (UK local) day installations start."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenancyLoad:
+    """``[load.tenancy]``: changes of tenancy the register reports (effective the next UK
+    day; an ESCO's consent ends with the tenancy)."""
+
+    churn_per_day: float = 0.0
+    """Share of meter points changing occupier each day (0: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EarlySmartLoad:
+    """``[load.early_smart]``: early-smart meters of the fleet (its
+    ``early_smart_candidates.csv``) starting to communicate via the hub, each offered to the
+    hub's adoption once (``simfield.early_smart``)."""
+
+    contacts_per_day: float = 0.0
+    """First contacts a day, until every candidate has called (0: none)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AlertLoad:
     """``[load.alerts]``: alerts raised in normal running (outage storms add their own)."""
@@ -736,6 +778,12 @@ class Load:
     """WAN cell outages: every comms hub of a cell is unreachable meanwhile."""
     integrity: tuple[IntegrityEvent, ...] = ()
     """WAN integrity events: a share of frames corrupted on a region or cells."""
+    installations: InstallationLoad = field(default_factory=InstallationLoad)
+    """Premises fitted, commissioned and served during the run."""
+    tenancy: TenancyLoad = field(default_factory=TenancyLoad)
+    """Changes of tenancy."""
+    early_smart: EarlySmartLoad = field(default_factory=EarlySmartLoad)
+    """Early-smart meters starting to communicate via the hub."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1659,6 +1707,7 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
                 IntegrityEvent(start, integrity_region, share, duration, cells, one_cell)
             )
 
+    installations, tenancy, early_smart = _field_changes(s)
     s.finish()
     return Load(
         on_demand,
@@ -1672,7 +1721,31 @@ def _load(top: _Section, run: RunSettings | None) -> Load:
         tuple(storms),
         tuple(cell_outages),
         tuple(integrity),
+        installations=installations,
+        tenancy=tenancy,
+        early_smart=early_smart,
     )
+
+
+def _field_changes(s: _Section) -> tuple[InstallationLoad, TenancyLoad, EarlySmartLoad]:
+    """``[load.installations]``, ``[load.tenancy]`` and ``[load.early_smart]``."""
+    i = s.table("installations")
+    d = InstallationLoad()
+    installations = InstallationLoad(
+        i.number("per_day", d.per_day, NON_NEGATIVE),
+        i.duration("step", d.step_s, _Range(1.0, 3_600.0)),
+        i.hour_profile("hour_profile", d.hour_profile),
+    )
+    i.finish()
+    t = s.table("tenancy")
+    tenancy = TenancyLoad(t.number("churn_per_day", TenancyLoad().churn_per_day, SHARE))
+    t.finish()
+    e = s.table("early_smart")
+    early = EarlySmartLoad(
+        e.number("contacts_per_day", EarlySmartLoad().contacts_per_day, NON_NEGATIVE)
+    )
+    e.finish()
+    return installations, tenancy, early
 
 
 def _region(e: _Section) -> Region | None:

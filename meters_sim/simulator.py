@@ -41,6 +41,7 @@ import simpy
 
 from hub import wire
 from hub.engine import DeliveryKind, Dispatch, Effects, EngineConfig, HubEngine
+from hub.flows.inventory_operator import OperatorCommand
 from hub.headends.base import HeadEnd
 from hub.policies.access import AccessContext
 from hub.policies.connections import DeliveryRoutes
@@ -48,6 +49,7 @@ from hub.policies.sla import SlaRecord
 from hub.reference.catalogue import CATALOGUE
 from hub.reference.parties import User
 from hub.reference.standard import DeviceAlert
+from hub.registers.changes import ChangeBatch
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
@@ -362,6 +364,15 @@ class Simulation:
         """Take a comms hub off the WAN, or bring it back."""
         self._perform(comms_hub, self._hub(comms_hub).line.set_online(online))
 
+    def register_changes(self, batch: ChangeBatch) -> None:
+        """A register reports changes now (churn, new meter points), as the live feed does."""
+        self._apply(self.engine.on_register_changes(batch, self.env.now))
+
+    def operator_command(self, command: OperatorCommand) -> None:
+        """An operator's or the field's inventory command arrives now (an early-smart meter
+        starting to communicate via the hub), as through the live operator inbox."""
+        self._apply(self.engine.on_operator_command(command, self.env.now))
+
     # ---- the engine's effects ---------------------------------------------------------------------
 
     def _apply(self, effects: Effects, source: Connection | None = None) -> None:
@@ -496,6 +507,8 @@ class Simulation:
     def _hub(self, comms_hub: str) -> _Hub:
         hub = self._hubs.get(comms_hub)
         if hub is None:
+            if comms_hub not in self._site_of:  # a premises fitted during the run
+                self._site_of = {s.comms_hub: s for s in self._inventory.sites.values()}
             site = self._site_of[comms_hub]
             profile = self.config.wan.get(site.region, WanProfile())
             rng = random.Random(int(self._streams.generator("wan", comms_hub).integers(2**63)))

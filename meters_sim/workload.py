@@ -13,39 +13,62 @@ of the scenario's seed (``stream``); the request class a response is judged by
 (``request_class``); and the flow class each request belongs to (``flow_of``), so both models
 report the same flows.
 Must never: decide anything the hub decides; it only plays the users and the field.
-Change-of-supplier churn is played as register updates during the run (effective the next UK
-day, followed by the gaining supplier's first requests); settlement reads only on meter points
-the register settles half-hourly; sites outside WAN coverage are taken off the WAN for the whole
-run, and the comms hubs of a failed cell for the outage (their requests get E20). Hub alerts
-(``hub_per_meter_per_day``) are the hub's own decisions (anomaly notices, stopped schedules):
-the event model gets them only when the hub makes them.
+Register churn reaches the hub as the live change feed does (``Simulation.register_changes``,
+the engine's ``on_register_changes``): changes of supplier (effective the next UK day,
+followed by the gaining supplier's first requests) and of tenancy; installations are new
+connections whose MPAN enters the register through the feed and whose devices the supplier
+pre-notifies, installs, commissions and reads through the DUIS services; early-smart meters'
+first calls are the adoption commands the live field gives (``Simulation.operator_command``).
+Settlement reads only on meter points the register settles half-hourly; sites outside WAN
+coverage are taken off the WAN for the whole run, and the comms hubs of a failed cell for the
+outage (their requests get E20). Hub alerts (``hub_per_meter_per_day``) are the hub's own
+decisions (anomaly notices, stopped schedules): the event model gets them only when the hub
+makes them.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
 
 from hub import wire
+from hub.flows.inventory_operator import OperatorAction, OperatorCommand
 from hub.reference.catalogue import CATALOGUE
+from hub.reference.mpxn import make_mpan
 from hub.reference.parties import User, UserStatus
 from hub.reference.roles import DeviceType, Fuel, Role
 from hub.reference.service_params import example_params, schema_for
 from hub.reference.standard import DeviceAlert, Value
 from hub.reference.uktime import from_uk_local, to_uk_local, uk_date
 from hub.reference.utrn import make_utrn
-from hub.registers.inventory import Device, DeviceStatus, Inventory
+from hub.registers.changes import (
+    ChangeBatch,
+    ChangeId,
+    ElectricitySupplierChange,
+    NewMeterPoint,
+    Register,
+    RegisterChange,
+    TenancyChange,
+)
+from hub.registers.inventory import Device, DeviceStatus, Inventory, Product, Site
 from hub.registers.records import PaymentMode
-from hub.registers.registration import RegistrationData, Settlement, SupplierRegistration
+from hub.registers.registration import (
+    MeterPoint,
+    RegistrationData,
+    Settlement,
+    SupplierRegistration,
+)
 from meters_sim.scenario import FLAT, HourProfile, RequestClass, Scenario, ScheduledReads
 from meters_sim.simulator import RecipientProfile, Simulation
 from meters_sim.streams import Streams
 from sdk.signing import SigningKey
 from simfield.devices.chf import OUTAGE_ALERT_AFTER_S
 from simfield.devices.esme import DEFAULT_VOLTAGE
+from simfield.early_smart import METERS as EARLY_SMART_METERS
+from simfield.early_smart import contacts as early_smart_contacts
 from simfield.site import SiteHost
 
 NETWORK_SHARE = 0.05
@@ -81,6 +104,7 @@ FLOW_PREFIXES: Mapping[str, str] = {
     "tu": "top-ups 2.2",
     "sc": "schedule creation",
     "cos": "change of supplier",
+    "in": "installations",
 }
 """Flow class of a request by the prefix of the request ids the workload gives it."""
 
@@ -200,10 +224,14 @@ def schedule_load(
     payment_modes: dict[str, PaymentMode],
     *,
     signing_keys: Mapping[str, SigningKey],
+    early_smart: Sequence[Device] = (),
+    early_smart_sites: Mapping[str, Site] | None = None,
 ) -> dict[str, int]:
     """Put the scenario's users and events on the simulation; returns what was planned.
     ``signing_keys`` are the parties' private keys (``sdk.keys.signing_keys``): the simulated
-    suppliers sign their critical commands with them."""
+    suppliers sign their critical commands with them. ``early_smart`` are the fleet's
+    early-smart meters that may start communicating via the hub (``[load.early_smart]``),
+    with their premises by site id."""
     streams = Streams(scenario.run.seed)
     start = scenario.run.start.timestamp()
     end = start + scenario.run.duration_s
@@ -389,9 +417,11 @@ def schedule_load(
                 partial(sim.request, m.user.user_id, req),
             )
             planned["firmware"] += 1
-    # change-of-supplier churn: the register moves a meter point to another supplier from the
-    # next UK day; from then the gaining supplier sends its requests, and the losing one's
-    # schedules and held requests stop when the hub next checks them
+    # change-of-supplier churn: the register reports a meter point moving to another supplier
+    # from the next UK day, through the engine's change feed (as a live change file would);
+    # on that day the engine stops the loser's schedules and tells it, and the gaining
+    # supplier sends its first requests
+    registers = _RegisterIds()
     planned["changes_of_supplier"] = 0
     suppliers = sorted(
         {u.party_id for u in users.values() if Role.IS in u.roles and u.status is UserStatus.ACTIVE}
@@ -413,6 +443,7 @@ def schedule_load(
                 partial(
                     _change_supplier,
                     sim,
+                    registers,
                     registration,
                     m.device.mpxn,
                     gaining,
@@ -422,6 +453,25 @@ def schedule_load(
                 ),
             )
             planned["changes_of_supplier"] += 1
+    planned["changes_of_tenancy"] = _tenancy(
+        sim, stream(streams, "arrivals", "tenancy"), scenario, registers, meters, start, end
+    )
+    planned.update(
+        _installations(
+            sim,
+            stream(streams, "arrivals", "installations"),
+            scenario,
+            registers,
+            users,
+            inventory,
+            signing_keys,
+            start,
+            end,
+        )
+    )
+    planned["early_smart_contacts"] = _early_smart(
+        sim, scenario, early_smart, early_smart_sites, start, end
+    )
     # outage storms
     for storm in load.outages:
         region_name = storm.region.value.capitalize()
@@ -605,8 +655,29 @@ def _half_hourly(registration: RegistrationData, mpxn: str, day: str) -> bool:
     return mp is not None and mp.settlement_on(date.fromisoformat(day)) is Settlement.HALF_HOURLY
 
 
+class _RegisterIds:
+    """The sequence numbers of the changes the simulated registers report, per register, in
+    the order the changes happen."""
+
+    def __init__(self) -> None:
+        self._last: dict[Register, int] = {}
+
+    def next(self, register: Register) -> ChangeId:
+        """The id of the register's next change."""
+        seq = self._last.get(register, 0) + 1
+        self._last[register] = seq
+        return ChangeId(register, seq)
+
+
+def _report(sim: Simulation, change: RegisterChange) -> bool:
+    """The register reports one change now, as one batch; whether the hub applied it."""
+    sim.register_changes(ChangeBatch(f"scenario:{change.change_id}", (change,)))
+    return sim.engine.registers.applied(str(change.change_id))
+
+
 def _change_supplier(
     sim: Simulation,
+    registers: _RegisterIds,
     registration: RegistrationData,
     mpxn: str,
     gaining: str,
@@ -614,21 +685,19 @@ def _change_supplier(
     device_id: str,
     messages: int,
 ) -> None:
-    """The register shows ``gaining`` as supplier from the next UK day; on that day the
+    """The register reports ``gaining`` as supplier from the next UK day; on that day the
     gaining supplier's first requests follow."""
     mp = registration.meter_points.get(mpxn)
     now = sim.env.now
-    if mp is None or any(
-        r.effective_from > uk_date(datetime.fromtimestamp(now, UTC)) for r in mp.registrations
-    ):
+    today = uk_date(datetime.fromtimestamp(now, UTC))
+    if mp is None or any(r.effective_from > today for r in mp.registrations):
         return  # a change is already pending there
-    day = uk_date(datetime.fromtimestamp(now, UTC)) + timedelta(days=1)
-    current = [r for r in mp.registrations if r.effective_to is None or r.effective_to > day]
-    kept = tuple(r for r in mp.registrations if r not in current)
-    ended = tuple(replace(r, effective_to=day) for r in current if r.effective_from < day)
-    registration.meter_points[mpxn] = replace(
-        mp, registrations=(*kept, *ended, SupplierRegistration(gaining, day))
+    day = today + timedelta(days=1)
+    change = ElectricitySupplierChange(
+        change_id=registers.next(Register.ELECTRICITY), effective=day, mpxn=mpxn, supplier=gaining
     )
+    if not _report(sim, change):
+        return
     first = from_uk_local(datetime.combine(day, time(0, 5)))
     for n, code in enumerate(COS_REQUESTS[: max(0, messages)]):
         req = wire.ServiceRequest(
@@ -640,6 +709,241 @@ def _change_supplier(
         )
         sim.at(first.timestamp() + n, partial(sim.hello, user.user_id))
         sim.at(first.timestamp() + n + 0.5, partial(sim.request, user.user_id, req))
+
+
+def _tenancy(
+    sim: Simulation,
+    rng: random.Random,
+    scenario: Scenario,
+    registers: _RegisterIds,
+    meters: list[_Meter],
+    start: float,
+    end: float,
+) -> int:
+    """``[load.tenancy]``: changes of tenancy the register reports, each effective the next UK
+    day, on meter points drawn at random (the register of the meter point's fuel)."""
+    churn = scenario.load.tenancy.churn_per_day
+    if not meters or churn <= 0:
+        return 0
+    count = 0
+    for t in _arrivals(rng, churn * len(meters), FLAT, start, end):
+        m = rng.choice(meters)
+        register = Register.ELECTRICITY if m.role is Role.IS else Register.GAS
+        sim.at(t, partial(_change_tenancy, sim, registers, register, m.device.mpxn))
+        count += 1
+    return count
+
+
+def _change_tenancy(
+    sim: Simulation, registers: _RegisterIds, register: Register, mpxn: str
+) -> None:
+    """The register reports a new occupier at a meter point from the next UK day."""
+    day = uk_date(datetime.fromtimestamp(sim.env.now, UTC)) + timedelta(days=1)
+    _report(sim, TenancyChange(change_id=registers.next(register), effective=day, mpxn=mpxn))
+
+
+INSTALLATION_STEPS = ("12.2", "12.2", "8.14.1", "8.11", "8.1.1", "4.1.1")
+"""The requests of one installation, in order, one ``[load.installations] step`` apart after
+the meter point enters the register: the comms hub's and the meter's pre-notification, the
+comms hub installed (8.14.1), the meter added to its device log (8.11), commissioned (8.1.1),
+and its first read (4.1.1)."""
+NEW_DEVICE_BASE = 0xC0_0000_0000_0000
+"""Device ids (EUI-64) of the devices fitted during a run count up from here (two a
+premises), clear of the ids a generated fleet uses."""
+NEW_MPAN_BASE = 9_000_000_000
+"""Serial numbers of the MPANs of new connections count up from here (within a distributor
+id), clear of a generated fleet's."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Fitting:
+    """One premises fitted during the run: what its installer brings."""
+
+    number: int
+    """Its serial in the run (from 1)."""
+    meter_point: MeterPoint
+    """Its new meter point, as the register reports it."""
+    site: Site
+    """The premises (its comms hub, lead supplier, WAN region and cell)."""
+    chf: Product
+    """The comms hub's model."""
+    esme: Product
+    """The meter's model."""
+    user: User
+    """The supplier's user that pre-notifies, commissions and reads."""
+    key: SigningKey | None
+    """The supplier's signing key (8.1.1 is a critical command)."""
+
+    @property
+    def chf_id(self) -> str:
+        """The comms hub's device id."""
+        return f"{NEW_DEVICE_BASE + 2 * self.number:016X}"
+
+    @property
+    def esme_id(self) -> str:
+        """The meter's device id."""
+        return f"{NEW_DEVICE_BASE + 2 * self.number + 1:016X}"
+
+
+def _installations(
+    sim: Simulation,
+    rng: random.Random,
+    scenario: Scenario,
+    registers: _RegisterIds,
+    users: dict[str, User],
+    inventory: Inventory,
+    signing_keys: Mapping[str, SigningKey],
+    start: float,
+    end: float,
+) -> dict[str, int]:
+    """``[load.installations]``: premises fitted with a comms hub and an electricity meter,
+    each a new connection: its meter point enters the register through the change feed, then
+    its supplier's user runs ``INSTALLATION_STEPS``. The premises is in a cell of the fleet
+    drawn at random, supplied by an electricity supplier with an active user."""
+    load = scenario.load.installations
+    planned = {"installations": 0}
+    chf = _product(inventory, DeviceType.CHF)
+    esme = _product(inventory, DeviceType.ESME)
+    suppliers = sorted(
+        (u for u in users.values() if Role.IS in u.roles and u.status is UserStatus.ACTIVE),
+        key=lambda u: u.user_id,
+    )
+    places = sorted(inventory.sites.values(), key=lambda x: x.site_id)
+    if load.per_day <= 0 or chf is None or esme is None or not suppliers or not places:
+        return planned
+    registration = sim.engine.access.registration
+    networks = sorted(
+        {
+            (mp.area, mp.network_operator)
+            for mp in registration.meter_points.values()
+            if mp.fuel is Fuel.ELECTRICITY
+        }
+    )
+    if not networks:
+        return planned
+    for t in _arrivals(rng, load.per_day, load.hour_profile, start, end):
+        number = planned["installations"] + 1
+        user = rng.choice(suppliers)
+        place = rng.choice(places)
+        area, network = rng.choice(networks)
+        day = uk_date(datetime.fromtimestamp(t, UTC))
+        mp = MeterPoint(
+            make_mpan(area, NEW_MPAN_BASE + number),
+            Fuel.ELECTRICITY,
+            area,
+            network,
+            (SupplierRegistration(user.party_id, day),),
+        )
+        site = Site(f"NEW-{number:07d}", "", user.party_id, place.region, place.cell)
+        fitting = _Fitting(number, mp, site, chf, esme, user, signing_keys.get(user.party_id))
+        sim.at(t, partial(_install, sim, registers, fitting, load.step_s))
+        planned["installations"] += 1
+    return planned
+
+
+def _product(inventory: Inventory, device_type: DeviceType) -> Product | None:
+    """The first approved model (not early-smart) of a device type."""
+    return next(
+        (
+            p
+            for _, p in sorted(inventory.products.items())
+            if p.device_type is device_type and not p.early_smart
+        ),
+        None,
+    )
+
+
+def _install(sim: Simulation, registers: _RegisterIds, fitting: _Fitting, step_s: float) -> None:
+    """The new meter point enters the register now; the installation's requests follow, one
+    step apart (each is refused by the hub if an earlier one did not do its part)."""
+    mp = fitting.meter_point
+    day = mp.registrations[0].effective_from
+    new = NewMeterPoint(
+        change_id=registers.next(Register.ELECTRICITY), effective=day, meter_point=mp
+    )
+    if not _report(sim, new):
+        return
+    now = sim.env.now
+    for n, req in enumerate(_installation_requests(fitting, now)):
+        sim.at(now + (n + 1) * step_s, partial(sim.request, fitting.user.user_id, req))
+
+
+def _installation_requests(fitting: _Fitting, now: float) -> list[wire.ServiceRequest]:
+    """The installation's requests, in ``INSTALLATION_STEPS`` order."""
+    chf, esme, site = fitting.chf_id, fitting.esme_id, fitting.site
+    mpan = fitting.meter_point.mpxn
+
+    def pre(device_id: str, product: Product, **extra: Value) -> dict[str, Value]:
+        return {
+            "device_id": device_id,
+            "device_type": product.device_type.value,
+            "manufacturer": product.manufacturer,
+            "model": product.model,
+            "firmware": "1.0",
+            "mpxn": mpan,
+            "site_id": site.site_id,
+            **extra,
+        }
+
+    commission: dict[str, Value] = {"device_id": esme}
+    key = fitting.key
+    targets: list[tuple[str | None, dict[str, Value]]] = [
+        (None, pre(chf, fitting.chf, region=site.region, cell=site.cell)),
+        (None, pre(esme, fitting.esme)),
+        (chf, {}),
+        (chf, {"action": "add", "other_device_id": esme}),
+        (esme, commission),
+        (esme, example_params("4.1.1", now)),
+    ]
+    out = []
+    for n, (code, (device, params)) in enumerate(zip(INSTALLATION_STEPS, targets, strict=True)):
+        signature = b""
+        if CATALOGUE[code].critical and device is not None and key is not None:
+            signature = key.sign(code, device, params)
+        out.append(
+            wire.ServiceRequest(
+                request_id=f"in-{fitting.number}-{n}",
+                role=Role.IS,
+                service=code,
+                device_id=device,
+                params=params,
+                signature=signature,
+            )
+        )
+    return out
+
+
+def _early_smart(
+    sim: Simulation,
+    scenario: Scenario,
+    candidates: Sequence[Device],
+    sites: Mapping[str, Site] | None,
+    start: float,
+    end: float,
+) -> int:
+    """``[load.early_smart]``: the fleet's early-smart meters first calling via the hub
+    (``simfield.early_smart.contacts``, spread so that ``contacts_per_day`` call a day until
+    all have), each handed to the engine as the adoption command the live field gives it."""
+    rate = scenario.load.early_smart.contacts_per_day
+    meters = [d for d in candidates if d.device_type in EARLY_SMART_METERS]
+    if rate <= 0 or not meters:
+        return 0
+    span_s = len(meters) / rate * 86_400.0
+    count = 0
+    for contact in early_smart_contacts(meters, start, span_s, scenario.run.seed):
+        if contact.at >= end:
+            break
+        device = next(d for d in meters if d.device_id == contact.device_id)
+        command = OperatorCommand(
+            f"contact-{device.device_id}",
+            OperatorAction.ADOPT,
+            device=device,
+            site=(sites or {}).get(device.site_id),
+            reason="started communicating via the hub",
+        )
+        sim.at(contact.at, partial(sim.operator_command, command))
+        count += 1
+    return count
 
 
 def _power_off(host: SiteHost, now: float) -> list[DeviceAlert]:

@@ -304,7 +304,8 @@ class FieldBuilder:
         reg = self._registration
         site_id = self._site_of.get(comms_hub)
         if site_id is None:  # a premises fitted since the builder was made (a new connection)
-            self._site_of = {s.comms_hub: s.site_id for s in self._inventory.sites.values()}
+            sites = list(self._inventory.sites.values())  # one copy: the field may grow meanwhile
+            self._site_of = {s.comms_hub: s.site_id for s in sites}
             site_id = self._site_of[comms_hub]
         devices = self._inventory.site_devices(site_id)
         day = uk_date(datetime.fromtimestamp(self._installed_at, UTC))
@@ -369,10 +370,16 @@ def _export(reg: RegistrationData, mpxn: str) -> bool:
 
 
 def _supplier(reg: RegistrationData, mpxn: str | None, day: date) -> str | None:
+    """The supplier whose key the meter holds: the one registered on ``day`` (when the site's
+    history starts), else, for a meter point that entered the register since (a new
+    connection fitted during the run), its first supplier."""
     if not mpxn:
         return None
     mp = reg.meter_point(mpxn)
-    return mp.supplier_on(day) if mp else None
+    if mp is None:
+        return None
+    later = [r for r in mp.registrations if r.effective_from > day]
+    return mp.supplier_on(day) or (later[0].supplier if later else None)
 
 
 def _network(reg: RegistrationData, mpxn: str | None) -> str | None:

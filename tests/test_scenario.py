@@ -35,6 +35,7 @@ BUNDLED = (
     "cos-churn",
     "daily-reads",
     "firmware-rollout",
+    "installations-day",
     "national",
     "outage-storm",
     "payg-evening-peak",
