@@ -200,7 +200,8 @@ def test_a_line_with_two_channels_carries_two_commands_at_once_and_queues_the_th
     assert len(line) == 1
     assert line.state is LineState.CARRYING
     first, second = waits
-    assert isinstance(first, Wait) and isinstance(second, Wait)
+    assert isinstance(first, Wait)
+    assert isinstance(second, Wait)
     after_second = line.arrived(second.token, T0)  # the second ends first: the third starts
     assert any(isinstance(a, Deliver) for a in after_second)
     assert any(isinstance(a, Wait) for a in after_second)
@@ -222,7 +223,8 @@ def test_a_line_that_crosses_a_cell_waits_for_the_cell() -> None:
     mine = _line(profile, cell)
     (busy,) = other.offer(_dispatch("a"), T0)
     (wait,) = mine.offer(_dispatch("b"), T0)
-    assert isinstance(busy, Wait) and isinstance(wait, Wait)
+    assert isinstance(busy, Wait)
+    assert isinstance(wait, Wait)
     assert (busy.delay_s, wait.delay_s) == (1.0, 2.0)
 
 
