@@ -378,7 +378,7 @@ class Line:
             trip = transit(self._wan, self._rng, reachable=self.online)
             delay = trip.delay_s
             if self._cell is not None and trip.outcome is not Outcome.UNREACHABLE:
-                delay += self._cell.carry(now)
+                delay += self._cell.carry(now, len(queued.frame))
             token = next(self._tokens)
             self._flights[token] = _InFlight(token, queued, trip)
             out.append(Wait(self.comms_hub, delay, token))

@@ -24,7 +24,8 @@ from enum import StrEnum
 MESSAGE_BYTES = 400
 """Bytes one command and its response take on a cell, together (the bulk model's
 ``meters_sim.flows.REQUEST_BYTES``): a message's mean service time is this over the channel's
-capacity, whatever the head-end's frame sizes, so both models load a cell alike."""
+capacity, whatever the head-end's frame sizes, so both models load a cell alike; a larger
+command frame (a firmware image block) takes its own size."""
 
 
 class LatencyKind(StrEnum):
@@ -163,19 +164,21 @@ class CellLink:
     """One WAN cell as a FIFO queue of ``cell_channels`` channels: each message takes the
     channel free first (the exact M/G/c recursion when messages are offered in time order)."""
 
-    __slots__ = ("_free", "_mean_s", "_profile", "_rng")
+    __slots__ = ("_free", "_per_byte_s", "_profile", "_rng")
 
     def __init__(self, profile: WanProfile, rng: random.Random) -> None:
         if profile.cell_bytes_per_s <= 0:
             raise ValueError("a cell link needs a capacity")
         self._profile = profile
         self._rng = rng
-        self._mean_s = MESSAGE_BYTES * profile.cell_channels / profile.cell_bytes_per_s
+        self._per_byte_s = profile.cell_channels / profile.cell_bytes_per_s
         self._free = [-math.inf] * profile.cell_channels  # a heap of when each channel frees
 
-    def carry(self, now: float) -> float:
-        """A message offered now: how long until it has crossed the cell (wait and service)."""
+    def carry(self, now: float, frame_bytes: int = 0) -> float:
+        """A message offered now (its command frame ``frame_bytes`` long): how long until it
+        has crossed the cell (wait and service)."""
+        mean_s = max(MESSAGE_BYTES, frame_bytes) * self._per_byte_s
         free = heapq.heappop(self._free)
-        done = max(now, free) + self._mean_s * service_factor(self._profile, self._rng)
+        done = max(now, free) + mean_s * service_factor(self._profile, self._rng)
         heapq.heappush(self._free, done)
         return done - now
