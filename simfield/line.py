@@ -289,14 +289,14 @@ class Line:
         self._flights: dict[int, _InFlight] = {}
 
     def __len__(self) -> int:
-        """Commands waiting (the one in flight not counted)."""
+        """Commands waiting (those in flight not counted)."""
         return len(self._queue)
 
     # ---- inputs ---------------------------------------------------------------------------
 
     def offer(self, dispatch: Dispatch, now: float) -> list[Action]:
         """A command for a device behind this comms hub: encode it, queue it, and start it if
-        the line is idle."""
+        a channel of the line is free."""
         cmd = dispatch.command  # encoding and queueing take no time
         codec = self._codecs[dispatch.head_end]
         try:
