@@ -10,7 +10,9 @@ line makes.
 
 pykka gives each actor an OS thread, and thousands of threads collapse under the GIL, so a
 few pool actors host every comms hub: the actor semantics per comms hub (one mailbox order,
-one command in flight) are kept by each comms hub's line.
+one command in flight, or ``WanProfile.line_channels``) are kept by each comms hub's line.
+The WAN's standing corruption (``WanProfile.corrupt_share``, ``dcc serve --wan-corrupt``)
+is the line's too: corrupted uplinks reach the head-end actors, whose check refuses them.
 """
 
 from __future__ import annotations

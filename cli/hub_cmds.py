@@ -192,6 +192,13 @@ def serve(
     wan_loss: float = typer.Option(
         0.0, min=0.0, max=1.0, help="Probability that one WAN attempt is lost."
     ),
+    wan_corrupt: float = typer.Option(
+        0.0,
+        min=0.0,
+        max=1.0,
+        help="Share of WAN frames (each direction) corrupted, as in a WAN integrity event: "
+        "the head-ends' checks refuse them (docs/head-ends.md).",
+    ),
     hold: float = typer.Option(
         2 * 86400.0, min=0.0, help="Seconds a response or alert is held for an absent user."
     ),
@@ -270,6 +277,7 @@ def serve(
             latency=LatencyKind.FIXED if wan_latency > 0 else LatencyKind.ZERO,
             median_s=wan_latency,
             loss=wan_loss,
+            corrupt_share=wan_corrupt,
         )
         settings = HubSettings(
             fleet_dir=fleet,

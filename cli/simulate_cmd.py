@@ -225,7 +225,11 @@ def _event(scenario: Scenario, out: Path) -> Results:
     wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
     start = scenario.run.start.timestamp()
     config = SimConfig(
-        start=start, engine=scenario.to_engine_config(cells), wan=wan, seed=scenario.run.seed
+        start=start,
+        engine=scenario.to_engine_config(cells),
+        wan=wan,
+        seed=scenario.run.seed,
+        integrity=scenario.load.integrity,
     )
     sim = Simulation(
         fleet.users,

@@ -8,7 +8,10 @@ across the fleet: a start rate of ``[hub] capacity_per_s`` served by priority cl
 ``max_pending`` accepted and unanswered, the excess answered busy (H8) and retried by its
 user after ``busy_retry``); how long each waits on its cell (Lindley recursion over every cell
 at once; several channels by the exact earliest-free-channel recursion), with the cell's
-service-time law, the WAN round trip, losses and retries; which requests the hub answers
+service-time law, the WAN round trip, losses and retries; how long each command waits for
+its comms hub's line (``[wan.<region>] line_channels`` commands at a time, each busy for its
+cell sojourn and WAN trip: Lindley over every comms hub at once for one channel, the exact
+recursion per comms hub with two commands or more for several); which requests the hub answers
 E20 (site uncovered, cell down) or E21 (premises without power, corrupted frames, no answer
 within ``response_timeout``); the response-time figures of each flow against its request
 class's target; each region's cell utilisation per report interval; and each
@@ -17,7 +20,7 @@ drain after it reconnects (limited by its push rate and in-flight window), redel
 expiries (H10) and the true peak over every step. The run's SLA verdict comes from
 ``SlaThresholds.breaches``, the same check as the event model's.
 Must never: loop over messages in Python (loops run over steps, rounds of retries, cells of a
-multi-channel link or events), hold more than one region's messages at once, or draw a random
+multi-channel link, comms hubs of a multi-channel line or events), hold more than one region's messages at once, or draw a random
 number from anything but its part's named stream (``meters_sim.streams``).
 """
 
@@ -438,6 +441,35 @@ def _sojourn(
     return out
 
 
+def _line_waits(
+    times: FloatArray,
+    site: npt.NDArray[np.integer[Any]],
+    busy: FloatArray,
+    channels: int,
+    span: float,
+) -> FloatArray:
+    """How long each command waits for a free channel of its comms hub's line (in the order
+    given), the line busy ``busy`` seconds for each command it carries."""
+    out = np.zeros(times.size)
+    if times.size < 2:
+        return out
+    # the longest a comms hub's line is busy over the run bounds each hub's stretch of time
+    per_site = np.bincount(site, weights=busy)
+    horizon = span * 4.0 + 1.0 + float(per_site.max())
+    order = np.argsort(site.astype(np.float64) * horizon + times, kind="stable")
+    t, s, b = times[order], site[order], busy[order]
+    if channels == 1:  # comms hubs laid end to end in time: one Lindley pass never mixes them
+        shifted = t + s.astype(np.float64) * horizon
+        out[order] = fifo_departures(shifted, b).waits
+        return out
+    edges = np.flatnonzero(np.diff(s)) + 1
+    for lo, hi in zip(np.r_[0, edges], np.r_[edges, t.size], strict=True):
+        if hi - lo > channels:  # fewer commands than channels never wait
+            q = multi_server_departures(t[lo:hi], b[lo:hi], channels)
+            out[order[lo:hi]] = q.departures - t[lo:hi] - b[lo:hi]
+    return out
+
+
 # ---------------------------------------------------------------------------- one region
 
 
@@ -590,11 +622,10 @@ def _simulate_region(
     key = cell[kept] * horizon + t[kept]
     order = kept[np.argsort(key)]
     del kept, key
-    t, klass, cell = t[order], klass[order], cell[order]
+    t, klass, cell, site = t[order], klass[order], cell[order], site[order]
     is_request, unreachable, dark, corrupted = (
         is_request[order], unreachable[order], dark[order], corrupted[order],
     )  # fmt: skip
-    del site
     n = t.size
     lut_bulk = np.array([fl.bulk for fl in all_flows])
     is_bulk = lut_bulk[klass]
@@ -629,6 +660,19 @@ def _simulate_region(
     del service
     trip = sojourn
     trip += np.concatenate(parts.pop("wan"))[order]
+    # the comms hub's line: a command (not an image block, paced by its rollout) holds one of
+    # its line's channels for its cell sojourn and WAN trip (every attempt lost: all of its
+    # retry timeouts; unreachable: one retry timeout), and waits while every channel is busy
+    on_line = np.flatnonzero(is_request & ~is_bulk)
+    if on_line.size:
+        wan = links.wan
+        held = trip[on_line]
+        held = np.where(np.isfinite(held), held, (wan.retries + 1) * wan.retry_timeout_s)
+        held = np.where(unreachable[on_line], wan.retry_timeout_s, held)
+        waits = _line_waits(t[on_line], site[on_line], held, wan_settings.line_channels, span)
+        trip[on_line] += waits
+        del held, waits
+    del on_line, site
     # a command unanswered within the response timeout gets E21; image transfers (bulk
     # priority) are paced by the firmware flow, block by block, not timed out as one command
     timed_out = is_request & ~is_bulk & (trip > hub.response_timeout_s)

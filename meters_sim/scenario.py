@@ -39,7 +39,7 @@ from hub.reference.catalogue import CATALOGUE, DEFAULT_TARGET_S, FIRMWARE_TARGET
 from hub.reference.roles import DeviceType, Role
 from hub.reference.uktime import from_uk_local, uk_date
 from simfield.fleet import REGIONS, FleetMix, fleet_users
-from simfield.wan import LatencyKind, WanProfile
+from simfield.wan import LatencyKind, ServiceKind, WanProfile
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -233,9 +233,12 @@ class WanRegion:
     channels: int = 1
     """Messages a cell carries at once, each on a channel of ``cell_capacity_bytes_per_s /
     channels`` (1: one FIFO link)."""
+    line_channels: int = 1
+    """Commands one comms hub's line carries at once (1: one at a time, as the live hub)."""
 
     def profile(self) -> WanProfile:
-        """The region's WAN model parameters."""
+        """The region's WAN model parameters (with its cells' capacity, channels and service
+        law, which the event model's ``simfield.wan.CellLink`` uses)."""
         return WanProfile(
             latency=self.latency,
             median_s=self.median_s,
@@ -243,6 +246,12 @@ class WanRegion:
             loss=self.loss,
             retries=self.retries,
             retry_timeout_s=self.retry_timeout_s,
+            line_channels=self.line_channels,
+            cell_bytes_per_s=self.cell_capacity_bytes_per_s,
+            cell_channels=self.channels,
+            service=ServiceKind(self.service_time.law.value),
+            sigma=self.service_time.sigma,
+            samples=self.service_time.samples,
         )
 
     def cell_count(self, sites_in_region: int) -> int:
@@ -1510,12 +1519,14 @@ def _wan(top: _Section, default_per_cell: int) -> dict[Region, WanRegion]:
         retry_timeout = r.duration("retry_timeout_s", d.retry_timeout_s)
         service_time = _service_time(r.table("service_time"))
         channels = r.integer("channels", 1, _Range(1, 1_000))
+        line_channels = r.integer("line_channels", 1, _Range(1, 1_000))
         r.finish()
         if cells is None and per_cell is None:
             per_cell = default_per_cell
         out[region] = WanRegion(
             region, tech, coverage, cells, None if cells is not None else per_cell, capacity,
             kind, median, spread, loss, retries, retry_timeout, service_time, channels,
+            line_channels,
         )  # fmt: skip
     for name in s.names():
         if name not in {r.value for r in Region}:

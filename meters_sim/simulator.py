@@ -14,7 +14,10 @@ hub's WAN model draws from its own random stream (``meters_sim.streams``, named 
 hub), so what happens at one site does not move the draws of another; commands are carried by each comms
 hub's ``simfield.line.Line``, the same line the live pools drive (queue, one command at a time,
 head-end formats, the WAN model of the site's region, the simulated devices, every failure),
-and this driver only waits in simulated time and measures: commands, WAN bytes per cell and
+each cell a ``simfield.wan.CellLink`` where its region's profile gives the cell a capacity
+(its channels and service-time law: the queue theory checks), the WAN integrity events of
+``SimConfig.integrity`` corrupting the frames of their cells' comms hubs for their period
+(``Line.set_corruption``), and this driver only waits in simulated time and measures: commands, WAN bytes per cell and
 interval both ways (command frames down, response and alert frames up), the time each comms
 hub's line is busy, the outbox's true peak, and each response's timing with the request and
 device it answers (``Answered``); the engine ticks when it says something is due
@@ -53,11 +56,12 @@ from hub.registers.changes import ChangeBatch
 from hub.registers.inventory import Inventory
 from hub.registers.records import PaymentMode
 from hub.registers.registration import RegistrationData
+from meters_sim.scenario import IntegrityEvent
 from meters_sim.streams import Streams
 from simfield.devices import PublicKey
 from simfield.line import Action, Carried, Deliver, Fail, Integrity, Line, Lost, Wait, WakeAt
 from simfield.site import FieldBuilder, SiteHost
-from simfield.wan import WanProfile
+from simfield.wan import CellLink, WanProfile
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,9 @@ class SimConfig:
     """Seed of the devices and the WAN model."""
     ack_delay_s: float = 0.0
     """How long a user takes to acknowledge a delivery."""
+    integrity: tuple[IntegrityEvent, ...] = ()
+    """WAN integrity events (``[[load.integrity]]``): the frames of the affected cells'
+    comms hubs are corrupted with the event's share for its period."""
 
 
 FromHub = (
@@ -221,6 +228,8 @@ class Simulation:
         self._streams = Streams(config.seed)
         self._hubs: dict[str, _Hub] = {}
         self._site_of = {s.comms_hub: s for s in inventory.sites.values()}
+        self._cells: dict[str, CellLink] = {}
+        self._corrupting: dict[str, list[float]] = {}  # cell -> shares of its events under way
         self._seen_deliveries: set[int] = set()  # delivered and still held (ids are hub-wide)
         self._payloads: dict[int, bytes] = {}  # held deliveries' payloads: the in-memory store
         self._held_at: dict[int, float] = {}  # held deliveries: when the hub first held them
@@ -261,6 +270,10 @@ class Simulation:
         self.outbox_peak = 0
         """Most deliveries the outbox held at any moment."""
         self.interval_s = 900.0
+        self.corrupted_cells: dict[int, list[str]] = {}
+        """Integrity event (its index in ``SimConfig.integrity``) -> the cells it corrupts."""
+        for index, event in enumerate(config.integrity):
+            self._plan_integrity(index, event)
         self._planned = -math.inf  # when the ticker wakes next (-inf: running or not started)
         self._nudge = self.env.event()  # wakes the ticker before its plan
         self.env.process(self._ticker())
@@ -511,10 +524,57 @@ class Simulation:
                 self._site_of = {s.comms_hub: s for s in self._inventory.sites.values()}
             site = self._site_of[comms_hub]
             profile = self.config.wan.get(site.region, WanProfile())
+            cell = self._cells.get(site.cell)
+            if cell is None and profile.cell_bytes_per_s > 0:
+                # each cell draws its service times from its own stream
+                cell_rng = random.Random(
+                    int(self._streams.generator("cell", site.cell).integers(2**63))
+                )
+                cell = self._cells[site.cell] = CellLink(profile, cell_rng)
             rng = random.Random(int(self._streams.generator("wan", comms_hub).integers(2**63)))
-            line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, rng)
+            line = Line(comms_hub, self._field(comms_hub), self._codecs, profile, rng, cell=cell)
+            if self._corrupting.get(site.cell):
+                line.set_corruption(self._corrupt_share(site.cell))
             hub = self._hubs[comms_hub] = _Hub(line, site.cell, site.region)
         return hub
+
+    def _plan_integrity(self, index: int, event: IntegrityEvent) -> None:
+        """Draw the cells an integrity event reaches (from its own stream, so other draws
+        stay as they are) and corrupt their comms hubs' frames for its period."""
+        name = event.region.value.capitalize()
+        cells = sorted({s.cell for s in self._site_of.values() if s.region == name})
+        if event.cell is not None:
+            hit = [c for c in cells if c == event.cell]
+        else:
+            draw = random.Random(
+                f"{self.config.seed}:integrity:{event.start.isoformat()}:{event.region.value}"
+            )
+            hit = [c for c in cells if draw.random() < event.cells]
+        self.corrupted_cells[index] = hit
+        begin = event.start.timestamp()
+        self.at(begin, partial(self._corrupt, hit, event.share, True))
+        self.at(begin + event.duration_s, partial(self._corrupt, hit, event.share, False))
+
+    def _corrupt(self, cells: list[str], share: float, begins: bool) -> None:
+        """An integrity event begins (or ends) on ``cells``: their comms hubs' lines corrupt
+        the combined share of every event under way there."""
+        for cell in cells:
+            shares = self._corrupting.setdefault(cell, [])
+            if begins:
+                shares.append(share)
+            else:
+                shares.remove(share)
+        affected = set(cells)
+        for comms_hub, hub in self._hubs.items():
+            if hub.cell in affected:
+                self._perform(comms_hub, hub.line.set_corruption(self._corrupt_share(hub.cell)))
+
+    def _corrupt_share(self, cell: str) -> float:
+        """The share of frames corrupted on a cell now (independent events combined)."""
+        clean = 1.0
+        for share in self._corrupting.get(cell, ()):
+            clean *= 1.0 - share
+        return 1.0 - clean
 
     def hub_busy(self) -> dict[str, float]:
         """Seconds each comms hub's line spent carrying commands so far (used hubs only)."""
@@ -560,6 +620,7 @@ class Simulation:
                 self._apply(self.engine.on_device_failure(a.command_id, a.code, a.reason, now))
             elif isinstance(a, Integrity):
                 self.counters["uplinks"] += 1
+                self.counters["integrity_failures"] = self.counters.get("integrity_failures", 0) + 1
                 self._apply(
                     self.engine.on_integrity_failure(a.comms_hub, a.head_end, a.reason, now)
                 )

@@ -1,10 +1,15 @@
 """The comms-hub line: carrying commands to the devices behind one comms hub and back, as a
 sans-IO state machine that the live pool actors and the SimPy simulator both drive.
 
-Decides: the order commands reach the devices (highest priority first, then first come; one
-command at a time; a bounded queue that answers E20 when full), and the fate of each command:
-head-end encode (a plugin that cannot encode answers E20), the WAN outcome (unreachable E20, no
-response E21), the device's reading of the frame (a frame it cannot read answers E21), the
+Decides: the order commands reach the devices (highest priority first, then first come; as
+many commands at a time as the line has channels, one by default; a bounded queue that answers
+E20 when full), and the fate of each command: head-end encode (a plugin that cannot encode
+answers E20), the cell it crosses when the driver models one (``simfield.wan.CellLink``: its
+queue and service time), the WAN outcome (unreachable E20, no response E21), frames the WAN
+corrupts meanwhile (``corrupt_share``: a corrupted command frame fails the device's check and
+is dropped, so the hub answers it as any unanswered command, E21 at its response timeout; a
+corrupted uplink fails the head-end's check), the device's reading of the frame (a frame it
+cannot read answers E21), the
 devices' answer (no power: E21; any other fault of a simulated device: E21, and the line goes
 on), the uplink of the response and of every alert through the head-end's format (a frame that
 fails its integrity check is reported with the comms hub id, never passed on), and the wake-up
@@ -37,7 +42,7 @@ from hub.reference.standard import (
     Uplink,
 )
 from simfield.site import NoAnswerError
-from simfield.wan import Outcome, Transit, WanProfile, transit
+from simfield.wan import CellLink, Outcome, Transit, WanProfile, corrupt, transit
 
 log = logging.getLogger(__name__)
 
@@ -185,19 +190,27 @@ class LineState(Enum):
     IDLE = "idle"
     """Nothing in flight; an offered command starts at once."""
     CARRYING = "carrying"
-    """One command is on its way; others wait in the queue."""
+    """Commands are on their way (at most one per channel); others wait in the queue."""
 
 
 class LineEvent(Enum):
     """What moves a line."""
 
     START = "start"
+    """A queued command takes a free channel."""
     ARRIVE = "arrive"
+    """A command's trip is over; others are still in flight."""
+    LAST_ARRIVES = "last arrives"
+    """The only command in flight has its trip over."""
 
 
 TRANSITIONS: dict[LineState, dict[LineEvent, LineState]] = {
     LineState.IDLE: {LineEvent.START: LineState.CARRYING},
-    LineState.CARRYING: {LineEvent.ARRIVE: LineState.IDLE},
+    LineState.CARRYING: {
+        LineEvent.START: LineState.CARRYING,  # only while a channel is free
+        LineEvent.ARRIVE: LineState.CARRYING,
+        LineEvent.LAST_ARRIVES: LineState.IDLE,
+    },
 }
 """The legal moves of a line; anything else is a driver's mistake."""
 
@@ -220,12 +233,13 @@ class _InFlight:
 
 
 class Line:
-    """One comms hub's line: a bounded priority queue and one command in flight."""
+    """One comms hub's line: a bounded priority queue and a command in flight per channel."""
 
     __slots__ = (
+        "_cell",
         "_codecs",
         "_decode",
-        "_flight",
+        "_flights",
         "_max_queue",
         "_order",
         "_queue",
@@ -233,6 +247,7 @@ class Line:
         "_tokens",
         "_wan",
         "comms_hub",
+        "corrupt_share",
         "host",
         "online",
         "state",
@@ -247,7 +262,11 @@ class Line:
         rng: random.Random,
         max_queue: int = MAX_QUEUE_PER_HUB,
         decode_uplinks: bool = True,
+        cell: CellLink | None = None,
     ) -> None:
+        """``wan.line_channels`` commands are carried at once; ``cell``: the cell the comms
+        hub's commands cross (shared by the lines of one cell), or None where the cell is not
+        modelled."""
         self.comms_hub = comms_hub
         """The comms hub this line serves (integrity failures are reported with it)."""
         self.host = host
@@ -256,6 +275,9 @@ class Line:
         """Whether the comms hub is on the WAN (off: commands end E20 unreachable)."""
         self.state = LineState.IDLE
         """Whether a command is in flight."""
+        self.corrupt_share = wan.corrupt_share
+        """Share of this comms hub's frames the WAN corrupts now (each direction)."""
+        self._cell = cell
         self._codecs = codecs
         self._wan = wan
         self._rng = rng
@@ -264,19 +286,18 @@ class Line:
         self._queue: list[tuple[int, int, _Queued]] = []
         self._order = itertools.count()
         self._tokens = itertools.count(1)
-        self._flight: _InFlight | None = None
+        self._flights: dict[int, _InFlight] = {}
 
     def __len__(self) -> int:
-        """Commands waiting (the one in flight not counted)."""
+        """Commands waiting (those in flight not counted)."""
         return len(self._queue)
 
     # ---- inputs ---------------------------------------------------------------------------
 
     def offer(self, dispatch: Dispatch, now: float) -> list[Action]:
         """A command for a device behind this comms hub: encode it, queue it, and start it if
-        the line is idle."""
-        del now  # encoding and queueing take no time
-        cmd = dispatch.command
+        a channel of the line is free."""
+        cmd = dispatch.command  # encoding and queueing take no time
         codec = self._codecs[dispatch.head_end]
         try:
             frame = codec.encode_command(cmd)
@@ -297,20 +318,18 @@ class Line:
         heapq.heappush(
             self._queue, (dispatch.priority, next(self._order), _Queued(dispatch, frame))
         )
-        if self.state is LineState.IDLE:
-            return self._start()
-        return []
+        return self._start(now)
 
     def arrived(self, token: int, now: float) -> list[Action]:
         """The WAN trip of the command in flight (``token``) is over: play out its outcome,
         then start the next command."""
-        flight = self._flight
-        if flight is None or flight.token != token:
+        flight = self._flights.get(token)
+        if flight is None:
             raise LineUsageError(f"comms hub {self.comms_hub}: no command in flight as {token}")
-        self._move(LineEvent.ARRIVE)
-        self._flight = None
+        self._move(LineEvent.LAST_ARRIVES if len(self._flights) == 1 else LineEvent.ARRIVE)
+        del self._flights[token]
         out = self._outcome(flight, now)
-        out += self._start()
+        out += self._start(now)
         return out
 
     def wake(self, now: float) -> list[Action]:
@@ -333,6 +352,14 @@ class Line:
         self.online = online
         return []
 
+    def set_corruption(self, share: float) -> list[Action]:
+        """Let the WAN corrupt ``share`` of this comms hub's frames from now on, each
+        direction (0: clean again)."""
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"corrupt share {share} is not a probability")
+        self.corrupt_share = share
+        return []
+
     # ---- the carrying ---------------------------------------------------------------------
 
     def _move(self, event: LineEvent) -> None:
@@ -343,15 +370,23 @@ class Line:
                 f"comms hub {self.comms_hub}: cannot {event.value} while {self.state.value}"
             ) from None
 
-    def _start(self) -> list[Action]:
-        if not self._queue:
-            return []
-        _, _, queued = heapq.heappop(self._queue)
-        self._move(LineEvent.START)
-        trip = transit(self._wan, self._rng, reachable=self.online)
-        token = next(self._tokens)
-        self._flight = _InFlight(token, queued, trip)
-        return [Wait(self.comms_hub, trip.delay_s, token)]
+    def _start(self, now: float) -> list[Action]:
+        out: list[Action] = []
+        while self._queue and len(self._flights) < self._wan.line_channels:
+            _, _, queued = heapq.heappop(self._queue)
+            self._move(LineEvent.START)
+            trip = transit(self._wan, self._rng, reachable=self.online)
+            delay = trip.delay_s
+            if self._cell is not None and trip.outcome is not Outcome.UNREACHABLE:
+                delay += self._cell.carry(now, len(queued.frame))
+            token = next(self._tokens)
+            self._flights[token] = _InFlight(token, queued, trip)
+            out.append(Wait(self.comms_hub, delay, token))
+        return out
+
+    def _damaged(self) -> bool:
+        """Whether the WAN corrupts the next frame (no draw while it corrupts none)."""
+        return self.corrupt_share > 0.0 and self._rng.random() < self.corrupt_share
 
     def _outcome(self, flight: _InFlight, now: float) -> list[Action]:
         d = flight.queued.dispatch
@@ -365,9 +400,16 @@ class Line:
             return [Fail(cmd_id, ResponseCode.E21, f"no response after {trip.attempts} attempts")]
         frame = flight.queued.frame
         out: list[Action] = [Carried(self.comms_hub, cmd_id, len(frame))]
+        damaged = self._damaged()
+        if damaged:
+            frame = corrupt(frame, self._rng)
         try:
             cmd = self._codecs[d.head_end].decode_command(frame)  # the device's side
         except FrameError as err:
+            if damaged:
+                # the device's check refuses the corrupted frame and drops it: nothing comes
+                # back, and the hub answers the command at its response timeout (E21)
+                return out
             out.append(Fail(cmd_id, ResponseCode.E21, f"device could not read the command: {err}"))
             return out
         try:
@@ -406,6 +448,8 @@ class Line:
                     )
                 ]
             return [Lost(self.comms_hub, head_end, str(err))]
+        if self._damaged():
+            frame = corrupt(frame, self._rng)
         if self._decode:
             return [decode(codec, self.comms_hub, frame)]
         return [Decode(self.comms_hub, head_end, frame)]

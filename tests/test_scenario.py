@@ -345,7 +345,9 @@ def test_wan_profile_maps_a_regions_settings() -> None:
         "[wan.central]\nloss = 0.05\nretries = 3\nretry_timeout_s = '8s'\n"
         "latency = { kind = 'uniform', median_s = 1.5, spread = 0.5 }"
     )
-    assert s.wan_profile("central") == WanProfile(LatencyKind.UNIFORM, 1.5, 0.5, 0.05, 3, 8.0)
+    assert s.wan_profile("central") == WanProfile(
+        LatencyKind.UNIFORM, 1.5, 0.5, 0.05, 3, 8.0, cell_bytes_per_s=1_000_000.0
+    )
     assert s.wan_profile(Region.NORTH).latency is LatencyKind.LOGNORMAL
 
 
