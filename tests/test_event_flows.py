@@ -12,16 +12,10 @@ from pathlib import Path
 import pytest
 
 from hub.reference.roles import Role
-from meters_sim.scenario import Region, Scenario, load_scenario
-from meters_sim.simulator import Decision, SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from sdk.keys import create_keys, signing_keys
+from meters_sim.scenario import Scenario, load_scenario
+from meters_sim.simulator import Decision, Simulation
 from simfield.devices.chf import OUTAGE_ALERT_AFTER_S
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
-from simfield.site import load_trust_anchors
+from tests.sim_support import run_event
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -66,42 +60,8 @@ class Run:
 
 
 def _run(scenario: Scenario, tmp_path: Path) -> Run:
-    write_fleet(
-        generate_fleet(
-            scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-        ),
-        tmp_path,
-    )
-    fleet = load_fleet(tmp_path)
-    create_keys(tmp_path, [])
-    wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
-    config = SimConfig(
-        start=scenario.run.start.timestamp(),
-        engine=scenario.to_engine_config(cells),
-        wan=wan,
-        seed=scenario.run.seed,
-    )
-    sim = Simulation(
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        load_head_ends(),
-        config,
-        anchors=load_trust_anchors(tmp_path),
-    )
-    planned = schedule_load(
-        sim,
-        scenario,
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        signing_keys=signing_keys(tmp_path),
-    )
-    sim.run(until=config.start + scenario.run.duration_s)
-    return Run(sim, planned, {u.user_id: u.roles for u in fleet.users.values()})
+    run = run_event(scenario, tmp_path)
+    return Run(run.sim, run.planned, {u.user_id: u.roles for u in run.fleet.users.values()})
 
 
 def test_the_steady_alerts_of_the_scenario_reach_their_users_at_the_scenario_rate(

@@ -18,17 +18,10 @@ from hub.engine import Dispatch
 from hub.headends.tlv import TlvHeadEnd
 from hub.reference.standard import CommandStatus, DeviceAlert, DeviceCommand, DeviceResponse
 from meters_sim.queueing import md1_wait, mm1_wait, mmc_wait
-from meters_sim.scenario import Region, load_scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from sdk.keys import create_keys, signing_keys
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
+from meters_sim.scenario import load_scenario
 from simfield.line import Carried, Deliver, Fail, Integrity, Line, LineState, Wait
-from simfield.site import load_trust_anchors
 from simfield.wan import MESSAGE_BYTES, CellLink, ServiceKind, WanProfile, corrupt
+from tests.sim_support import run_event
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -89,47 +82,13 @@ hub_per_meter_per_day = 0.0
 
 def _response_times(text: str, tmp_path: Path) -> dict[str, list[float]]:
     """Run the scenario in the event model: each region's response times (all I0)."""
-    scenario = load_scenario(text, "event-theory.toml")
-    write_fleet(
-        generate_fleet(
-            scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-        ),
-        tmp_path,
-    )
-    fleet = load_fleet(tmp_path)
-    create_keys(tmp_path, [])
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
-    config = SimConfig(
-        start=scenario.run.start.timestamp(),
-        engine=scenario.to_engine_config(cells),
-        wan={r.value.capitalize(): scenario.wan_profile(r) for r in Region},
-        seed=scenario.run.seed,
-    )
-    sim = Simulation(
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        load_head_ends(),
-        config,
-        anchors=load_trust_anchors(tmp_path),
-    )
-    schedule_load(
-        sim,
-        scenario,
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        signing_keys=signing_keys(tmp_path),
-    )
-    sim.run(until=config.start + scenario.run.duration_s)
-    sites = fleet.inventory.sites
+    run = run_event(load_scenario(text, "event-theory.toml"), tmp_path)
+    sim, sites = run.sim, run.fleet.inventory.sites
     out: dict[str, list[float]] = defaultdict(list)
     for a in sim.answered:
         assert a.sla.code == "I0"
         assert a.device_id is not None
-        out[sites[fleet.inventory.devices[a.device_id].site_id].region].append(a.sla.elapsed_s)
+        out[sites[run.fleet.inventory.devices[a.device_id].site_id].region].append(a.sla.elapsed_s)
     return out
 
 

@@ -12,15 +12,8 @@ import pytest
 
 from meters_sim.bulk import run_bulk
 from meters_sim.queueing import md1_wait
-from meters_sim.scenario import Region, Scenario, load_scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from sdk.keys import create_keys, signing_keys
-from simfield.fleet import generate_fleet
-from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
-from simfield.site import load_trust_anchors
+from meters_sim.scenario import Scenario, load_scenario
+from tests.sim_support import run_event
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -78,40 +71,7 @@ hub_per_meter_per_day = 0.0
 
 
 def _event_mean(scenario: Scenario, tmp_path: Path) -> float:
-    write_fleet(
-        generate_fleet(
-            scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-        ),
-        tmp_path,
-    )
-    fleet = load_fleet(tmp_path)
-    create_keys(tmp_path, [])
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
-    config = SimConfig(
-        start=scenario.run.start.timestamp(),
-        engine=scenario.to_engine_config(cells),
-        wan={r.value.capitalize(): scenario.wan_profile(r) for r in Region},
-        seed=scenario.run.seed,
-    )
-    sim = Simulation(
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        load_head_ends(),
-        config,
-        anchors=load_trust_anchors(tmp_path),
-    )
-    schedule_load(
-        sim,
-        scenario,
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        signing_keys=signing_keys(tmp_path),
-    )
-    sim.run(until=config.start + scenario.run.duration_s)
+    sim = run_event(scenario, tmp_path).sim
     times = [a.sla.elapsed_s for a in sim.answered]
     assert {a.sla.code for a in sim.answered} == {"I0"}
     assert len(times) > 4_000

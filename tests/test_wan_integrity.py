@@ -19,18 +19,14 @@ from hub.policies.security import ALL_SUBJECTS, AlertKind
 from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 from meters_sim.bulk import run_bulk
-from meters_sim.scenario import Region, Scenario, load_scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
+from meters_sim.scenario import Scenario, load_scenario
+from meters_sim.simulator import Simulation
 from sdk.client import HubClient
-from sdk.keys import create_keys, hub_keypair, signing_keys, user_keypair
-from simfield.fleet import generate_fleet
+from sdk.keys import hub_keypair, user_keypair
 from simfield.fleet_dir import load_fleet
-from simfield.fleet_files import write_fleet
-from simfield.headend_plugins import load_head_ends
-from simfield.site import load_trust_anchors
 from simfield.wan import WanProfile
 from tests.live_support import make_fleet, supplier_meter, wait_until
+from tests.sim_support import run_event
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,43 +95,9 @@ class _EventRun:
 
 
 def _event(scenario: Scenario, tmp_path: Path) -> _EventRun:
-    write_fleet(
-        generate_fleet(
-            scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-        ),
-        tmp_path,
-    )
-    fleet = load_fleet(tmp_path)
-    create_keys(tmp_path, [])
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
-    config = SimConfig(
-        start=scenario.run.start.timestamp(),
-        engine=scenario.to_engine_config(cells),
-        wan={r.value.capitalize(): scenario.wan_profile(r) for r in Region},
-        seed=scenario.run.seed,
-        integrity=scenario.load.integrity,
-    )
-    sim = Simulation(
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        load_head_ends(),
-        config,
-        anchors=load_trust_anchors(tmp_path),
-    )
-    schedule_load(
-        sim,
-        scenario,
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        signing_keys=signing_keys(tmp_path),
-    )
-    sim.run(until=config.start + scenario.run.duration_s)
-    sites = fleet.inventory.sites
-    region_of = {d.device_id: sites[d.site_id].region for d in fleet.inventory.devices.values()}
+    run = run_event(scenario, tmp_path)
+    sim, sites = run.sim, run.fleet.inventory.sites
+    region_of = {d.device_id: sites[d.site_id].region for d in run.fleet.inventory.devices.values()}
     hub_region = {s.comms_hub: s.region for s in sites.values()}
     return _EventRun(sim, region_of, hub_region)
 
