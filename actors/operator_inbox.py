@@ -41,6 +41,8 @@ REJECTED_DIR = Path("operator") / "rejected"
 """Where unreadable command files are moved, under the fleet directory."""
 MAX_PER_TURN = 100
 """Most commands taken in one housekeeping turn (the rest wait for the next)."""
+MAX_FILE_BYTES = 64 * 1024
+"""Largest command or fitting file read (a command is a few hundred bytes)."""
 
 
 def inbox_dir(fleet_dir: Path) -> Path:
@@ -68,6 +70,23 @@ FIT_ACTION = "fit"
 
 class CommandError(ValueError):
     """A command file that cannot be carried out as written; the message says why."""
+
+
+def read_json_object(path: Path) -> dict[str, object]:
+    """One JSON object read from ``path``, within ``MAX_FILE_BYTES`` and without letting a
+    deeply nested file raise past the caller (``CommandError`` says why it will not do)."""
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise CommandError(f"{size} bytes, more than {MAX_FILE_BYTES}")
+    try:
+        body = json.loads(path.read_bytes().decode("utf-8"))
+    except RecursionError as err:
+        raise CommandError("nested too deeply") from err
+    except UnicodeDecodeError as err:
+        raise CommandError(f"not UTF-8 ({err.reason})") from err
+    if not isinstance(body, dict):
+        raise CommandError("a command file holds one JSON object")
+    return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +205,7 @@ def read_fittings(directory: Path, products: Mapping[tuple[str, str], Product]) 
     out = []
     for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
         try:
-            body = json.loads(path.read_text())
-            if not isinstance(body, dict):
-                raise CommandError("not a JSON object")
-            out.append(read_fitting(body, products))
+            out.append(read_fitting(read_json_object(path), products))
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise CommandError(f"{path}: cannot be read as a fitting: {err}") from err
     return out
@@ -303,9 +319,7 @@ class OperatorInbox:
 
     def _parse(self, path: Path) -> OperatorCommand | None:
         """The engine's command a file holds (None: a fitting, handed to the field)."""
-        body = json.loads(path.read_text())
-        if not isinstance(body, dict):
-            raise CommandError("a command file holds one JSON object")
+        body = read_json_object(path)
         if body.get("action") == FIT_ACTION:
             if self._fit is None:
                 raise CommandError("this hub's field takes no fittings")

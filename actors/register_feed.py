@@ -129,7 +129,15 @@ class RegisterFeed:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self.poll_once()
+                try:
+                    self.poll_once()
+                except OSError as err:  # a file gone or unwritable meanwhile: next poll
+                    log.warning(
+                        "register inbox %s could not be read or tidied (%s); trying again",
+                        self.inbox,
+                        err,
+                        extra={"part": "register-feed"},
+                    )
                 self._wake.wait(self._poll_s)
                 self._wake.clear()
         except Exception as err:  # kept for the watchdog; the thread ends
