@@ -267,7 +267,7 @@ def _event(scenario: Scenario, out: Path) -> Results:
             while t < end:
                 t = min(end, t + step)
                 sim.run(until=t)
-                depth.append(OutboxRow(round(t - start, 6), len(sim.engine.outbox)))
+                depth.append(OutboxRow(round(t - start, 6), sim.outbox_depth()))
                 progress.update(task, completed=t - start)
     except KeyboardInterrupt:
         partial = True

@@ -304,7 +304,7 @@ def simulate_partition(
         while t < end:
             t = min(end, t + step)
             sim.run(until=t)
-            depth.append(OutboxRow(round(t - start, 6), len(sim.engine.outbox)))
+            depth.append(OutboxRow(round(t - start, 6), sim.outbox_depth()))
     except KeyboardInterrupt:
         stopped = True
     return SimulatedPartition(own, sim, part.inventory, planned, depth, stopped)

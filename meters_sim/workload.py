@@ -71,6 +71,10 @@ from simfield.early_smart import METERS as EARLY_SMART_METERS
 from simfield.early_smart import contacts as early_smart_contacts
 from simfield.site import SiteHost
 
+SETUP_PREFIX = "sc"
+"""Request ids of the 5.1 schedule creations the workload sends at the start: the run's set-up
+(``Simulation.setup_requests``), not its traffic."""
+
 NETWORK_SHARE = 0.05
 """Share of the on-demand requests (``[load.on_demand] per_meter_per_day``) that the meter
 point's network operator sends instead of its supplier (assumed: network operators read power
@@ -337,6 +341,7 @@ def schedule_load(
     # (nominal times spread evenly over the window; a nominal time at or before the start
     # fires from the next day, as for any schedule created then)
     day = uk_date(scenario.run.start).isoformat()
+    sim.setup_requests(f"{SETUP_PREFIX}-")
     for reads, settlement in ((load.daily_reads, False), (load.settlement, True)):
         if reads.share <= 0 or reads.service not in CATALOGUE:
             continue
@@ -362,7 +367,7 @@ def schedule_load(
                 "params": {"window_s": 86400},
             }
             req = wire.ServiceRequest(
-                request_id=rid("sc"), role=m.role, service="5.1", params=params
+                request_id=rid(SETUP_PREFIX), role=m.role, service="5.1", params=params
             )
             sim.at(start, partial(sim.request, m.user.user_id, req))
             planned["schedules"] += 1
