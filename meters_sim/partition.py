@@ -6,10 +6,15 @@ area that holds most of its sites, so each partition has its own cells, sites an
 each partition's seed stream (``seed_for``: derived from the scenario's seed and the
 partition's name alone, so it does not depend on how many partitions or workers there are),
 how the hub's hub-wide and per-user limits are split (``split_config``: by the partition's
-share of the fleet's meters; per comms hub, per cell and per delivery limits stay exact), how
-one partition runs (``run_partition``), and where the partitions run (``run_partitioned``: one
-after another in this process for one worker, otherwise on a local Dask cluster of processes
-started and stopped by the run). The merged results are the same bytes whatever the number of
+share of the fleet's meters; per comms hub, per cell and per delivery limits stay exact), what
+a partition holds (``registers_of``: its cells' sites and devices, their meter points, and
+the early-smart candidates whose premises are in its cells), the scenario a partition plays
+(``partition_scenario``: its own seed, and the fleet-wide early-smart first contacts a day by
+its share of the candidates; every other part of the scenario, its integrity events
+included, as it is), how one partition runs (``run_partition``: built and played by
+``meters_sim.event_run``, as a whole run is), and where the partitions run
+(``run_partitioned``: one after another in this process for one worker, otherwise on a local
+Dask cluster of processes started and stopped by the run). The merged results are the same bytes whatever the number of
 workers: the parts are merged in the order of the plan, never in the order they finish.
 Must never: make a hub decision (each partition's engine does), lay out result files
 (``meters_sim.results`` does), print anything, or leave a process running after it returns
@@ -22,30 +27,30 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from hub.engine import EngineConfig
-from hub.headends.base import HeadEnd
 from hub.policies.traffic.config import UserAllocation
-from hub.reference.parties import User
-from hub.registers.inventory import Inventory
-from hub.registers.records import PaymentMode
+from hub.registers.inventory import Device, Inventory, Site
 from hub.registers.registration import RegistrationData
-from meters_sim.results import INTERVAL_S, EventMeasures, OutboxRow, event_measures, merge_measures
-from meters_sim.scenario import Region, Scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from sdk.keys import signing_keys
+from meters_sim.event_run import (
+    EventRegisters,
+    EventRun,
+    StopCheck,
+    build_event,
+    play_event,
+    read_keys,
+)
+from meters_sim.results import INTERVAL_S, EventMeasures, event_measures, merge_measures
+from meters_sim.scenario import Scenario
 from sdk.signing import SigningKey
 from simfield.devices import PublicKey
 from simfield.fleet import AREAS, REGIONS, FleetArrays
 from simfield.fleet_dir import Fleet, load_fleet
-from simfield.headend_plugins import load_head_ends
-from simfield.site import load_trust_anchors
 
 CellKey = tuple[str, int]
 """A WAN cell by its region's name and its number within the region (``("North", 3)``)."""
@@ -77,7 +82,9 @@ class PartitionError(Exception):
 def plan(fleet: FleetArrays) -> list[Partition]:
     """The partitions of a generated fleet, one per distribution area that holds a cell, in
     distributor id order. A cell goes to the area with most of its sites (ties: the lowest
-    distributor id), so an area at a cell boundary may lend a few sites to its neighbour."""
+    distributor id), so an area at a cell boundary may lend a few sites to its neighbour. A
+    cell of early-smart candidates alone (no hub site) goes to the partition holding most of
+    its candidates' areas (none: the first partition), so every candidate is in one."""
     n = fleet.sites
     region, cell, area = fleet.site_region[:n], fleet.site_cell[:n], fleet.site_area[:n]
     owner: dict[CellKey, int] = {}
@@ -89,6 +96,18 @@ def plan(fleet: FleetArrays) -> list[Partition]:
             a = int(np.argmax(counts))  # the first of the largest: the lowest distributor id
             owner[REGIONS[r], int(c)] = a
             sites_in[a] = sites_in.get(a, 0) + int(members.sum())
+    held = np.zeros(len(AREAS), dtype=bool)
+    held[list(sites_in)] = True
+    rest = slice(n, n + fleet.candidates)
+    c_region, c_cell, c_area = fleet.site_region[rest], fleet.site_cell[rest], fleet.site_area[rest]
+    for r in range(len(REGIONS)):
+        for c in np.unique(c_cell[c_region == r]).tolist():
+            if (REGIONS[r], int(c)) in owner or not sites_in:
+                continue
+            members = (c_region == r) & (c_cell == c)
+            counts = np.bincount(c_area[members], minlength=len(AREAS)) * held
+            a = int(np.argmax(counts)) if counts.any() else min(sites_in)
+            owner[REGIONS[r], int(c)] = a
     out = []
     for a in sorted(sites_in):
         spec = AREAS[a]
@@ -147,16 +166,15 @@ class PartRegisters:
     """The registers of one partition: fresh containers over the fleet's records (what a
     worker process is sent, so that it never holds the whole fleet)."""
 
-    users: dict[str, User]
-    """Every service user (each partition has them all)."""
-    registration: RegistrationData
-    """The meter points (and their appointments and consents) of the partition's meters."""
-    inventory: Inventory
-    """The partition's sites and their devices."""
-    payment_modes: dict[str, PaymentMode]
-    """Payment mode of the partition's meters."""
+    registers: EventRegisters
+    """Every service user (each partition has them all), the partition's meter points (and
+    their appointments and consents), sites and devices, its meters' payment modes, and the
+    early-smart candidates of its cells with their premises."""
     share: float
     """The partition's share of the fleet's meters (its share of the hub-wide limits)."""
+    early_smart_share: float
+    """The partition's share of the fleet's early-smart candidate meters (its share of the
+    scenario's early-smart first contacts a day)."""
 
 
 def _cell_key(cell: str) -> CellKey:
@@ -165,18 +183,23 @@ def _cell_key(cell: str) -> CellKey:
     return region, int(number)
 
 
-def _part(
-    users: dict[str, User],
-    reg: RegistrationData,
-    inv: Inventory,
-    modes: dict[str, PaymentMode],
-    cells: frozenset[CellKey],
-) -> PartRegisters:
+def _early_smart_meters(candidates: Sequence[Device]) -> int:
+    from simfield.early_smart import METERS
+
+    return sum(1 for d in candidates if d.device_type in METERS)
+
+
+def _part(fleet: Fleet, cells: frozenset[CellKey]) -> PartRegisters:
+    inv, reg = fleet.inventory, fleet.registration
     sites = [s for s in inv.sites.values() if _cell_key(s.cell) in cells]
     site_ids = {s.site_id for s in sites}
     devices = [d for d in inv.devices.values() if d.site_id in site_ids]
     inventory = Inventory.build(inv.products.values(), sites, devices)
-    mpxns = {d.mpxn for d in devices if d.mpxn}
+    early_sites: dict[str, Site] = {
+        k: s for k, s in fleet.early_smart_sites.items() if _cell_key(s.cell) in cells
+    }
+    early = tuple(d for d in fleet.early_smart_candidates if d.site_id in early_sites)
+    mpxns = {d.mpxn for d in (*devices, *early) if d.mpxn}
     registration = RegistrationData(
         meter_points={k: v for k, v in reg.meter_points.items() if k in mpxns},
         appointments={k: list(v) for k, v in reg.appointments.items() if k in mpxns},
@@ -185,13 +208,20 @@ def _part(
     )
     meters = sum(1 for d in inv.devices.values() if d.mpxn)
     mine = sum(1 for d in devices if d.mpxn)
-    ids = {d.device_id for d in devices}
-    return PartRegisters(
-        dict(users),
+    ids = {d.device_id for d in (*devices, *early)}
+    all_early = _early_smart_meters(fleet.early_smart_candidates)
+    registers = EventRegisters(
+        dict(fleet.users),
         registration,
         inventory,
-        {k: v for k, v in modes.items() if k in ids},
+        {k: v for k, v in fleet.payment_modes.items() if k in ids},
+        early,
+        early_sites,
+    )
+    return PartRegisters(
+        registers,
         mine / meters if meters else 1.0,
+        _early_smart_meters(early) / all_early if all_early else 0.0,
     )
 
 
@@ -206,41 +236,29 @@ def _fleet(fleet_dir: str) -> Fleet:
 def _keys(fleet_dir: str) -> tuple[dict[str, PublicKey], dict[str, SigningKey]]:
     """The fleet's trust anchors and the parties' signing keys, read once per process (key
     objects do not travel between processes: each reads the few small files)."""
-    path = Path(fleet_dir)
-    return load_trust_anchors(path), signing_keys(path)
+    return read_keys(fleet_dir)
 
 
 def registers_of(fleet_dir: str, partition: Partition) -> PartRegisters:
     """A partition's registers, from the fleet in ``fleet_dir`` (read once per process)."""
-    fleet = _fleet(fleet_dir)
-    return _part(
-        fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes, partition.cells
-    )
+    return _part(_fleet(fleet_dir), partition.cells)
 
 
-def partition_scenario(scenario: Scenario, partition: Partition) -> Scenario:
-    """The scenario as a partition runs it: the same, with the partition's own seed."""
+def partition_scenario(
+    scenario: Scenario, partition: Partition, early_smart_share: float = 1.0
+) -> Scenario:
+    """The scenario as a partition runs it: the same, with the partition's own seed, and the
+    fleet-wide early-smart first contacts a day taken by the partition's share of the
+    candidates (so the candidates call over the same span as in the whole run)."""
+    early = scenario.load.early_smart
     return replace(
-        scenario, run=replace(scenario.run, seed=seed_for(scenario.run.seed, partition.name))
+        scenario,
+        run=replace(scenario.run, seed=seed_for(scenario.run.seed, partition.name)),
+        load=replace(
+            scenario.load,
+            early_smart=replace(early, contacts_per_day=early.contacts_per_day * early_smart_share),
+        ),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedPartition:
-    """One partition's simulation, run to its end (or until Ctrl-C stopped it)."""
-
-    scenario: Scenario
-    """The scenario as the partition ran it (its own seed)."""
-    sim: Simulation
-    """The simulation, as far as it got."""
-    inventory: Inventory
-    """The partition's inventory."""
-    planned: dict[str, int]
-    """What the workload scheduled."""
-    outbox: list[OutboxRow]
-    """The outbox at the end of each report interval."""
-    partial: bool
-    """True when Ctrl-C stopped it before its end."""
 
 
 def run_partition(
@@ -248,11 +266,13 @@ def run_partition(
     scenario: Scenario,
     partition: Partition,
     registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
 ) -> EventMeasures:
     """Run one partition of the scenario over the fleet in ``fleet_dir`` (its ``registers``
     when given, else read from there) with an engine of its own and return what it measured
-    (Ctrl-C stops it and gives the measures so far, marked partial)."""
-    done = simulate_partition(fleet_dir, scenario, partition, registers)
+    (Ctrl-C, or ``stop`` answering True after a report step, stops it and gives the measures
+    so far, marked partial)."""
+    done = simulate_partition(fleet_dir, scenario, partition, registers, stop)
     return event_measures(
         done.scenario, done.sim, done.inventory, done.planned, done.outbox, partial=done.partial
     )
@@ -263,51 +283,14 @@ def simulate_partition(
     scenario: Scenario,
     partition: Partition,
     registers: PartRegisters | None = None,
-) -> SimulatedPartition:
-    """Simulate one partition (``run_partition`` without the measuring: for memory studies)."""
+    stop: StopCheck | None = None,
+) -> EventRun:
+    """Simulate one partition (``run_partition`` without the measuring: for memory studies and
+    tests that look at the simulation itself)."""
     part = registers if registers is not None else registers_of(fleet_dir, partition)
-    anchors, keys = _keys(fleet_dir)
-    own = partition_scenario(scenario, partition)
-    cells = sorted({s.cell for s in part.inventory.sites.values()})
-    start = own.run.start.timestamp()
-    head_ends: Mapping[str, HeadEnd] = load_head_ends()
-    config = SimConfig(
-        start=start,
-        engine=split_config(own.to_engine_config(cells), part.share),
-        wan={r.value.capitalize(): own.wan_profile(r) for r in Region},
-        seed=own.run.seed,
-    )
-    sim = Simulation(
-        part.users,
-        part.registration,
-        part.inventory,
-        part.payment_modes,
-        head_ends,
-        config,
-        anchors=anchors,
-    )
-    planned = schedule_load(
-        sim,
-        own,
-        part.users,
-        part.registration,
-        part.inventory,
-        part.payment_modes,
-        signing_keys=keys,
-    )
-    end = start + own.run.duration_s
-    step = min(own.run.report_interval_s, own.run.duration_s)
-    depth: list[OutboxRow] = []
-    t = start
-    stopped = False
-    try:
-        while t < end:
-            t = min(end, t + step)
-            sim.run(until=t)
-            depth.append(OutboxRow(round(t - start, 6), len(sim.engine.outbox)))
-    except KeyboardInterrupt:
-        stopped = True
-    return SimulatedPartition(own, sim, part.inventory, planned, depth, stopped)
+    own = partition_scenario(scenario, partition, part.early_smart_share)
+    run = build_event(own, fleet_dir, part.registers, share=part.share, keys=_keys(fleet_dir))
+    return play_event(run, stop=stop)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from cli.app import app
 from hub.engine import EngineConfig
 from hub.policies.traffic.config import TrafficConfig, UserAllocation
 from meters_sim import partition as part
+from meters_sim.event_run import write_event_fleet
 from meters_sim.partition import (
     Partition,
     PartitionError,
@@ -28,8 +29,6 @@ from meters_sim.partition import (
 from meters_sim.results import FILES, EventMeasures, merge_measures, results_of
 from meters_sim.scenario import Scenario
 from meters_sim.scenario_files import read_scenario
-from simfield.fleet import generate_fleet
-from simfield.fleet_files import write_fleet
 
 SMALL = """
 [scenario]
@@ -53,10 +52,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, Path, lis
     d = tmp_path_factory.mktemp("parts")
     (d / "s.toml").write_text(SMALL)
     scenario = read_scenario(d / "s.toml")
-    arrays = generate_fleet(
-        scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-    )
-    write_fleet(arrays, d / "fleet")
+    arrays = write_event_fleet(scenario, d / "fleet")
     return scenario, d / "fleet", plan(arrays)
 
 
