@@ -65,6 +65,11 @@ STARTED = "running"
 writes the results so far)."""
 
 
+PARTITION_STARTED = "started partition"
+"""The first words of the line printed when a partition of a partitioned event run starts
+(followed by its name)."""
+
+
 NO_MESSAGES = "no messages"
 """What a share within target is shown as when there was nothing to measure."""
 
@@ -156,16 +161,30 @@ def services_table(title: str, rows: list[ServiceRow]) -> Table:
 
 def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
     """Run the event model partition by partition (on ``workers`` processes; one: in this
-    process); Ctrl-C stops it and gives the partitions done so far, marked partial; a
-    partition's failure is one line and status 1."""
+    process); Ctrl-C stops it and gives the partitions done so far and, on several workers,
+    those running as far as they got, marked partial; a partition's failure is one line and
+    status 1."""
     from meters_sim.event_run import write_event_fleet
-    from meters_sim.partition import PartitionError, empty_measures, plan, run_partitioned
+    from meters_sim.partition import (
+        STOP_TIMEOUT_S,
+        PartitionError,
+        empty_measures,
+        plan,
+        run_partitioned,
+    )
     from meters_sim.results import results_of
 
     arrays = write_event_fleet(scenario, out / "fleet")
     partitions = plan(arrays)
     del arrays
     where = "in this process" if workers == 1 else f"on {workers} worker processes"
+
+    def stopping(running: int) -> None:
+        sys.stderr.write(
+            f"stopping: the partitions running ({running}) finish their report step "
+            f"(at most {STOP_TIMEOUT_S:,.0f} s; Ctrl-C again leaves them out)\n"
+        )
+
     try:
         console.print(
             f"{STARTED} {scenario.run.name} in event mode, {len(partitions)} partitions {where} "
@@ -180,7 +199,9 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
                 out / "fleet",
                 partitions,
                 workers,
+                on_started=lambda p: console.print(f"{PARTITION_STARTED} {p.name}"),
                 on_done=lambda _: progress.update(task, advance=1),
+                on_stopping=stopping,
             )
     except PartitionError as exc:
         raise UserError(str(exc), status=ExitStatus.FAILURE) from None
@@ -188,7 +209,10 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
         sys.stderr.write(f"0 of {len(partitions)} partitions done\n")
         return results_of(scenario, empty_measures())
     if run.done < run.total:
-        sys.stderr.write(f"{run.done} of {run.total} partitions done\n")
+        stopped = f", {len(run.stopped)} stopped partway" if run.stopped else ""
+        sys.stderr.write(f"{run.done} of {run.total} partitions done{stopped}\n")
+    for name in run.dropped:
+        sys.stderr.write(f"partition {name} did not stop in time: left out\n")
     return results_of(scenario, run.measures)
 
 

@@ -15,7 +15,7 @@ from cli.app import app
 from hub.engine import EngineConfig
 from hub.policies.traffic.config import TrafficConfig, UserAllocation
 from meters_sim import partition as part
-from meters_sim.event_run import write_event_fleet
+from meters_sim.event_run import StopCheck, write_event_fleet
 from meters_sim.partition import (
     Partition,
     PartitionError,
@@ -185,13 +185,17 @@ def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
 
 
 def fail_in_one_area(
-    fleet_dir: str, scenario: Scenario, p: Partition, registers: PartRegisters | None = None
+    fleet_dir: str,
+    scenario: Scenario,
+    p: Partition,
+    registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
 ) -> EventMeasures:
     """A partition runner that fails for the partitions of the Central region (a worker's
     error)."""
     if any(region == "Central" for region, _ in p.cells):
         raise RuntimeError("the meter fleet of this area is corrupt\nsecond line")
-    return run_partition(fleet_dir, scenario, p, registers)
+    return run_partition(fleet_dir, scenario, p, registers, stop)
 
 
 @pytest.mark.slow
@@ -276,7 +280,7 @@ def _in_session(sid: int) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_exits_130(
+def test_ctrl_c_on_two_workers_keeps_the_running_partitions_as_far_as_they_got_and_exits_130(
     tmp_path: Path,
 ) -> None:
     import json
@@ -284,7 +288,7 @@ def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_e
     import subprocess
     import sys
 
-    from cli.simulate_cmd import STARTED
+    from cli.simulate_cmd import PARTITION_STARTED, STARTED
     from tests.test_simulate_cli import ROOT, _wait_for_line
 
     path = tmp_path / "long.toml"
@@ -317,8 +321,10 @@ def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_e
     )
     try:
         assert _wait_for_line(proc, STARTED, 200), "the run never started"
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=200)
+        for worker in (1, 2):  # one partition started on each worker
+            assert _wait_for_line(proc, PARTITION_STARTED, 200), f"{worker - 1} started"
+        os.killpg(proc.pid, signal.SIGINT)  # workers included, as at a terminal
+        _, stderr = proc.communicate(timeout=400)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -326,10 +332,61 @@ def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_e
     assert proc.returncode == 130, stderr
     assert "partial results" in stderr
     assert "Traceback" not in stderr
+    # a week of simulated time: no partition was done, the two running are kept partway
+    assert "partitions done, 2 stopped partway" in stderr, stderr
+    assert "0 of " in stderr, stderr
+    assert "left out" not in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is True
+    assert summary["messages"] > 0
+    assert 0 < summary["reached_s"] < 7 * 86_400
     assert all((out / name).exists() for name in FILES)
     deadline = time.monotonic() + 60
     while _in_session(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)  # polling for the workers to be gone
     assert _in_session(proc.pid) == []
+
+
+def never_stop(
+    fleet_dir: str,
+    scenario: Scenario,
+    p: Partition,
+    registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
+) -> EventMeasures:
+    """A partition runner that is never asked to stop (a partition stuck in one long step)."""
+    return run_partition(fleet_dir, scenario, p, registers)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_running_partition_that_does_not_stop_in_time_is_left_out_and_named(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    (tmp_path / "long.toml").write_text(LONG)
+    scenario = read_scenario(tmp_path / "long.toml")
+    partitions = plan(write_event_fleet(scenario, tmp_path / "fleet"))
+    interrupted: list[str] = []
+
+    def ctrl_c_once(p: Partition) -> None:  # on the client's thread: Ctrl-C to the main one
+        if not interrupted:
+            interrupted.append(p.name)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run = run_partitioned(
+        scenario,
+        tmp_path / "fleet",
+        partitions,
+        2,
+        on_started=ctrl_c_once,
+        runner=never_stop,
+        stop_timeout_s=2.0,
+    )
+    assert interrupted
+    assert interrupted[0] in run.dropped
+    assert set(run.dropped) <= {p.name for p in partitions}
+    assert (run.done, run.stopped) == (0, ())
+    assert run.measures.partial
+    assert _no_children_left(), _children()
