@@ -4,9 +4,12 @@ sums of the partitions', limits split by share, failures in one line, no process
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import pytest
 from typer.testing import CliRunner
@@ -278,6 +281,41 @@ def _in_session(sid: int) -> list[int]:
     return out
 
 
+class _Lines:
+    """A process's stdout read line by line on a thread of its own (several lines may come in
+    one read, so waiting on the pipe for the next one could wait for ever)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, prefix: str, timeout_s: float) -> bool:
+        """Until a line starts with ``prefix`` (False: the output ended or the time ran out)."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if line.startswith(prefix):
+                return True
+        return False
+
+    def close(self, timeout_s: float) -> None:
+        """Wait (bounded) for the end of the output, then close the stream."""
+        self._thread.join(timeout_s)
+        self._stream.close()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_ctrl_c_on_two_workers_keeps_the_running_partitions_as_far_as_they_got_and_exits_130(
@@ -289,13 +327,14 @@ def test_ctrl_c_on_two_workers_keeps_the_running_partitions_as_far_as_they_got_a
     import sys
 
     from cli.simulate_cmd import PARTITION_STARTED, STARTED
-    from tests.test_simulate_cli import ROOT, _wait_for_line
+    from tests.test_simulate_cli import ROOT
 
     path = tmp_path / "long.toml"
     path.write_text(LONG)
     out = tmp_path / "o"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    errors = (tmp_path / "stderr.txt").open("w+")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -313,22 +352,27 @@ def test_ctrl_c_on_two_workers_keeps_the_running_partitions_as_far_as_they_got_a
             str(out),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         cwd=ROOT,
         env=env,
         start_new_session=True,  # Ctrl-C at a terminal reaches the whole process group
     )
+    assert proc.stdout is not None
+    lines = _Lines(proc.stdout)
     try:
-        assert _wait_for_line(proc, STARTED, 200), "the run never started"
+        assert lines.wait_for(STARTED, 200), "the run never started"
         for worker in (1, 2):  # one partition started on each worker
-            assert _wait_for_line(proc, PARTITION_STARTED, 200), f"{worker - 1} started"
+            assert lines.wait_for(PARTITION_STARTED, 200), f"{worker - 1} started"
         os.killpg(proc.pid, signal.SIGINT)  # workers included, as at a terminal
-        _, stderr = proc.communicate(timeout=400)
+        proc.wait(timeout=400)
+        stderr = (tmp_path / "stderr.txt").read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        errors.close()
+        lines.close(60)
     assert proc.returncode == 130, stderr
     assert "partial results" in stderr
     assert "Traceback" not in stderr
