@@ -65,6 +65,11 @@ STARTED = "running"
 writes the results so far)."""
 
 
+PARTITION_STARTED = "started partition"
+"""The first words of the line printed when a partition of a partitioned event run starts
+(followed by its name)."""
+
+
 NO_MESSAGES = "no messages"
 """What a share within target is shown as when there was nothing to measure."""
 
@@ -156,21 +161,30 @@ def services_table(title: str, rows: list[ServiceRow]) -> Table:
 
 def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
     """Run the event model partition by partition (on ``workers`` processes; one: in this
-    process); Ctrl-C stops it and gives the partitions done so far, marked partial; a
-    partition's failure is one line and status 1."""
-    from meters_sim.partition import PartitionError, empty_measures, plan, run_partitioned
-    from meters_sim.results import results_of
-    from simfield.fleet import generate_fleet
-    from simfield.fleet_files import write_fleet
-
-    fleet_dir = out / "fleet"
-    arrays = generate_fleet(
-        scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
+    process); Ctrl-C stops it and gives the partitions done so far and, on several workers,
+    those running as far as they got, marked partial; a partition's failure is one line and
+    status 1."""
+    from meters_sim.event_run import write_event_fleet
+    from meters_sim.partition import (
+        STOP_TIMEOUT_S,
+        PartitionError,
+        empty_measures,
+        plan,
+        run_partitioned,
     )
-    write_fleet(arrays, fleet_dir)
+    from meters_sim.results import results_of
+
+    arrays = write_event_fleet(scenario, out / "fleet")
     partitions = plan(arrays)
     del arrays
     where = "in this process" if workers == 1 else f"on {workers} worker processes"
+
+    def stopping(running: int) -> None:
+        sys.stderr.write(
+            f"stopping: the partitions running ({running}) finish their report step "
+            f"(at most {STOP_TIMEOUT_S:,.0f} s; Ctrl-C again leaves them out)\n"
+        )
+
     try:
         console.print(
             f"{STARTED} {scenario.run.name} in event mode, {len(partitions)} partitions {where} "
@@ -182,10 +196,12 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
             )
             run = run_partitioned(
                 scenario,
-                fleet_dir,
+                out / "fleet",
                 partitions,
                 workers,
+                on_started=lambda p: console.print(f"{PARTITION_STARTED} {p.name}"),
                 on_done=lambda _: progress.update(task, advance=1),
+                on_stopping=stopping,
             )
     except PartitionError as exc:
         raise UserError(str(exc), status=ExitStatus.FAILURE) from None
@@ -193,68 +209,20 @@ def _partitioned(scenario: Scenario, out: Path, workers: int) -> Results:
         sys.stderr.write(f"0 of {len(partitions)} partitions done\n")
         return results_of(scenario, empty_measures())
     if run.done < run.total:
-        sys.stderr.write(f"{run.done} of {run.total} partitions done\n")
+        stopped = f", {len(run.stopped)} stopped partway" if run.stopped else ""
+        sys.stderr.write(f"{run.done} of {run.total} partitions done{stopped}\n")
+    for name in run.dropped:
+        sys.stderr.write(f"partition {name} did not stop in time: left out\n")
     return results_of(scenario, run.measures)
 
 
 def _event(scenario: Scenario, out: Path) -> Results:
     """Run the event model; Ctrl-C stops it and gives the results so far, marked partial."""
-    from meters_sim.results import OutboxRow, event_results
-    from meters_sim.scenario import Region
-    from meters_sim.simulator import SimConfig, Simulation
-    from meters_sim.workload import schedule_load
-    from sdk.keys import create_keys, signing_keys
-    from simfield.fleet import generate_fleet
-    from simfield.fleet_dir import load_fleet
-    from simfield.fleet_files import write_fleet
-    from simfield.headend_plugins import load_head_ends
-    from simfield.site import load_trust_anchors
+    from meters_sim.event_run import build_event, play_event, write_event_fleet
+    from meters_sim.results import event_results
 
-    fleet_dir = out / "fleet"
-    write_fleet(
-        generate_fleet(
-            scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-        ),
-        fleet_dir,
-    )
-    # the parties' signing keys: the simulated suppliers sign their critical commands
-    # (tariff changes, commissioning) and the simulated devices verify them
-    create_keys(fleet_dir, [])
-    fleet = load_fleet(fleet_dir)
-    cells = sorted({s.cell for s in fleet.inventory.sites.values()})
-    wan = {r.value.capitalize(): scenario.wan_profile(r) for r in Region}
-    start = scenario.run.start.timestamp()
-    config = SimConfig(
-        start=start,
-        engine=scenario.to_engine_config(cells),
-        wan=wan,
-        seed=scenario.run.seed,
-        integrity=scenario.load.integrity,
-    )
-    sim = Simulation(
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        load_head_ends(),
-        config,
-        anchors=load_trust_anchors(fleet_dir),
-    )
-    planned = schedule_load(
-        sim,
-        scenario,
-        fleet.users,
-        fleet.registration,
-        fleet.inventory,
-        fleet.payment_modes,
-        signing_keys=signing_keys(fleet_dir),
-        early_smart=fleet.early_smart_candidates,
-        early_smart_sites=fleet.early_smart_sites,
-    )
-    end = start + scenario.run.duration_s
-    step = min(scenario.run.report_interval_s, scenario.run.duration_s)
-    depth: list[OutboxRow] = []
-    partial = False
+    write_event_fleet(scenario, out / "fleet")
+    run = build_event(scenario, out / "fleet")
     try:
         console.print(
             f"{STARTED} {scenario.run.name} in event mode (Ctrl-C writes the results so far)"
@@ -263,15 +231,12 @@ def _event(scenario: Scenario, out: Path) -> Results:
             task = progress.add_task(
                 f"{scenario.run.name} (event mode, simulated time)", total=scenario.run.duration_s
             )
-            t = start
-            while t < end:
-                t = min(end, t + step)
-                sim.run(until=t)
-                depth.append(OutboxRow(round(t - start, 6), sim.outbox_depth()))
-                progress.update(task, completed=t - start)
-    except KeyboardInterrupt:
-        partial = True
-    return event_results(scenario, sim, fleet.inventory, planned, depth, partial=partial)
+            play_event(run, on_step=lambda reached: progress.update(task, completed=reached))
+    except KeyboardInterrupt:  # outside a step (the display): the run so far
+        run.partial = True
+    return event_results(
+        scenario, run.sim, run.inventory, run.planned, run.outbox, partial=run.partial
+    )
 
 
 def _bulk(scenario: Scenario) -> Results:

@@ -6,11 +6,20 @@ area that holds most of its sites, so each partition has its own cells, sites an
 each partition's seed stream (``seed_for``: derived from the scenario's seed and the
 partition's name alone, so it does not depend on how many partitions or workers there are),
 how the hub's hub-wide and per-user limits are split (``split_config``: by the partition's
-share of the fleet's meters; per comms hub, per cell and per delivery limits stay exact), how
-one partition runs (``run_partition``), and where the partitions run (``run_partitioned``: one
-after another in this process for one worker, otherwise on a local Dask cluster of processes
-started and stopped by the run). The merged results are the same bytes whatever the number of
-workers: the parts are merged in the order of the plan, never in the order they finish.
+share of the fleet's meters; per comms hub, per cell and per delivery limits stay exact), what
+a partition holds (``registers_of``: its cells' sites and devices, their meter points, and
+the early-smart candidates whose premises are in its cells), the scenario a partition plays
+(``partition_scenario``: its own seed, and the fleet-wide early-smart first contacts a day by
+its share of the candidates; every other part of the scenario, its integrity events
+included, as it is), how one partition runs (``run_partition``: built and played by
+``meters_sim.event_run``, as a whole run is), and where the partitions run
+(``run_partitioned``: one after another in this process for one worker, otherwise on a local
+Dask cluster of processes started and stopped by the run), and what Ctrl-C keeps (the
+partitions done and those running, which a ``distributed.Event`` set by the client stops at
+their next report step with their measures so far, each awaited for ``STOP_TIMEOUT_S`` at
+most; the workers themselves ignore Ctrl-C, which is the client's). The merged results are
+the same bytes whatever the number of workers: the parts are merged in the order of the
+plan, never in the order they finish.
 Must never: make a hub decision (each partition's engine does), lay out result files
 (``meters_sim.results`` does), print anything, or leave a process running after it returns
 or raises.
@@ -22,30 +31,36 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+import signal
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from hub.engine import EngineConfig
-from hub.headends.base import HeadEnd
 from hub.policies.traffic.config import UserAllocation
-from hub.reference.parties import User
-from hub.registers.inventory import Inventory
-from hub.registers.records import PaymentMode
+from hub.registers.inventory import Device, Inventory, Site
 from hub.registers.registration import RegistrationData
-from meters_sim.results import INTERVAL_S, EventMeasures, OutboxRow, event_measures, merge_measures
-from meters_sim.scenario import Region, Scenario
-from meters_sim.simulator import SimConfig, Simulation
-from meters_sim.workload import schedule_load
-from sdk.keys import signing_keys
+from meters_sim.event_run import (
+    EventRegisters,
+    EventRun,
+    StopCheck,
+    build_event,
+    play_event,
+    read_keys,
+)
+from meters_sim.results import INTERVAL_S, EventMeasures, event_measures, merge_measures
+from meters_sim.scenario import Scenario
 from sdk.signing import SigningKey
 from simfield.devices import PublicKey
 from simfield.fleet import AREAS, REGIONS, FleetArrays
 from simfield.fleet_dir import Fleet, load_fleet
-from simfield.headend_plugins import load_head_ends
-from simfield.site import load_trust_anchors
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
 CellKey = tuple[str, int]
 """A WAN cell by its region's name and its number within the region (``("North", 3)``)."""
@@ -77,7 +92,9 @@ class PartitionError(Exception):
 def plan(fleet: FleetArrays) -> list[Partition]:
     """The partitions of a generated fleet, one per distribution area that holds a cell, in
     distributor id order. A cell goes to the area with most of its sites (ties: the lowest
-    distributor id), so an area at a cell boundary may lend a few sites to its neighbour."""
+    distributor id), so an area at a cell boundary may lend a few sites to its neighbour. A
+    cell of early-smart candidates alone (no hub site) goes to the partition holding most of
+    its candidates' areas (none: the first partition), so every candidate is in one."""
     n = fleet.sites
     region, cell, area = fleet.site_region[:n], fleet.site_cell[:n], fleet.site_area[:n]
     owner: dict[CellKey, int] = {}
@@ -89,6 +106,18 @@ def plan(fleet: FleetArrays) -> list[Partition]:
             a = int(np.argmax(counts))  # the first of the largest: the lowest distributor id
             owner[REGIONS[r], int(c)] = a
             sites_in[a] = sites_in.get(a, 0) + int(members.sum())
+    held = np.zeros(len(AREAS), dtype=bool)
+    held[list(sites_in)] = True
+    rest = slice(n, n + fleet.candidates)
+    c_region, c_cell, c_area = fleet.site_region[rest], fleet.site_cell[rest], fleet.site_area[rest]
+    for r in range(len(REGIONS)):
+        for c in np.unique(c_cell[c_region == r]).tolist():
+            if (REGIONS[r], int(c)) in owner or not sites_in:
+                continue
+            members = (c_region == r) & (c_cell == c)
+            counts = np.bincount(c_area[members], minlength=len(AREAS)) * held
+            a = int(np.argmax(counts)) if counts.any() else min(sites_in)
+            owner[REGIONS[r], int(c)] = a
     out = []
     for a in sorted(sites_in):
         spec = AREAS[a]
@@ -147,16 +176,15 @@ class PartRegisters:
     """The registers of one partition: fresh containers over the fleet's records (what a
     worker process is sent, so that it never holds the whole fleet)."""
 
-    users: dict[str, User]
-    """Every service user (each partition has them all)."""
-    registration: RegistrationData
-    """The meter points (and their appointments and consents) of the partition's meters."""
-    inventory: Inventory
-    """The partition's sites and their devices."""
-    payment_modes: dict[str, PaymentMode]
-    """Payment mode of the partition's meters."""
+    registers: EventRegisters
+    """Every service user (each partition has them all), the partition's meter points (and
+    their appointments and consents), sites and devices, its meters' payment modes, and the
+    early-smart candidates of its cells with their premises."""
     share: float
     """The partition's share of the fleet's meters (its share of the hub-wide limits)."""
+    early_smart_share: float
+    """The partition's share of the fleet's early-smart candidate meters (its share of the
+    scenario's early-smart first contacts a day)."""
 
 
 def _cell_key(cell: str) -> CellKey:
@@ -165,18 +193,23 @@ def _cell_key(cell: str) -> CellKey:
     return region, int(number)
 
 
-def _part(
-    users: dict[str, User],
-    reg: RegistrationData,
-    inv: Inventory,
-    modes: dict[str, PaymentMode],
-    cells: frozenset[CellKey],
-) -> PartRegisters:
+def _early_smart_meters(candidates: Sequence[Device]) -> int:
+    from simfield.early_smart import METERS
+
+    return sum(1 for d in candidates if d.device_type in METERS)
+
+
+def _part(fleet: Fleet, cells: frozenset[CellKey]) -> PartRegisters:
+    inv, reg = fleet.inventory, fleet.registration
     sites = [s for s in inv.sites.values() if _cell_key(s.cell) in cells]
     site_ids = {s.site_id for s in sites}
     devices = [d for d in inv.devices.values() if d.site_id in site_ids]
     inventory = Inventory.build(inv.products.values(), sites, devices)
-    mpxns = {d.mpxn for d in devices if d.mpxn}
+    early_sites: dict[str, Site] = {
+        k: s for k, s in fleet.early_smart_sites.items() if _cell_key(s.cell) in cells
+    }
+    early = tuple(d for d in fleet.early_smart_candidates if d.site_id in early_sites)
+    mpxns = {d.mpxn for d in (*devices, *early) if d.mpxn}
     registration = RegistrationData(
         meter_points={k: v for k, v in reg.meter_points.items() if k in mpxns},
         appointments={k: list(v) for k, v in reg.appointments.items() if k in mpxns},
@@ -185,13 +218,20 @@ def _part(
     )
     meters = sum(1 for d in inv.devices.values() if d.mpxn)
     mine = sum(1 for d in devices if d.mpxn)
-    ids = {d.device_id for d in devices}
-    return PartRegisters(
-        dict(users),
+    ids = {d.device_id for d in (*devices, *early)}
+    all_early = _early_smart_meters(fleet.early_smart_candidates)
+    registers = EventRegisters(
+        dict(fleet.users),
         registration,
         inventory,
-        {k: v for k, v in modes.items() if k in ids},
+        {k: v for k, v in fleet.payment_modes.items() if k in ids},
+        early,
+        early_sites,
+    )
+    return PartRegisters(
+        registers,
         mine / meters if meters else 1.0,
+        _early_smart_meters(early) / all_early if all_early else 0.0,
     )
 
 
@@ -206,41 +246,29 @@ def _fleet(fleet_dir: str) -> Fleet:
 def _keys(fleet_dir: str) -> tuple[dict[str, PublicKey], dict[str, SigningKey]]:
     """The fleet's trust anchors and the parties' signing keys, read once per process (key
     objects do not travel between processes: each reads the few small files)."""
-    path = Path(fleet_dir)
-    return load_trust_anchors(path), signing_keys(path)
+    return read_keys(fleet_dir)
 
 
 def registers_of(fleet_dir: str, partition: Partition) -> PartRegisters:
     """A partition's registers, from the fleet in ``fleet_dir`` (read once per process)."""
-    fleet = _fleet(fleet_dir)
-    return _part(
-        fleet.users, fleet.registration, fleet.inventory, fleet.payment_modes, partition.cells
-    )
+    return _part(_fleet(fleet_dir), partition.cells)
 
 
-def partition_scenario(scenario: Scenario, partition: Partition) -> Scenario:
-    """The scenario as a partition runs it: the same, with the partition's own seed."""
+def partition_scenario(
+    scenario: Scenario, partition: Partition, early_smart_share: float = 1.0
+) -> Scenario:
+    """The scenario as a partition runs it: the same, with the partition's own seed, and the
+    fleet-wide early-smart first contacts a day taken by the partition's share of the
+    candidates (so the candidates call over the same span as in the whole run)."""
+    early = scenario.load.early_smart
     return replace(
-        scenario, run=replace(scenario.run, seed=seed_for(scenario.run.seed, partition.name))
+        scenario,
+        run=replace(scenario.run, seed=seed_for(scenario.run.seed, partition.name)),
+        load=replace(
+            scenario.load,
+            early_smart=replace(early, contacts_per_day=early.contacts_per_day * early_smart_share),
+        ),
     )
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedPartition:
-    """One partition's simulation, run to its end (or until Ctrl-C stopped it)."""
-
-    scenario: Scenario
-    """The scenario as the partition ran it (its own seed)."""
-    sim: Simulation
-    """The simulation, as far as it got."""
-    inventory: Inventory
-    """The partition's inventory."""
-    planned: dict[str, int]
-    """What the workload scheduled."""
-    outbox: list[OutboxRow]
-    """The outbox at the end of each report interval."""
-    partial: bool
-    """True when Ctrl-C stopped it before its end."""
 
 
 def run_partition(
@@ -248,11 +276,13 @@ def run_partition(
     scenario: Scenario,
     partition: Partition,
     registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
 ) -> EventMeasures:
     """Run one partition of the scenario over the fleet in ``fleet_dir`` (its ``registers``
     when given, else read from there) with an engine of its own and return what it measured
-    (Ctrl-C stops it and gives the measures so far, marked partial)."""
-    done = simulate_partition(fleet_dir, scenario, partition, registers)
+    (Ctrl-C, or ``stop`` answering True after a report step, stops it and gives the measures
+    so far, marked partial)."""
+    done = simulate_partition(fleet_dir, scenario, partition, registers, stop)
     return event_measures(
         done.scenario, done.sim, done.inventory, done.planned, done.outbox, partial=done.partial
     )
@@ -263,51 +293,14 @@ def simulate_partition(
     scenario: Scenario,
     partition: Partition,
     registers: PartRegisters | None = None,
-) -> SimulatedPartition:
-    """Simulate one partition (``run_partition`` without the measuring: for memory studies)."""
+    stop: StopCheck | None = None,
+) -> EventRun:
+    """Simulate one partition (``run_partition`` without the measuring: for memory studies and
+    tests that look at the simulation itself)."""
     part = registers if registers is not None else registers_of(fleet_dir, partition)
-    anchors, keys = _keys(fleet_dir)
-    own = partition_scenario(scenario, partition)
-    cells = sorted({s.cell for s in part.inventory.sites.values()})
-    start = own.run.start.timestamp()
-    head_ends: Mapping[str, HeadEnd] = load_head_ends()
-    config = SimConfig(
-        start=start,
-        engine=split_config(own.to_engine_config(cells), part.share),
-        wan={r.value.capitalize(): own.wan_profile(r) for r in Region},
-        seed=own.run.seed,
-    )
-    sim = Simulation(
-        part.users,
-        part.registration,
-        part.inventory,
-        part.payment_modes,
-        head_ends,
-        config,
-        anchors=anchors,
-    )
-    planned = schedule_load(
-        sim,
-        own,
-        part.users,
-        part.registration,
-        part.inventory,
-        part.payment_modes,
-        signing_keys=keys,
-    )
-    end = start + own.run.duration_s
-    step = min(own.run.report_interval_s, own.run.duration_s)
-    depth: list[OutboxRow] = []
-    t = start
-    stopped = False
-    try:
-        while t < end:
-            t = min(end, t + step)
-            sim.run(until=t)
-            depth.append(OutboxRow(round(t - start, 6), sim.outbox_depth()))
-    except KeyboardInterrupt:
-        stopped = True
-    return SimulatedPartition(own, sim, part.inventory, planned, depth, stopped)
+    own = partition_scenario(scenario, partition, part.early_smart_share)
+    run = build_event(own, fleet_dir, part.registers, share=part.share, keys=_keys(fleet_dir))
+    return play_event(run, stop=stop)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,20 +308,52 @@ class PartitionedRun:
     """What a partitioned run produced."""
 
     measures: EventMeasures
-    """The merged measures of the partitions done (all of them unless interrupted)."""
+    """The merged measures of the partitions kept: every partition unless interrupted; when
+    interrupted, those done and those stopped partway (marked partial)."""
     done: int
-    """Partitions done."""
+    """Partitions run to the scenario's end."""
     total: int
     """Partitions planned."""
+    stopped: tuple[str, ...] = ()
+    """Partitions Ctrl-C stopped partway, kept with what they measured so far."""
+    dropped: tuple[str, ...] = ()
+    """Partitions running when Ctrl-C came that did not answer within the stop timeout (or
+    a second Ctrl-C came first): left out."""
 
 
-Runner = Callable[[str, Scenario, Partition, PartRegisters | None], EventMeasures]
-"""Runs one partition (``run_partition``; tests give one that fails)."""
+class Runner(Protocol):
+    """Runs one partition (``run_partition``; tests give one that fails)."""
+
+    def __call__(
+        self,
+        fleet_dir: str,
+        scenario: Scenario,
+        partition: Partition,
+        registers: PartRegisters | None = None,
+        stop: StopCheck | None = None,
+        /,
+    ) -> EventMeasures: ...
+
+
+STOP_TIMEOUT_S = 300.0
+"""How long a run on Dask waits, after Ctrl-C, for its running partitions to reach their next
+report step and answer with their measures so far (a second Ctrl-C stops waiting)."""
 
 
 def empty_measures() -> EventMeasures:
     """The measures of a run stopped before any partition was done (marked partial)."""
     return EventMeasures(reached_s=0.0, interval_s=INTERVAL_S, partial=True, meters=0)
+
+
+@dataclass(slots=True)
+class _Kept:
+    """The partitions' measures as they come in, by name."""
+
+    measures: dict[str, EventMeasures] = field(default_factory=dict)
+    started: set[str] = field(default_factory=set)
+    """Partitions a worker has started (told on the client's own thread on Dask)."""
+    interrupted: bool = False
+    dropped: list[str] = field(default_factory=list)
 
 
 def run_partitioned(
@@ -337,58 +362,105 @@ def run_partitioned(
     partitions: Sequence[Partition],
     workers: int,
     *,
+    on_started: Callable[[Partition], None] | None = None,
     on_done: Callable[[Partition], None] | None = None,
+    on_stopping: Callable[[int], None] | None = None,
     runner: Runner | None = None,
+    stop_timeout_s: float = STOP_TIMEOUT_S,
 ) -> PartitionedRun:
     """Run every partition and merge their measures in the order given. One worker: one
     partition after another in this process (Ctrl-C stops the one running, which keeps what
     it measured so far, marked partial). More: a local Dask cluster of ``workers`` processes
-    with one thread each, started here and stopped before this returns or raises (Ctrl-C
-    stops the cluster and keeps the partitions done, marked partial). A partition's failure
-    stops the run: ``PartitionError`` names it. ``on_done`` is told of each partition done."""
+    with one thread each, started here and stopped before this returns or raises; Ctrl-C
+    asks the partitions running to stop at their next report step (``on_stopping`` is told
+    how many are awaited) and keeps what they measured so far, marked partial, with the
+    partitions done; one that does not answer within ``stop_timeout_s`` is left out and named
+    in ``dropped``. A partition's failure stops the run: ``PartitionError`` names it.
+    ``on_started`` is told of each partition as it starts (on Dask, from the client's own
+    thread), ``on_done`` of each run to its end."""
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     run = runner or run_partition
-    done: dict[str, EventMeasures] = {}
-    interrupted = False
+    kept = _Kept()
     if workers == 1:
         try:
-            for p in partitions:
-                try:
-                    m = run(str(fleet_dir), scenario, p, None)
-                except KeyboardInterrupt:  # between two steps: nothing kept of this partition
-                    interrupted = True
-                    break
-                except Exception as exc:
-                    raise PartitionError(p.name, exc) from exc
-                done[p.name] = m
-                if m.partial:  # stopped by Ctrl-C: what it measured so far is kept
-                    interrupted = True
-                    break
-                if on_done is not None:
-                    on_done(p)
+            _in_process(run, str(fleet_dir), scenario, partitions, kept, on_started, on_done)
         finally:
             _fleet.cache_clear()  # the fleet read for the partitions is not kept after them
     else:
         try:
-            for p, m in _on_dask(run, str(fleet_dir), scenario, partitions, workers):
-                done[p.name] = m
-                if on_done is not None:
-                    on_done(p)
-        except KeyboardInterrupt:
-            interrupted = True
-    parts = [done[p.name] for p in partitions if p.name in done]
+            _on_dask(
+                run,
+                str(fleet_dir),
+                scenario,
+                partitions,
+                workers,
+                kept,
+                _Hooks(on_started, on_done, on_stopping),
+                stop_timeout_s,
+            )
+        except KeyboardInterrupt:  # while the cluster started or stopped
+            kept.interrupted = True
+    parts = [kept.measures[p.name] for p in partitions if p.name in kept.measures]
     merged = merge_measures(parts) if parts else empty_measures()
-    if interrupted or len(parts) < len(partitions):
+    if kept.interrupted or len(parts) < len(partitions):
         merged.partial = True
-    return PartitionedRun(merged, len(parts), len(partitions))
+    stopped = tuple(
+        p.name for p in partitions if p.name in kept.measures and kept.measures[p.name].partial
+    )
+    return PartitionedRun(
+        merged, len(parts) - len(stopped), len(partitions), stopped, tuple(kept.dropped)
+    )
+
+
+def _in_process(
+    run: Runner,
+    fleet_dir: str,
+    scenario: Scenario,
+    partitions: Sequence[Partition],
+    kept: _Kept,
+    on_started: Callable[[Partition], None] | None,
+    on_done: Callable[[Partition], None] | None,
+) -> None:
+    for p in partitions:
+        if on_started is not None:
+            on_started(p)
+        try:
+            m = run(fleet_dir, scenario, p, None, None)
+        except KeyboardInterrupt:  # while it was built: nothing kept of this partition
+            kept.interrupted = True
+            return
+        except Exception as exc:
+            raise PartitionError(p.name, exc) from exc
+        kept.measures[p.name] = m
+        if m.partial:  # stopped by Ctrl-C: what it measured so far is kept
+            kept.interrupted = True
+            return
+        if on_done is not None:
+            on_done(p)
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """What the caller of a run on Dask is told."""
+
+    started: Callable[[Partition], None] | None
+    done: Callable[[Partition], None] | None
+    stopping: Callable[[int], None] | None
 
 
 def _on_dask(
-    run: Runner, fleet_dir: str, scenario: Scenario, partitions: Sequence[Partition], workers: int
-) -> Iterator[tuple[Partition, EventMeasures]]:
-    """Each partition run on a local cluster of processes, as they finish; the cluster is
-    stopped when the iteration ends, fails or is abandoned."""
+    run: Runner,
+    fleet_dir: str,
+    scenario: Scenario,
+    partitions: Sequence[Partition],
+    workers: int,
+    kept: _Kept,
+    hooks: _Hooks,
+    stop_timeout_s: float,
+) -> None:
+    """Each partition run on a local cluster of processes; the cluster is stopped when the
+    run ends, fails or is interrupted."""
 
     import dask
 
@@ -396,12 +468,88 @@ def _on_dask(
     # this when it is first imported)
     with dask.config.set({"logging.distributed": "critical"}):
         import distributed  # noqa: F401
-    yield from _cluster_run(run, fleet_dir, scenario, partitions, workers)
+    _cluster_run(run, fleet_dir, scenario, partitions, workers, kept, hooks, stop_timeout_s)
+
+
+def _ignore_ctrl_c() -> None:
+    """Run on each worker's event loop (its main thread): Ctrl-C at a terminal reaches the
+    whole process group, and it is the client's to handle (it asks the partitions to stop);
+    a worker that took it would die with its partition."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop_check(name: str) -> StopCheck:
+    """Whether the run's stop event (a ``distributed.Event`` the client sets on Ctrl-C) is
+    set; a scheduler that cannot be asked any more means stop too."""
+    from distributed import Event
+
+    event = Event(name)
+
+    def stop() -> bool:
+        try:
+            return bool(event.is_set())
+        except Exception:
+            return True
+
+    return stop
+
+
+def _stop_event(run_id: str) -> str:
+    return f"dcc-stop-{run_id}"
+
+
+def _started_topic(run_id: str) -> str:
+    return f"dcc-started-{run_id}"
+
+
+def _on_worker(
+    run: Runner,
+    fleet_dir: str,
+    scenario: Scenario,
+    partition: Partition,
+    registers: PartRegisters,
+    run_id: str,
+) -> EventMeasures | None:
+    """A partition as a worker runs it: the client told it has started, then stopped at a
+    report step once the client asks; None when the client had asked before it started (it
+    never ran)."""
+    from distributed import get_client
+
+    stop = _stop_check(_stop_event(run_id))
+    if stop():
+        return None
+    get_client().log_event(_started_topic(run_id), partition.name)
+    return run(fleet_dir, scenario, partition, registers, stop)
+
+
+def _take(
+    kept: _Kept,
+    partition: Partition,
+    future: Future[EventMeasures | None],
+    on_done: Callable[[Partition], None] | None,
+) -> None:
+    """A finished partition's measures kept (nothing when it never started)."""
+    try:
+        measures = future.result()
+    except Exception as exc:
+        raise PartitionError(partition.name, exc) from exc
+    if measures is None:
+        return
+    kept.measures[partition.name] = measures
+    if on_done is not None and not measures.partial:
+        on_done(partition)
 
 
 def _cluster_run(
-    run: Runner, fleet_dir: str, scenario: Scenario, partitions: Sequence[Partition], workers: int
-) -> Iterator[tuple[Partition, EventMeasures]]:
+    run: Runner,
+    fleet_dir: str,
+    scenario: Scenario,
+    partitions: Sequence[Partition],
+    workers: int,
+    kept: _Kept,
+    hooks: _Hooks,
+    stop_timeout_s: float,
+) -> None:
     from distributed import Client, LocalCluster, as_completed
 
     with (
@@ -410,30 +558,81 @@ def _cluster_run(
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # the scheduler's HTTP server (health routes, no dashboard) on any free port: the
+            # default 8787 may be another cluster's on this machine
+            scheduler_kwargs={"dashboard_address": ":0"},
             memory_limit=0,  # the run bounds its own memory; no worker is paused or killed
             silence_logs=logging.CRITICAL,
         ) as cluster,
         Client(cluster) as client,
     ):
-        futures = {}
+        client.run(_ignore_ctrl_c)
+        run_id = uuid.uuid4().hex
+        by_name = {p.name: p for p in partitions}
+
+        def on_started(event: tuple[float, str]) -> None:  # on the client's own thread
+            kept.started.add(event[1])
+            if hooks.started is not None:
+                hooks.started(by_name[event[1]])
+
+        client.subscribe_topic(_started_topic(run_id), on_started)  # before any is submitted
+        futures: dict[Future[EventMeasures | None], Partition] = {}
         try:
-            # this process reads the fleet once and sends each worker its partitions' registers
-            # only, then lets go of the fleet: no worker ever holds the whole of it
-            for p in partitions:
-                [registers] = client.scatter([registers_of(fleet_dir, p)], hash=False)
-                task = client.submit(
-                    run, fleet_dir, scenario, p, registers, key=f"partition-{p.name}", pure=False
-                )
-                futures[task] = p
-                del registers
-            _fleet.cache_clear()
-            for future in as_completed(futures):
-                p = futures[future]
-                try:
-                    measures = future.result()
-                except Exception as exc:
-                    raise PartitionError(p.name, exc) from exc
-                yield p, measures
+            try:
+                # this process reads the fleet once and sends each worker its partitions'
+                # registers only, then lets go of the fleet: no worker ever holds the whole
+                for p in partitions:
+                    [registers] = client.scatter([registers_of(fleet_dir, p)], hash=False)
+                    task = client.submit(
+                        _on_worker,
+                        run,
+                        fleet_dir,
+                        scenario,
+                        p,
+                        registers,
+                        run_id,
+                        key=f"partition-{p.name}",
+                        pure=False,
+                    )
+                    futures[task] = p
+                    del registers
+                _fleet.cache_clear()
+                for future in as_completed(futures):
+                    _take(kept, futures[future], future, hooks.done)
+            except KeyboardInterrupt:
+                kept.interrupted = True
+                _stop_running(client, _stop_event(run_id), futures, kept, hooks, stop_timeout_s)
         finally:
             _fleet.cache_clear()
             client.cancel(list(futures))
+
+
+def _stop_running(
+    client: Client,
+    stop_event: str,
+    futures: dict[Future[EventMeasures | None], Partition],
+    kept: _Kept,
+    hooks: _Hooks,
+    timeout_s: float,
+) -> None:
+    """After Ctrl-C: ask every partition to stop at its next report step and keep what each
+    answers within ``timeout_s`` (the partitions that had not started answer at once, with
+    nothing); one started that does not answer in time, or before a second Ctrl-C, is
+    dropped."""
+    from distributed import Event, wait
+
+    Event(stop_event, client=client).set()
+    waiting = {f: p for f, p in futures.items() if p.name not in kept.measures}
+    if hooks.stopping is not None:
+        hooks.stopping(sum(1 for p in waiting.values() if p.name in kept.started))
+    try:
+        wait(list(waiting), timeout=timeout_s)
+    except TimeoutError:
+        pass
+    except KeyboardInterrupt:  # a second Ctrl-C: stop waiting
+        pass
+    for future, p in waiting.items():
+        if future.done():
+            _take(kept, p, future, None)
+        elif p.name in kept.started:
+            kept.dropped.append(p.name)

@@ -4,9 +4,12 @@ sums of the partitions', limits split by share, failures in one line, no process
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import IO
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +18,7 @@ from cli.app import app
 from hub.engine import EngineConfig
 from hub.policies.traffic.config import TrafficConfig, UserAllocation
 from meters_sim import partition as part
+from meters_sim.event_run import StopCheck, write_event_fleet
 from meters_sim.partition import (
     Partition,
     PartitionError,
@@ -28,8 +32,6 @@ from meters_sim.partition import (
 from meters_sim.results import FILES, EventMeasures, merge_measures, results_of
 from meters_sim.scenario import Scenario
 from meters_sim.scenario_files import read_scenario
-from simfield.fleet import generate_fleet
-from simfield.fleet_files import write_fleet
 
 SMALL = """
 [scenario]
@@ -53,10 +55,7 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, Path, lis
     d = tmp_path_factory.mktemp("parts")
     (d / "s.toml").write_text(SMALL)
     scenario = read_scenario(d / "s.toml")
-    arrays = generate_fleet(
-        scenario.fleet.sites, scenario.run.seed, scenario.run.as_of, scenario.fleet.mix
-    )
-    write_fleet(arrays, d / "fleet")
+    arrays = write_event_fleet(scenario, d / "fleet")
     return scenario, d / "fleet", plan(arrays)
 
 
@@ -189,13 +188,17 @@ def test_counts_of_a_partitioned_run_are_the_sums_of_its_partitions_run_alone(
 
 
 def fail_in_one_area(
-    fleet_dir: str, scenario: Scenario, p: Partition, registers: PartRegisters | None = None
+    fleet_dir: str,
+    scenario: Scenario,
+    p: Partition,
+    registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
 ) -> EventMeasures:
     """A partition runner that fails for the partitions of the Central region (a worker's
     error)."""
     if any(region == "Central" for region, _ in p.cells):
         raise RuntimeError("the meter fleet of this area is corrupt\nsecond line")
-    return run_partition(fleet_dir, scenario, p, registers)
+    return run_partition(fleet_dir, scenario, p, registers, stop)
 
 
 @pytest.mark.slow
@@ -278,9 +281,44 @@ def _in_session(sid: int) -> list[int]:
     return out
 
 
+class _Lines:
+    """A process's stdout read line by line on a thread of its own (several lines may come in
+    one read, so waiting on the pipe for the next one could wait for ever)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for(self, prefix: str, timeout_s: float) -> bool:
+        """Until a line starts with ``prefix`` (False: the output ended or the time ran out)."""
+        deadline = time.monotonic() + timeout_s
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=left)
+            except queue.Empty:
+                return False
+            if line is None:
+                return False
+            if line.startswith(prefix):
+                return True
+        return False
+
+    def close(self, timeout_s: float) -> None:
+        """Wait (bounded) for the end of the output, then close the stream."""
+        self._thread.join(timeout_s)
+        self._stream.close()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_exits_130(
+def test_ctrl_c_on_two_workers_keeps_the_running_partitions_as_far_as_they_got_and_exits_130(
     tmp_path: Path,
 ) -> None:
     import json
@@ -288,14 +326,15 @@ def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_e
     import subprocess
     import sys
 
-    from cli.simulate_cmd import STARTED
-    from tests.test_simulate_cli import ROOT, _wait_for_line
+    from cli.simulate_cmd import PARTITION_STARTED, STARTED
+    from tests.test_simulate_cli import ROOT
 
     path = tmp_path / "long.toml"
     path.write_text(LONG)
     out = tmp_path / "o"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DCC_")}
     env.update(PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", COLUMNS="200")
+    errors = (tmp_path / "stderr.txt").open("w+")
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -313,27 +352,85 @@ def test_ctrl_c_in_a_partitioned_run_on_two_workers_writes_partial_results_and_e
             str(out),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=errors,
         text=True,
         cwd=ROOT,
         env=env,
         start_new_session=True,  # Ctrl-C at a terminal reaches the whole process group
     )
+    assert proc.stdout is not None
+    lines = _Lines(proc.stdout)
     try:
-        assert _wait_for_line(proc, STARTED, 200), "the run never started"
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=200)
+        assert lines.wait_for(STARTED, 200), "the run never started"
+        for worker in (1, 2):  # one partition started on each worker
+            assert lines.wait_for(PARTITION_STARTED, 200), f"{worker - 1} started"
+        os.killpg(proc.pid, signal.SIGINT)  # workers included, as at a terminal
+        proc.wait(timeout=400)
+        stderr = (tmp_path / "stderr.txt").read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        errors.close()
+        lines.close(60)
     assert proc.returncode == 130, stderr
     assert "partial results" in stderr
     assert "Traceback" not in stderr
+    # a week of simulated time: no partition was done, the two running are kept partway
+    assert "partitions done, 2 stopped partway" in stderr, stderr
+    assert "0 of " in stderr, stderr
+    assert "left out" not in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is True
+    assert summary["messages"] > 0
+    assert 0 < summary["reached_s"] < 7 * 86_400
     assert all((out / name).exists() for name in FILES)
     deadline = time.monotonic() + 60
     while _in_session(proc.pid) and time.monotonic() < deadline:
         time.sleep(0.2)  # polling for the workers to be gone
     assert _in_session(proc.pid) == []
+
+
+def never_stop(
+    fleet_dir: str,
+    scenario: Scenario,
+    p: Partition,
+    registers: PartRegisters | None = None,
+    stop: StopCheck | None = None,
+) -> EventMeasures:
+    """A partition runner that is never asked to stop (a partition stuck in one long step)."""
+    return run_partition(fleet_dir, scenario, p, registers)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_running_partition_that_does_not_stop_in_time_is_left_out_and_named(
+    tmp_path: Path,
+) -> None:
+    import signal
+
+    (tmp_path / "long.toml").write_text(LONG)
+    scenario = read_scenario(tmp_path / "long.toml")
+    partitions = plan(write_event_fleet(scenario, tmp_path / "fleet"))
+    interrupted: list[str] = []
+
+    def ctrl_c_once(p: Partition) -> None:  # on the client's thread: Ctrl-C to the main one
+        if not interrupted:
+            interrupted.append(p.name)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    run = run_partitioned(
+        scenario,
+        tmp_path / "fleet",
+        partitions,
+        2,
+        on_started=ctrl_c_once,
+        runner=never_stop,
+        stop_timeout_s=2.0,
+    )
+    assert interrupted
+    assert interrupted[0] in run.dropped
+    assert set(run.dropped) <= {p.name for p in partitions}
+    assert (run.done, run.stopped) == (0, ())
+    assert run.measures.partial
+    assert _no_children_left(), _children()
