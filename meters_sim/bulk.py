@@ -15,12 +15,15 @@ recursion per comms hub with two commands or more for several); which requests t
 E20 (site uncovered, cell down) or E21 (premises without power, corrupted frames, no answer
 within ``response_timeout``); which frames fail a head-end's integrity check (a command's
 response, an alert; a corrupted command frame is dropped by its device) and the security
-alerts the hub's own monitor (``hub.policies.security``) raises for them; the response-time
-figures of each flow against its request class's target; each region's cell utilisation per
-report interval; and each ``[[recipients]]`` entry's outbox per step: held deliveries, growth while it is absent, the
-drain after it reconnects (limited by its push rate and in-flight window), redeliveries,
-expiries (H10) and the true peak over every step. The run's SLA verdict comes from
-``SlaThresholds.breaches``, the same check as the event model's.
+alerts the hub's own monitor (``hub.policies.security``) raises for them; which devices raise
+a Device-pattern command's 8F66 outcome at its execution time (each one its command reached,
+from its site: the command itself is answered on the device's acknowledgement, as the hub
+answers it); the response-time figures of each flow against its request class's target;
+each region's cell utilisation per report interval; and each ``[[recipients]]`` entry's
+outbox per step: held deliveries, growth while it is absent, the drain after it reconnects
+(limited by its push rate and in-flight window), redeliveries, expiries (H10) and the true
+peak over every step. The run's SLA verdict comes from ``SlaThresholds.breaches``, the same
+check as the event model's.
 Must never: loop over messages in Python (loops run over steps, rounds of retries, cells of a
 multi-channel link, comms hubs of a multi-channel line, events, or integrity failures through
 the security monitor), hold more than one region's messages at once, or draw a random
@@ -289,6 +292,9 @@ def _region_flows(
     span = scenario.run.duration_s
     out = []
     for flow in all_flows[:-2]:
+        if flow.outcome_of is not None:  # its request flow's sites, once admitted (below)
+            out.append((np.zeros(0), np.zeros(0, dtype=np.int32)))
+            continue
         units = links.sites if flow.per_site else links.meters
         rng = streams.generator("arrivals", flow.key, links.region.value)
         out.append(_arrivals(flow, units, links.sites, span, rng))
@@ -523,6 +529,26 @@ def _percentiles(ok: FloatArray) -> tuple[float, float, float, float]:
     return float(ok.mean()), float(p50), float(p95), float(p99)
 
 
+def _outcome_rows(
+    all_flows: Sequence[Flow], first_row: Sequence[int], rows: int
+) -> list[tuple[IntArray, IntArray]]:
+    """Rows (in the order flows were laid out) of each Device-pattern request flow and of
+    its outcome flow, request by request (the outcomes are laid out in the requests' order)."""
+    ends = [*first_row[1:], rows]
+    flow_of = {fl.key: f for f, fl in enumerate(all_flows)}
+    out = []
+    for g, fl in enumerate(all_flows):
+        f = flow_of.get(fl.outcome_of) if fl.outcome_of is not None else None
+        if f is None:
+            continue
+        req = np.arange(first_row[f], ends[f], dtype=np.int64)
+        outcome = np.arange(first_row[g], ends[g], dtype=np.int64)
+        if req.size != outcome.size:
+            raise AssertionError(f"{fl.key}: {outcome.size} outcomes for {req.size} requests")
+        out.append((req, outcome))
+    return out
+
+
 def _simulate_region(
     scenario: Scenario,
     links: RegionLinks,
@@ -548,7 +574,15 @@ def _simulate_region(
     busy_counts: list[int] = []
     never: list[int] = []  # requests still refused busy at the run's end (or after the rounds)
     requests = busy_total = 0
+    admitted_sites: dict[str, npt.NDArray[np.int32]] = {}
+    first_row: list[int] = []  # each flow's first row in the concatenated arrays
+    rows = 0
     for f, (flow, (t, site)) in enumerate(zip(all_flows, arrivals, strict=True)):
+        if flow.outcome_of is not None:  # one outcome per request admitted, at `at`
+            site = admitted_sites.get(flow.outcome_of, np.zeros(0, dtype=np.int32))
+            at = flow.segments[0].start_s
+            site = site if 0.0 <= at < span else site[:0]
+            t = np.full(site.size, at)
         # every per-message draw comes from the flow's own streams, so a message keeps its
         # draws whatever else the scenario adds (common random numbers)
         w = streams.generator("wan", flow.key, region)
@@ -592,10 +626,13 @@ def _simulate_region(
             k = np.minimum((t // step).astype(np.int64), n_steps - 1)
             clock = t if flow.clock_from_s is None else np.maximum(t, flow.clock_from_s)
             t = t + admission.start_delay(p, k, rng.random(t.size))
+            admitted_sites[flow.key] = site
         else:
             clock = t
             busy_counts.append(0)
             never.append(0)
+        first_row.append(rows)
+        rows += t.size
         parts["t"].append(t)
         parts["clock"].append(clock)
         parts["klass"].append(np.full(t.size, f, dtype=np.int16))
@@ -656,10 +693,17 @@ def _simulate_region(
     failures_t = [t[detected & ~is_request]]
     failures_site = [site[detected & ~is_request]]
     detected &= is_request  # timed below, when their responses reach the hub
+    # an outcome (8F66) is raised only by a device its Device-pattern command reached
+    unraised = np.zeros(t.size, dtype=bool)
+    outcome_rows = _outcome_rows(all_flows, first_row, rows)
+    for req, out in outcome_rows:
+        unraised[out] = unreachable[req] | dark[req] | first_frame[req]
     del first_frame, response_frame
     # alerts that never reach the hub are not the hub's to count
-    gone = ~is_request & (unreachable | dark | corrupted)
+    gone = ~is_request & (unreachable | dark | corrupted) & ~unraised
     lost_alerts = int(np.count_nonzero(gone))
+    gone |= unraised
+    del unraised
     # one gather into (cell, time) order, for the Lindley pass, dropping the lost alerts
     kept = np.flatnonzero(~gone)
     del gone
