@@ -13,14 +13,20 @@ its comms hub's line (``[wan.<region>] line_channels`` commands at a time, each 
 cell sojourn and WAN trip: Lindley over every comms hub at once for one channel, the exact
 recursion per comms hub with two commands or more for several); which requests the hub answers
 E20 (site uncovered, cell down) or E21 (premises without power, corrupted frames, no answer
-within ``response_timeout``); the response-time figures of each flow against its request
-class's target; each region's cell utilisation per report interval; and each
-``[[recipients]]`` entry's outbox per step: held deliveries, growth while it is absent, the
-drain after it reconnects (limited by its push rate and in-flight window), redeliveries,
-expiries (H10) and the true peak over every step. The run's SLA verdict comes from
-``SlaThresholds.breaches``, the same check as the event model's.
+within ``response_timeout``); which frames fail a head-end's integrity check (a command's
+response, an alert; a corrupted command frame is dropped by its device) and the security
+alerts the hub's own monitor (``hub.policies.security``) raises for them; which devices raise
+a Device-pattern command's 8F66 outcome at its execution time (each one its command reached,
+from its site: the command itself is answered on the device's acknowledgement, as the hub
+answers it); the response-time figures of each flow against its request class's target;
+each region's cell utilisation per report interval; and each ``[[recipients]]`` entry's
+outbox per step: held deliveries, growth while it is absent, the drain after it reconnects
+(limited by its push rate and in-flight window), redeliveries, expiries (H10) and the true
+peak over every step. The run's SLA verdict comes from ``SlaThresholds.breaches``, the same
+check as the event model's.
 Must never: loop over messages in Python (loops run over steps, rounds of retries, cells of a
-multi-channel link, comms hubs of a multi-channel line or events), hold more than one region's messages at once, or draw a random
+multi-channel link, comms hubs of a multi-channel line, events, or integrity failures through
+the security monitor), hold more than one region's messages at once, or draw a random
 number from anything but its part's named stream (``meters_sim.streams``).
 """
 
@@ -34,6 +40,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from hub.policies.security import SecurityConfig, SecurityMonitor
 from hub.policies.sla import SlaSummary
 from hub.reference.catalogue import PriorityClass
 from meters_sim.flows import (
@@ -60,8 +67,6 @@ MAX_BUSY_ROUNDS = 64
 never admitted within the run)."""
 PRIORITIES = (PriorityClass.URGENT, PriorityClass.ON_DEMAND, PriorityClass.BULK)
 """Request priority classes, highest first (alerts are not admitted as requests)."""
-INTEGRITY_ALERT_FAILURES = 3
-"""Integrity failures of one comms hub that raise a security alert (the hub's rule)."""
 
 
 # ---------------------------------------------------------------------------- results
@@ -154,9 +159,11 @@ class BulkRun:
     busy_answers: int
     """Busy answers (H8) given, retries included."""
     integrity_failures: int
-    """Commands and alerts whose frames failed a head-end's integrity check."""
+    """Frames that failed a head-end's integrity check: commands' responses and alerts (a
+    corrupted command frame the device drops, unseen by the hub)."""
     security_alerts: int
-    """Comms hubs with enough integrity failures for a security alert."""
+    """Security alerts the hub's monitor raises for those failures (per comms hub and
+    window, and across the hub)."""
     lost_alerts: int
     """Alerts that never reached the hub (uncovered sites, cells down, corrupted frames)."""
     breaches: tuple[str, ...]
@@ -285,6 +292,9 @@ def _region_flows(
     span = scenario.run.duration_s
     out = []
     for flow in all_flows[:-2]:
+        if flow.outcome_of is not None:  # its request flow's sites, once admitted (below)
+            out.append((np.zeros(0), np.zeros(0, dtype=np.int32)))
+            continue
         units = links.sites if flow.per_site else links.meters
         rng = streams.generator("arrivals", flow.key, links.region.value)
         out.append(_arrivals(flow, units, links.sites, span, rng))
@@ -473,6 +483,38 @@ def _line_waits(
 # ---------------------------------------------------------------------------- one region
 
 
+@dataclass(frozen=True, slots=True)
+class IntegrityFailures:
+    """One region's integrity failures: when each frame reached the hub, from which site."""
+
+    region: str
+    """Region name (``North``): with a site number, names a comms hub."""
+    times: FloatArray
+    """When each failing frame reached the hub, seconds from the start."""
+    sites: npt.NDArray[np.int32]
+    """The site (comms hub) each came from, numbered within the region."""
+
+
+def security_alerts(
+    failures: Sequence[IntegrityFailures], config: SecurityConfig | None = None
+) -> int:
+    """The security alerts the hub raises for these integrity failures: every failure, in
+    time order over every region, through the hub's own monitor (``SecurityMonitor``, its
+    rule per comms hub and across the hub), each site a comms hub."""
+    monitor = SecurityMonitor(config)
+    times = np.concatenate([f.times for f in failures]) if failures else np.zeros(0)
+    region = np.repeat(np.arange(len(failures)), [f.times.size for f in failures])
+    sites = np.concatenate([f.sites for f in failures]) if failures else np.zeros(0, np.int32)
+    names = [f.region for f in failures]
+    order = np.argsort(times, kind="stable")
+    alerts = 0
+    for t, r, site in zip(
+        times[order].tolist(), region[order].tolist(), sites[order].tolist(), strict=True
+    ):
+        alerts += len(monitor.on_integrity_failure(f"{names[r]} {site}", t))
+    return alerts
+
+
 @dataclass(slots=True)
 class _Ready:
     """Delivery counts per recipient and step, summed over the regions."""
@@ -487,6 +529,26 @@ def _percentiles(ok: FloatArray) -> tuple[float, float, float, float]:
     return float(ok.mean()), float(p50), float(p95), float(p99)
 
 
+def _outcome_rows(
+    all_flows: Sequence[Flow], first_row: Sequence[int], rows: int
+) -> list[tuple[IntArray, IntArray]]:
+    """Rows (in the order flows were laid out) of each Device-pattern request flow and of
+    its outcome flow, request by request (the outcomes are laid out in the requests' order)."""
+    ends = [*first_row[1:], rows]
+    flow_of = {fl.key: f for f, fl in enumerate(all_flows)}
+    out = []
+    for g, fl in enumerate(all_flows):
+        f = flow_of.get(fl.outcome_of) if fl.outcome_of is not None else None
+        if f is None:
+            continue
+        req = np.arange(first_row[f], ends[f], dtype=np.int64)
+        outcome = np.arange(first_row[g], ends[g], dtype=np.int64)
+        if req.size != outcome.size:
+            raise AssertionError(f"{fl.key}: {outcome.size} outcomes for {req.size} requests")
+        out.append((req, outcome))
+    return out
+
+
 def _simulate_region(
     scenario: Scenario,
     links: RegionLinks,
@@ -495,7 +557,7 @@ def _simulate_region(
     streams: Streams,
     ready: _Ready,
     interval_s: float,
-) -> tuple[list[FlowResult], RegionWan, int, int, int, int, int]:
+) -> tuple[list[FlowResult], RegionWan, int, int, IntegrityFailures, int]:
     run, hub = scenario.run, scenario.hub
     span, step = run.duration_s, run.step_s
     n_steps = admission.offered.shape[1]
@@ -512,7 +574,15 @@ def _simulate_region(
     busy_counts: list[int] = []
     never: list[int] = []  # requests still refused busy at the run's end (or after the rounds)
     requests = busy_total = 0
+    admitted_sites: dict[str, npt.NDArray[np.int32]] = {}
+    first_row: list[int] = []  # each flow's first row in the concatenated arrays
+    rows = 0
     for f, (flow, (t, site)) in enumerate(zip(all_flows, arrivals, strict=True)):
+        if flow.outcome_of is not None:  # one outcome per request admitted, at `at`
+            site = admitted_sites.get(flow.outcome_of, np.zeros(0, dtype=np.int32))
+            at = flow.segments[0].start_s
+            site = site if 0.0 <= at < span else site[:0]
+            t = np.full(site.size, at)
         # every per-message draw comes from the flow's own streams, so a message keeps its
         # draws whatever else the scenario adds (common random numbers)
         w = streams.generator("wan", flow.key, region)
@@ -556,10 +626,13 @@ def _simulate_region(
             k = np.minimum((t // step).astype(np.int64), n_steps - 1)
             clock = t if flow.clock_from_s is None else np.maximum(t, flow.clock_from_s)
             t = t + admission.start_delay(p, k, rng.random(t.size))
+            admitted_sites[flow.key] = site
         else:
             clock = t
             busy_counts.append(0)
             never.append(0)
+        first_row.append(rows)
+        rows += t.size
         parts["t"].append(t)
         parts["clock"].append(clock)
         parts["klass"].append(np.full(t.size, f, dtype=np.int16))
@@ -589,7 +662,11 @@ def _simulate_region(
     dark = _without_power(sites, site, t)
     if dark.any():
         dark &= ~np.array([fl.last_gasp for fl in all_flows])[klass]
-    corrupted = np.zeros(t.size, dtype=bool)
+    # integrity: the first frame (a command's, or an alert's) corrupted, and a command's
+    # response frame corrupted although its command got through; one draw per message and
+    # event: u < share, the first frame; share <= u < command_share, the response frame only
+    first_frame = np.zeros(t.size, dtype=bool)
+    response_frame = np.zeros(t.size, dtype=bool)
     for event in scenario.load.integrity:
         if event.region is not links.region:
             continue
@@ -605,16 +682,28 @@ def _simulate_region(
             hit_cells = g.random(cells) < event.cells
         a = (event.start - start).total_seconds()
         during = hit_cells[cell] & (t >= a) & (t < a + event.duration_s)
-        p_corrupt = np.where(is_request, event.command_share, event.share)
-        corrupted |= during & (g.random(t.size) < p_corrupt)
-    hit = corrupted & ~unreachable & ~dark
-    integrity_failures = int(np.count_nonzero(hit))
-    hits = np.bincount(site[hit], minlength=links.sites)
-    security_alerts = int(np.count_nonzero(hits >= INTEGRITY_ALERT_FAILURES))
-    del hit, hits
+        u = g.random(t.size)
+        first_frame |= during & (u < event.share)
+        response_frame |= during & is_request & (u >= event.share) & (u < event.command_share)
+    corrupted = first_frame | response_frame
+    reached = ~unreachable & ~dark
+    # the head-ends see a corrupted response frame (a corrupted command frame the device
+    # drops, unseen by the hub) and a corrupted alert frame: each one integrity failure
+    detected = reached & np.where(is_request, response_frame & ~first_frame, first_frame)
+    failures_t = [t[detected & ~is_request]]
+    failures_site = [site[detected & ~is_request]]
+    detected &= is_request  # timed below, when their responses reach the hub
+    # an outcome (8F66) is raised only by a device its Device-pattern command reached
+    unraised = np.zeros(t.size, dtype=bool)
+    outcome_rows = _outcome_rows(all_flows, first_row, rows)
+    for req, out in outcome_rows:
+        unraised[out] = unreachable[req] | dark[req] | first_frame[req]
+    del first_frame, response_frame
     # alerts that never reach the hub are not the hub's to count
-    gone = ~is_request & (unreachable | dark | corrupted)
+    gone = ~is_request & (unreachable | dark | corrupted) & ~unraised
     lost_alerts = int(np.count_nonzero(gone))
+    gone |= unraised
+    del unraised
     # one gather into (cell, time) order, for the Lindley pass, dropping the lost alerts
     kept = np.flatnonzero(~gone)
     del gone
@@ -623,8 +712,8 @@ def _simulate_region(
     order = kept[np.argsort(key)]
     del kept, key
     t, klass, cell, site = t[order], klass[order], cell[order], site[order]
-    is_request, unreachable, dark, corrupted = (
-        is_request[order], unreachable[order], dark[order], corrupted[order],
+    is_request, unreachable, dark, corrupted, detected = (
+        is_request[order], unreachable[order], dark[order], corrupted[order], detected[order],
     )  # fmt: skip
     n = t.size
     lut_bulk = np.array([fl.bulk for fl in all_flows])
@@ -672,7 +761,12 @@ def _simulate_region(
         waits = _line_waits(t[on_line], site[on_line], held, wan_settings.line_channels, span)
         trip[on_line] += waits
         del held, waits
-    del on_line, site
+    del on_line
+    # a corrupted response fails its head-end's check when it reaches the hub
+    detected &= np.isfinite(trip)
+    failures_t.append(t[detected] + trip[detected])
+    failures_site.append(site[detected])
+    del detected, site
     # a command unanswered within the response timeout gets E21; image transfers (bulk
     # priority) are paced by the firmware flow, block by block, not timed out as one command
     timed_out = is_request & ~is_bulk & (trip > hub.response_timeout_s)
@@ -735,15 +829,10 @@ def _simulate_region(
         per_cell,
         float(per_cell.max()) if per_cell.size else 0.0,
     )
-    return (
-        results,
-        wan_result,
-        requests,
-        busy_total,
-        integrity_failures,
-        security_alerts,
-        lost_alerts,
+    failures = IntegrityFailures(
+        links.name, np.concatenate(failures_t), np.concatenate(failures_site)
     )
+    return results, wan_result, requests, busy_total, failures, lost_alerts
 
 
 # ---------------------------------------------------------------------------- the outbox
@@ -897,11 +986,12 @@ def run_bulk(scenario: Scenario, on_region: Callable[[str], None] | None = None)
     ready = _Ready(np.zeros((len(scenario.recipients), n_steps)))
     results: list[FlowResult] = []
     wans = []
-    requests = busy = integrity = security = lost = 0
+    requests = busy = lost = 0
+    failures: list[IntegrityFailures] = []
     stopped = False
     for links in regions:
         try:
-            rows, wan, q, b, i, s, lo = _simulate_region(
+            rows, wan, q, b, fails, lo = _simulate_region(
                 scenario, links, all_flows, admission, streams, ready, interval
             )
         except KeyboardInterrupt:
@@ -911,9 +1001,10 @@ def run_bulk(scenario: Scenario, on_region: Callable[[str], None] | None = None)
             on_region(links.region)
         results += rows
         wans.append(wan)
-        requests, busy, integrity, security, lost = (
-            requests + q, busy + b, integrity + i, security + s, lost + lo,
-        )  # fmt: skip
+        requests, busy, lost = requests + q, busy + b, lost + lo
+        failures.append(fails)
+    integrity = sum(f.times.size for f in failures)
+    security = security_alerts(failures)
     bins = max(1, math.ceil(run.duration_s / interval))
     ends = np.minimum(
         (np.arange(1, bins + 1) * interval / run.step_s).astype(np.int64) - 1, n_steps - 1

@@ -2,7 +2,9 @@
 
 Decides: the flows a scenario implies (on-demand requests per service, scheduled daily and
 settlement reads with the hub's random offset, top-ups, change-of-supplier requests, device
-and hub alerts, tariff changes dispatched at their execution time, firmware images to a share
+and hub alerts, tariff changes (DSP pattern: dispatched at their execution time; Device
+pattern: sent over their notice, answered on the device's acknowledgement, and its 8F66
+outcome at the execution time an alert flow of its own), firmware images to a share
 of the named device type and their activations), each as piecewise-constant arrival rates
 over the run in seconds from its start (steady flows follow their UK local hour profile, so
 summer time moves them with the clocks; one-off events sit at their real minute, once), with
@@ -93,6 +95,12 @@ class Flow:
     start), not at receipt; an answer before it takes no time."""
     last_gasp: bool = False
     """Raised by a comms hub as its power goes (AD1): sent although the premises are dark."""
+    outcome_of: str | None = None
+    """The ``key`` of the Device-pattern request flow whose outcomes (8F66) this alert flow
+    carries: one alert at the execution time (its only segment's start) from the site of
+    each request that reached its device (``segments`` then give its expected count only).
+    The request itself is answered on the device's acknowledgement, before the execution
+    time, as the hub answers it."""
 
     @property
     def key(self) -> str:
@@ -322,8 +330,9 @@ def flows(scenario: Scenario) -> list[Flow]:
         service = CATALOGUE.get(change.service)
         held_by_hub = service is not None and service.future_dated is FutureDated.DSP
         # Device pattern: sent evenly over the notice (the part before the run was sent
-        # already), carried to the device at once, which acts at `at` and raises 8F66;
-        # DSP pattern: held by the hub and carried at `at`
+        # already), carried to the device at once and answered on its acknowledgement (the
+        # SLA clock from `at`: 0 s); the device acts at `at` and raises 8F66; DSP pattern:
+        # held by the hub and carried at `at`
         segment = (
             Segment(at, at, change.share)
             if held_by_hub
@@ -353,6 +362,7 @@ def flows(scenario: Scenario) -> list[Flow]:
                     ALERT_BYTES,
                     (Segment(at, at, change.share),),
                     roles=imports,
+                    outcome_of=out[-1].key,
                 )
             )
     for rollout in load.firmware_rollouts:

@@ -33,7 +33,7 @@ from meters_sim.scenario import RequestClass, Scenario
 from meters_sim.simulator import Simulation
 from meters_sim.workload import flow_of, request_class
 
-SCHEMA = 2
+SCHEMA = 3
 """Version of the result files' layout (``schema`` in summary.json, docs/scenarios.md); raised
 whenever a file, a column or a summary key changes meaning or goes away."""
 INTERVAL_S = 900.0
@@ -219,8 +219,12 @@ class Summary:
     """Most deliveries the outbox held at any moment (event; the true peak, not a sample)."""
     commands: int | None = None
     """Commands carried to devices (event)."""
+    integrity_failures: int | None = None
+    """Frames that failed a head-end's integrity check (responses and alerts; a corrupted
+    command frame is dropped by its device, unseen)."""
     security_alerts: int | None = None
-    """Security alerts the hub raised (event)."""
+    """Security alerts the hub raised (bulk: the hub's monitor fed the bulk model's integrity
+    failures)."""
     breaches: list[str] = field(default_factory=list)
     """Each ``[sla]`` threshold breached."""
 
@@ -400,6 +404,8 @@ class EventMeasures:
     """Pushes repeated (no acknowledgement within the push retry, or the recipient went away)."""
     commands: int = 0
     """Commands carried to devices."""
+    integrity_failures: int = 0
+    """Frames that failed a head-end's integrity check."""
     security_alerts: int = 0
     """Security alerts the hub raised."""
 
@@ -496,6 +502,7 @@ def event_measures(
     m.expired = sim.counters["expired"]
     m.redeliveries = sim.counters["redeliveries"]
     m.commands = sim.counters["commands"]
+    m.integrity_failures = sim.counters.get("integrity_failures", 0)
     m.security_alerts = len(sim.engine.security_alerts)
     return m
 
@@ -555,6 +562,7 @@ def merge_measures(parts: Sequence[EventMeasures]) -> EventMeasures:
         out.expired += p.expired
         out.redeliveries += p.redeliveries
         out.commands += p.commands
+        out.integrity_failures += p.integrity_failures
         out.security_alerts += p.security_alerts
     reached = round(out.reached_s, 6)
     out.outbox = [OutboxRow(t, n) for t, n in sorted(depth.items()) if t <= reached]
@@ -664,6 +672,7 @@ def results_of(scenario: Scenario, m: EventMeasures) -> Results:
         redeliveries=m.redeliveries,
         max_outbox_depth=m.outbox_peak,
         commands=m.commands,
+        integrity_failures=m.integrity_failures,
         security_alerts=m.security_alerts,
         breaches=breaches,
     )
@@ -748,6 +757,7 @@ def bulk_results(scenario: Scenario, bulk: BulkRun) -> Results:
         expired=bulk.expiries if bulk.outboxes else None,
         redeliveries=sum(o.redelivered for o in bulk.outboxes) if bulk.outboxes else None,
         max_outbox_depth=bulk.max_outbox_depth if bulk.outboxes else None,
+        integrity_failures=bulk.integrity_failures,
         security_alerts=bulk.security_alerts,
         breaches=list(bulk.breaches),
     )

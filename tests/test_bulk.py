@@ -12,7 +12,14 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.app import app
-from meters_sim.bulk import BulkRun, FlowResult, outbox, run_bulk
+from meters_sim.bulk import (
+    BulkRun,
+    FlowResult,
+    IntegrityFailures,
+    outbox,
+    run_bulk,
+    security_alerts,
+)
 from meters_sim.scenario import Scenario, load_scenario
 
 QUIET = """
@@ -310,3 +317,18 @@ def test_the_hub_capacity_changes_the_bulk_results(capacity: int, tmp_path: Path
     run = run_bulk(with_load(load, f"[hub]\ncapacity_per_s = {capacity}"))
     p99 = max(f.p99_s for f in flow(run, "on demand"))
     assert (p99 > 60) if capacity == 1 else (p99 < 60)
+
+
+def test_security_alerts_come_from_the_hubs_own_monitor_per_comms_hub_and_window() -> None:
+    def failures(region: str, times: list[float], sites: list[int]) -> IntegrityFailures:
+        return IntegrityFailures(region, np.array(times), np.array(sites, dtype=np.int32))
+
+    # one comms hub: 3 failures raise an alert, a 4th in the quiet time none, 3 more after
+    # the window another; a second hub with 2 failures none; the same site number in another
+    # region is another comms hub
+    north = failures("North", [0.0, 10.0, 20.0, 30.0, 700.0, 710.0, 720.0], [4] * 7)
+    south = failures("South", [5.0, 15.0], [4, 4])
+    assert security_alerts([south, north]) == 2
+    # 100 failures across the hub within the window: the hub-wide alert too
+    spread = failures("Central", [float(i) for i in range(100)], list(range(100)))
+    assert security_alerts([spread]) == 1

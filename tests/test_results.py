@@ -134,7 +134,7 @@ def test_every_result_file_starts_with_the_mode_column_and_the_files_are_written
 ) -> None:
     scenario = load_scenario(READS, "reads.toml")
     doc = bulk_results(scenario, _empty_run()).write(tmp_path)
-    assert doc["schema"] == 2
+    assert doc["schema"] == 3
     assert doc["mode"] == "bulk"
     for name, row_type in FILES.items():
         with (tmp_path / name).open(encoding="utf-8") as f:

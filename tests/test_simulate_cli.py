@@ -212,7 +212,7 @@ def test_an_event_run_and_a_bulk_run_write_the_same_files_with_the_same_columns(
         for mode in ("event", "bulk")
     }
     assert set(summaries["event"]) == set(summaries["bulk"])
-    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 2
+    assert summaries["event"]["schema"] == summaries["bulk"]["schema"] == 3
     assert summaries["event"]["partial"] is summaries["bulk"]["partial"] is False
     assert summaries["event"]["messages"] > 0
     assert summaries["bulk"]["messages"] > 0
@@ -351,7 +351,7 @@ def test_ctrl_c_writes_the_results_so_far_marked_partial_and_exits_130(tmp_path:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["partial"] is True
     assert 0 <= summary["reached_s"] < summary["simulated_s"] == 7 * 86_400
-    assert summary["schema"] == 2
+    assert summary["schema"] == 3
     assert set(_layout(out)) == {
         "services.csv",
         "outbox_depth.csv",
