@@ -255,18 +255,36 @@ def registers_of(fleet_dir: str, partition: Partition) -> PartRegisters:
 
 
 def partition_scenario(
-    scenario: Scenario, partition: Partition, early_smart_share: float = 1.0
+    scenario: Scenario,
+    partition: Partition,
+    early_smart_share: float = 1.0,
+    share: float = 1.0,
 ) -> Scenario:
-    """The scenario as a partition runs it: the same, with the partition's own seed, and the
+    """The scenario as a partition runs it: the same, with the partition's own seed, the
     fleet-wide early-smart first contacts a day taken by the partition's share of the
-    candidates (so the candidates call over the same span as in the whole run)."""
+    candidates (so the candidates call over the same span as in the whole run), and the
+    fleet-wide installations a day and each ``[[recipients]]`` entry's push rate and in-flight
+    window by its ``share`` of the fleet's meters (each partition's engine has a connection of
+    its own for every user, so the parts together take what the user's one connection takes;
+    every other rate of the scenario is per meter or per site already)."""
     early = scenario.load.early_smart
+    installs = scenario.load.installations
+    recipients = tuple(
+        replace(
+            r,
+            push_rate_per_s=None if r.push_rate_per_s is None else r.push_rate_per_s * share,
+            max_in_flight=_share(r.max_in_flight, share),
+        )
+        for r in scenario.recipients
+    )
     return replace(
         scenario,
+        recipients=recipients,
         run=replace(scenario.run, seed=seed_for(scenario.run.seed, partition.name)),
         load=replace(
             scenario.load,
             early_smart=replace(early, contacts_per_day=early.contacts_per_day * early_smart_share),
+            installations=replace(installs, per_day=installs.per_day * share),
         ),
     )
 
@@ -298,7 +316,7 @@ def simulate_partition(
     """Simulate one partition (``run_partition`` without the measuring: for memory studies and
     tests that look at the simulation itself)."""
     part = registers if registers is not None else registers_of(fleet_dir, partition)
-    own = partition_scenario(scenario, partition, part.early_smart_share)
+    own = partition_scenario(scenario, partition, part.early_smart_share, part.share)
     run = build_event(own, fleet_dir, part.registers, share=part.share, keys=_keys(fleet_dir))
     return play_event(run, stop=stop)
 

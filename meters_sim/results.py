@@ -503,7 +503,9 @@ def event_measures(
     m.redeliveries = sim.counters["redeliveries"]
     m.commands = sim.counters["commands"]
     m.integrity_failures = sim.counters.get("integrity_failures", 0)
-    m.security_alerts = len(sim.engine.security_alerts)
+    m.security_alerts = sim.engine.counters.get(
+        "security_alert", 0
+    )  # the deque keeps the last only
     return m
 
 

@@ -23,6 +23,7 @@ from meters_sim.partition import (
     Partition,
     PartitionError,
     PartRegisters,
+    partition_scenario,
     plan,
     run_partition,
     run_partitioned,
@@ -135,6 +136,36 @@ def test_hub_wide_and_per_user_limits_take_the_share_and_per_cell_ones_stay() ->
     assert split_config(config, 1.0) == config
     with pytest.raises(ValueError):
         split_config(config, 0.0)
+
+
+def test_a_partition_takes_its_share_of_the_fleet_wide_installations_and_of_each_recipient(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        SMALL
+        + """
+[load.installations]
+per_day = 400
+
+[[recipients]]
+user = "u-supa"
+push_rate = 200
+max_in_flight = 100
+ack_delay = "2s"
+"""
+    )
+    scenario = read_scenario(path)
+    own = partition_scenario(scenario, Partition("10 Eastern", frozenset(), 1), 1.0, 0.1)
+    assert own.load.installations.per_day == pytest.approx(40.0)
+    [r] = own.recipients
+    assert r.push_rate_per_s == pytest.approx(20.0)
+    assert r.max_in_flight == 10
+    assert r.ack_delay_s == scenario.recipients[0].ack_delay_s  # a time, not a rate: kept
+    assert own.load.on_demand == scenario.load.on_demand  # per meter already: kept
+    whole = partition_scenario(scenario, Partition("10 Eastern", frozenset(), 1))
+    assert whole.recipients == scenario.recipients
+    assert whole.load.installations == scenario.load.installations
 
 
 @pytest.mark.slow
