@@ -316,6 +316,19 @@ def test_a_device_pattern_command_without_its_outcome_gets_e30() -> None:
     assert resp.code is ResponseCode.E30
 
 
+def test_a_device_pattern_command_that_never_reached_its_device_is_answered_once_not_again_e30() -> (
+    None
+):
+    eng = _engine(outcome_timeout_s=600.0, response_timeout_s=60.0)
+    later = T0 + 3600
+    eng.on_frame("u-supa", _req("r1", service="1.1.1", execute_at=later, signature=SIGNATURE), T0)
+    failed = eng.tick(T0 + 60)  # no response from the device within the response timeout
+    [answer] = [_decoded(d.payload) for d in failed.add_deliveries]
+    assert isinstance(answer, wire.ServiceResponse)
+    assert answer.code is ResponseCode.E21
+    assert eng.tick(later + 600).add_deliveries == []  # no outcome was ever coming: no E30
+
+
 def test_a_held_request_survives_a_restart_and_is_released_once() -> None:
     eng = _engine()
     later = T0 + 3600

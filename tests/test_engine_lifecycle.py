@@ -17,6 +17,7 @@ from hub.engine import (
     lifecycle_markdown,
 )
 from hub.reference.catalogue import PriorityClass
+from hub.reference.codes import ResponseCode
 from hub.reference.roles import Role
 
 DESIGN = Path(__file__).resolve().parent.parent / "docs" / "design.md"
@@ -122,9 +123,21 @@ def test_a_dispatched_command_times_out_once() -> None:
 def test_an_answer_before_the_outcome_waits_for_it_and_the_outcome_completes_it() -> None:
     index, rec = _placed(RequestState.QUEUED)
     index.await_outcome(rec, 100.0)
-    index.move(rec, index.answer_event(rec))
+    index.move(rec, index.answer_event(rec, ResponseCode.I0))
     assert rec.state is RequestState.AWAITING_OUTCOME
     assert index.outcome_arrived(rec.seq) is rec
+    assert rec.state is RequestState.COMPLETED
+    assert index.due_outcomes(200.0) == []
+
+
+@pytest.mark.parametrize("code", [ResponseCode.E20, ResponseCode.E21, ResponseCode.H11])
+def test_a_failure_before_the_outcome_ends_the_request_and_no_outcome_is_awaited(
+    code: ResponseCode,
+) -> None:
+    index, rec = _placed(RequestState.DISPATCHED)
+    index.await_outcome(rec, 100.0)
+    assert index.answer_event(rec, code) is RequestEvent.ANSWER
+    index.move(rec, RequestEvent.ANSWER)
     assert rec.state is RequestState.COMPLETED
     assert index.due_outcomes(200.0) == []
 
@@ -134,7 +147,7 @@ def test_a_missed_outcome_comes_due_at_its_deadline() -> None:
     index.await_outcome(rec, 100.0)
     assert index.due_outcomes(99.0) == []
     assert index.due_outcomes(100.0) == [rec]
-    assert index.answer_event(rec) is RequestEvent.OUTCOME
+    assert index.answer_event(rec, ResponseCode.I0) is RequestEvent.OUTCOME
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ class DeliveryEngine:
         """Answer a request: move it on in its lifecycle, record its SLA, and hold its
         response for its user (built first, then the request moved, so a failure changes
         nothing the undo of its step cannot take back)."""
-        event = self.index.answer_event(rec)
+        event = self.index.answer_event(rec, code)
         future = rec.execute_at is not None and rec.execute_at > rec.received_at
         started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
         target = self.access.catalogue[rec.service].target_response_s

@@ -496,9 +496,15 @@ class RequestIndex:
             self._live.pop(rec.seq, None)
         return after
 
-    def answer_event(self, rec: RequestRecord) -> RequestEvent:
-        """The event of answering this request now: before its outcome, or plainly."""
-        if rec.seq in self._outcomes and rec.state in (_S.QUEUED, _S.DISPATCHED):
+    def answer_event(self, rec: RequestRecord, code: ResponseCode) -> RequestEvent:
+        """The event of answering this request now with ``code``: before its outcome (the
+        device took a Device-pattern command: its 8F66 / 8F67 is still to come), or plainly
+        (a failure, E20, E21, H11 among them, ends it: no outcome will come, so no E30 either)."""
+        if (
+            rec.seq in self._outcomes
+            and rec.state in (_S.QUEUED, _S.DISPATCHED)
+            and code.is_success
+        ):
             return _E.ANSWER_BEFORE_OUTCOME
         if rec.state is _S.AWAITING_OUTCOME:
             return _E.OUTCOME
