@@ -514,6 +514,7 @@ class LiveHub:
             restored.transfers,
             register_changes=restored.register_changes,
             inventory_changes=restored.inventory_changes,
+            outcome_unrecorded=restored.outcome_unrecorded,
         )
         return engine, startup
 

@@ -8,8 +8,10 @@ front door applies a whole batch of decisions at once, then sends), how durable 
 (``Synchronous``: FULL by default, so an acknowledged request survives a power cut), what a
 failed commit raises (``StoreFailedError`` with the first error; the connection stays usable),
 how a damaged or foreign file is refused at open (``StoreOpenError`` naming the file and what
-to do), the file's name under a data directory, and how reports open it read-only. It
-implements ``hub.ports.Store``.
+to do), the file's name under a data directory, how reports open it read-only, and what a
+row of an older schema stands for (schema 4 did not record which future-dated completed
+requests still awaited their outcome: those rows are marked so, for the engine to decide).
+It implements ``hub.ports.Store``.
 Must never: decide anything about a request; it records what the engine decided. A writable
 store is used from one thread only (the front door's), so it keeps a single connection.
 """
@@ -33,6 +35,7 @@ from hub.engine.outbox import DeliveryKind, Held
 from hub.flows.schedules import Schedule
 from hub.policies.sla import SlaRecord
 from hub.ports.store import (
+    KEPT_WHOLE,
     OPEN_STATES,
     Restored,
     Store,
@@ -59,12 +62,20 @@ _STATES: tuple[RequestState, ...] = (
     RequestState.ACCEPTED,
     RequestState.COMPLETED,
     RequestState.REFUSED,
+    RequestState.AWAITING_OUTCOME,
 )
-"""The persisted request states, by the number the ``requests`` table keeps (schema 2)."""
+"""The persisted request states, by the number the ``requests`` table keeps (schema 2; 3,
+awaiting outcome, since schema 5)."""
 _STATE_NUMBERS = {state: number for number, state in enumerate(_STATES)}
+_UNRECORDED = len(_STATES)
+"""The state number of a request a hub of schema 4 or before kept completed while it was
+future dated: whether it still awaited its outcome was not recorded (``OUTCOMES_SCHEMA``).
+Loaded completed, its seq listed in ``Restored.outcome_unrecorded``."""
+_LOADED_STATES = (*_STATES, RequestState.COMPLETED)  # by number, _UNRECORDED included
 _OPEN = tuple(sorted(_STATE_NUMBERS[s] for s in OPEN_STATES))
 _OPEN_IN = "(" + ",".join("?" * len(_OPEN)) + ")"
 _COMPLETED = _STATE_NUMBERS[RequestState.COMPLETED]
+_AWAITING = _STATE_NUMBERS[RequestState.AWAITING_OUTCOME]
 _REQUEST_COLUMNS = (
     "seq, key, user_id, request_id, fingerprint, service, role, received_at, state, code, "
     "reason_id, reason, execute_at, device_id, comms_hub, head_end, params, signature, "
@@ -292,7 +303,23 @@ CREATE INDEX IF NOT EXISTS inventory_changes_mpxn ON inventory_changes (mpxn);
 """
 """Schema version 4: the inventory changes a running hub made, in order (``id``)."""
 
-MIGRATIONS: tuple[Migration, ...] = (SCHEMA, _requests_2, REGISTER_CHANGES_SCHEMA, INVENTORY_SCHEMA)
+OUTCOMES_SCHEMA = f"""
+UPDATE requests SET state = {_UNRECORDED} WHERE state = {_COMPLETED} AND execute_at IS NOT NULL;
+"""
+"""Schema version 5: a request awaiting its Device-pattern outcome is stored as such (state 3,
+its device, comms hub and head-end kept; they are dropped once it completes), so a restart
+awaits exactly those. Schema 4 stored them completed and a restart inferred the wait for
+every completed future-dated one, a failed one too; which of those still awaited is not in
+the file, so each is marked ``_UNRECORDED`` and the engine applies that old rule to these
+alone, once (its restore effects store each as it decided)."""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    SCHEMA,
+    _requests_2,
+    REGISTER_CHANGES_SCHEMA,
+    INVENTORY_SCHEMA,
+    OUTCOMES_SCHEMA,
+)
 """``MIGRATIONS[n]`` takes a store from version ``n`` to ``n + 1`` (0: a new or unversioned
 store); each runs in the same transaction as the version it records."""
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -347,7 +374,7 @@ def _request_row(rec: RequestRecord, reasons: _Reasons) -> tuple[object, ...]:
     r = compact(rec)
     code, reason = first_answer(r.reply)
     reason_id = None if reason is None else reasons.number(reason)
-    open_ = r.state in OPEN_STATES
+    whole = r.state in KEPT_WHOLE
     return (
         r.seq,
         _key(r.user_id, r.request_id),
@@ -365,8 +392,8 @@ def _request_row(rec: RequestRecord, reasons: _Reasons) -> tuple[object, ...]:
         r.device_id,
         r.comms_hub,
         r.head_end,
-        msgpack.packb(r.params, use_bin_type=True) if open_ else None,
-        r.signature if open_ else None,
+        msgpack.packb(r.params, use_bin_type=True) if whole else None,
+        r.signature if whole else None,
         int(r.scheduled),
     )
 
@@ -382,7 +409,7 @@ def _request_of(r: Any) -> RequestRecord:
         service=r[5],
         role=Role(r[6]),
         received_at=r[7],
-        state=_STATES[r[8]],
+        state=_LOADED_STATES[r[8]],
         reply=answer_bytes(r[3], code, r[11]),
         execute_at=r[12],
         device_id=r[13],
@@ -508,21 +535,23 @@ class SqliteStore(Store):
         self._db.close()
 
     def load(self, since: float) -> Restored:
-        """Requests received since ``since`` or still unanswered, and every held delivery."""
+        """Requests received since ``since`` or still open, and every held delivery."""
         try:
             return self._load(since)
         except sqlite3.OperationalError as err:
             raise StoreFailedError(f"{err} ({err.sqlite_errorname})") from err
 
     def _load(self, since: float) -> Restored:
-        requests = [
-            _request_of(r)
-            for r in self._db.execute(
-                f"SELECT {_LOADED_COLUMNS} FROM requests LEFT JOIN reasons USING (reason_id) "
-                f"WHERE received_at >= ? OR state IN {_OPEN_IN} ORDER BY seq",
-                (since, *_OPEN),
-            )
-        ]
+        requests: list[RequestRecord] = []
+        unrecorded: list[int] = []  # stored by schema 4: awaiting their outcome or not
+        for r in self._db.execute(
+            f"SELECT {_LOADED_COLUMNS} FROM requests LEFT JOIN reasons USING (reason_id) "
+            f"WHERE received_at >= ? OR state IN {_OPEN_IN} ORDER BY seq",
+            (since, *_OPEN),
+        ):
+            requests.append(_request_of(r))
+            if r[8] == _UNRECORDED:
+                unrecorded.append(r[0])
         users: dict[str, str] = {}  # one string per user, however many deliveries it holds
         deliveries = [
             Held(r[0], users.setdefault(r[1], r[1]), _KINDS[r[2]], r[3], r[4])
@@ -557,6 +586,7 @@ class SqliteStore(Store):
             transfers,
             register_changes,
             self._changes("", ()),
+            unrecorded,
         )
 
     def _changes(self, where: str, args: tuple[str, ...]) -> list[InventoryChange]:
@@ -624,13 +654,20 @@ class SqliteStore(Store):
                     f"INSERT INTO requests ({_REQUEST_COLUMNS}) VALUES ({_MARKS})",
                     [_request_row(r, self._reasons) for r in effects.save_requests],
                 )
-            if effects.complete_requests:
-                db.executemany(  # answered: only what ``compact`` keeps
+            if effects.await_requests:
+                db.executemany(  # answered, awaiting its outcome: ``compact``, route kept
                     "UPDATE requests SET state = ?, fingerprint = substr(fingerprint, 1, ?), "
-                    "params = NULL, signature = NULL, "
-                    "device_id = iif(execute_at IS NULL, NULL, device_id), "
-                    "comms_hub = iif(execute_at IS NULL, NULL, comms_hub), "
-                    "head_end = iif(execute_at IS NULL, NULL, head_end) WHERE seq = ?",
+                    "params = NULL, signature = NULL WHERE seq = ?",
+                    [
+                        (_AWAITING, REMEMBERED_FINGERPRINT_BYTES, seq)
+                        for seq in effects.await_requests
+                    ],
+                )
+            if effects.complete_requests:
+                db.executemany(  # completed: only what ``compact`` keeps
+                    "UPDATE requests SET state = ?, fingerprint = substr(fingerprint, 1, ?), "
+                    "params = NULL, signature = NULL, device_id = NULL, comms_hub = NULL, "
+                    "head_end = NULL WHERE seq = ?",
                     [
                         (_COMPLETED, REMEMBERED_FINGERPRINT_BYTES, seq)
                         for seq in effects.complete_requests

@@ -156,7 +156,8 @@ def test_a_missed_outcome_comes_due_at_its_deadline() -> None:
         (RequestState.ACCEPTED, RequestState.ACCEPTED),
         (RequestState.REFUSED, RequestState.REFUSED),
         (RequestState.COMPLETED, RequestState.COMPLETED),
-        (RequestState.COMPLETED, RequestState.AWAITING_OUTCOME),
+        (RequestState.AWAITING_OUTCOME, RequestState.AWAITING_OUTCOME),
+        (RequestState.COMPLETED, RequestState.AWAITING_OUTCOME),  # inferred (schema 4)
     ],
 )
 def test_restore_puts_a_stored_request_back_in_its_state(
@@ -177,6 +178,8 @@ def test_restore_puts_a_stored_request_back_in_its_state(
         (RequestState.ACCEPTED, RequestState.DISPATCHED),
         (RequestState.ACCEPTED, RequestState.HELD),
         (RequestState.REFUSED, RequestState.ACCEPTED),
+        (RequestState.ACCEPTED, RequestState.AWAITING_OUTCOME),
+        (RequestState.AWAITING_OUTCOME, RequestState.COMPLETED),
     ],
 )
 def test_restore_refuses_a_state_the_stored_one_cannot_stand_for(
@@ -187,7 +190,12 @@ def test_restore_refuses_a_state_the_stored_one_cannot_stand_for(
 
 
 def test_every_state_persists_as_one_the_store_keeps() -> None:
-    kept = {RequestState.ACCEPTED, RequestState.COMPLETED, RequestState.REFUSED}
+    kept = {
+        RequestState.ACCEPTED,
+        RequestState.AWAITING_OUTCOME,
+        RequestState.COMPLETED,
+        RequestState.REFUSED,
+    }
     assert {s.persisted for s in RequestState} == kept
 
 

@@ -20,7 +20,7 @@ from hub.engine.outbox import Delivery, DeliveryKind
 from hub.flows.schedules import Schedule, Scheduler, parse_create
 from hub.policies.sla import SlaRecord
 from hub.ports.memory_store import MemoryStore
-from hub.ports.store import Store, StoreConflictError
+from hub.ports.store import Store, StoreConflictError, compact
 from hub.reference.roles import Role
 from hub.reference.uktime import uk_date
 from hub.registers.changes import (
@@ -221,6 +221,34 @@ def test_purge_forgets_answered_and_refused_requests_before_the_cut_off_and_free
     assert store.purge_requests(before=T0) == 0
     store.apply(Effects(save_requests=[_request(5, request_id="r1")]), 6, 1)  # r1 may be reused
     assert [r.seq for r in backend.reopen().load(since=0.0).requests] == [3, 4, 5]
+
+
+def test_a_request_awaiting_its_outcome_is_loaded_however_old_and_purged_only_once_completed(
+    backend: Backend,
+) -> None:
+    store = backend.store
+    dated = _request(1, received_at=T0 - 10, execute_at=T0 + 86400, service="1.1.1")
+    store.apply(Effects(save_requests=[dated]), 2, 1)
+    store.apply(Effects(await_requests=[1, 99]), 2, 1)  # 99: not stored, no error
+    assert store.purge_requests(before=T0) == 0  # the hub still owes it its outcome
+    [loaded] = backend.reopen().load(since=T0).requests
+    assert loaded == compact(replace(dated, state=RequestState.AWAITING_OUTCOME))
+    assert (loaded.device_id, loaded.comms_hub, loaded.head_end) == (ESME, "CHF-1", "tlv")
+    assert backend.store.load(since=T0).outcome_unrecorded == []
+    backend.store.apply(Effects(complete_requests=[1]), 2, 1)  # its 8F66, or its E30
+    assert backend.store.load(since=T0).requests == []
+    assert backend.store.purge_requests(before=T0) == 1
+
+
+def test_a_request_awaiting_and_completed_in_the_same_batch_is_loaded_back_completed(
+    backend: Backend,
+) -> None:
+    dated = _request(1, execute_at=T0 + 86400, service="1.1.1")
+    backend.store.apply(
+        Effects(save_requests=[dated], await_requests=[1], complete_requests=[1]), 2, 1
+    )
+    [loaded] = backend.reopen().load(since=0.0).requests
+    assert loaded.state is RequestState.COMPLETED
 
 
 # ---- deliveries ------------------------------------------------------------------------

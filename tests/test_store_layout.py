@@ -111,18 +111,30 @@ def test_a_remembered_request_costs_about_150_bytes_in_the_store_whatever_its_si
     assert per_request <= REMEMBERED_BYTES_GOAL
 
 
-def test_an_answered_request_loses_its_parameters_and_route_when_completed_unless_dated(
+def test_an_answered_request_loses_its_parameters_and_keeps_its_route_only_while_awaiting(
     tmp_path: Path,
 ) -> None:
     plain = _request(1)
     dated = _request(2, execute_at=T0 + 86400)
     with closing(SqliteStore(tmp_path / "hub.sqlite")) as store:
         store.apply(Effects(save_requests=[plain, dated]), 3, 1)
-        store.apply(Effects(complete_requests=[1, 2]), 3, 1)
+        store.apply(Effects(complete_requests=[1], await_requests=[2]), 3, 1)
         loaded = store.load(since=0.0).requests
-    assert loaded == [compact(replace(r, state=RequestState.COMPLETED)) for r in (plain, dated)]
-    assert (loaded[0].params, loaded[0].signature, loaded[0].device_id) == ({}, b"", None)
-    assert (loaded[1].device_id, loaded[1].comms_hub, loaded[1].head_end) == (ESME, "CHF-1", "tlv")
+        assert loaded == [
+            compact(replace(plain, state=RequestState.COMPLETED)),
+            compact(replace(dated, state=RequestState.AWAITING_OUTCOME)),
+        ]
+        assert (loaded[0].params, loaded[0].signature, loaded[0].device_id) == ({}, b"", None)
+        assert (loaded[1].params, loaded[1].signature) == ({}, b"")
+        assert (loaded[1].device_id, loaded[1].comms_hub, loaded[1].head_end) == (
+            ESME,
+            "CHF-1",
+            "tlv",
+        )
+        store.apply(Effects(complete_requests=[2]), 3, 1)  # its outcome came
+        done = store.load(since=0.0).requests[1]
+    assert done.state is RequestState.COMPLETED
+    assert (done.device_id, done.comms_hub, done.head_end) == (None, None, None)
 
 
 @pytest.mark.parametrize("version", [0, 1])

@@ -108,14 +108,24 @@ class HubEngine(RequestPipeline):
         *,
         register_changes: Iterable[StoredChange] = (),
         inventory_changes: Iterable[InventoryChange] = (),
+        outcome_unrecorded: Iterable[int] = (),
     ) -> Effects:
         """Rebuild state from the store after a restart, each request back in its lifecycle
         state: the inventory changes made are replayed first, in order, over the inventory
         the engine was built with. Requests accepted but unanswered are dispatched again, or
         held again until their execution time (nothing acknowledged is lost); Device-pattern
-        commands still awaiting their outcome keep waiting. The register changes applied before
-        are applied again over the registers, in order, and those whose effective day has not
-        been carried out wait for it again."""
+        commands stored awaiting their outcome await it again until their deadline (one that
+        passed while the hub was down is answered E30 at the next tick), and nothing else does
+        (one that failed before its outcome stays completed). The register changes applied
+        before are applied again over the registers, in order, and those whose effective day
+        has not been carried out wait for it again.
+
+        ``outcome_unrecorded``: seqs of requests a store of schema 4 or before kept completed
+        without recording whether they awaited their outcome. For those only, the rule of those
+        hubs is kept: a future-dated Device-pattern one whose deadline is still ahead awaits it
+        (a few answered already, by a failure or their outcome, may get a late E30 once); the
+        returned effects store each of them as decided (awaiting, or completed), so the rule
+        is applied once."""
         self.inventory_flow.restore_changes(list(inventory_changes))
         self.registers.restore(register_changes)
         self._next_seq = max(self._next_seq, next_seq)
@@ -124,12 +134,13 @@ class HubEngine(RequestPipeline):
         for flow in self._flow_list:
             flow.restore(schedules, next_schedule, transfers or {})
         effects = Effects()
+        unrecorded = set(outcome_unrecorded)
         for rec in requests:
             state = rec.state.persisted  # as the store keeps it
-            if rec.execute_at is not None and state is RequestState.COMPLETED:
-                deadline = rec.execute_at + self.config.outcome_timeout_s
-                if deadline > now and self._pattern(rec) is FutureDated.DEVICE:
-                    state = RequestState.AWAITING_OUTCOME
+            if rec.seq in unrecorded and state is RequestState.COMPLETED:
+                state = self._inferred_state(rec, now)
+                awaits = state is RequestState.AWAITING_OUTCOME
+                (effects.await_requests if awaits else effects.complete_requests).append(rec.seq)
             self.index.restore(rec, state)
             if state is RequestState.AWAITING_OUTCOME:
                 assert rec.execute_at is not None
@@ -139,6 +150,17 @@ class HubEngine(RequestPipeline):
         for d in deliveries:
             self.outbox.restore(d)
         return effects
+
+    def _inferred_state(self, rec: RequestRecord, now: float) -> RequestState:
+        """The state of a request stored completed by a hub that did not record whether it
+        awaited its outcome (schema 4 and before), as those hubs inferred it at a restart:
+        awaiting, if it is a future-dated Device-pattern command whose outcome deadline is
+        still ahead; completed otherwise."""
+        if rec.execute_at is None or self._pattern(rec) is not FutureDated.DEVICE:
+            return RequestState.COMPLETED
+        if rec.execute_at + self.config.outcome_timeout_s <= now:
+            return RequestState.COMPLETED
+        return RequestState.AWAITING_OUTCOME
 
     def _resume(self, rec: RequestRecord, now: float) -> Effects:
         """Carry out again a request accepted before the restart. If that raises, the failure

@@ -18,7 +18,7 @@ from hub import wire
 from hub.engine.config import EngineConfig
 from hub.engine.containment import contained
 from hub.engine.effects import AuditKind, AuditRecord, Direction, Dispatch, Effects, Send
-from hub.engine.lifecycle import RequestIndex, RequestRecord
+from hub.engine.lifecycle import RequestEvent, RequestIndex, RequestRecord, RequestState
 from hub.engine.outbox import Delivery, DeliveryKind, Outbox, Push
 from hub.flows.service_flow import ServiceFlow
 from hub.policies.access import AccessContext
@@ -148,7 +148,11 @@ class DeliveryEngine:
         started = rec.execute_at if future and rec.execute_at is not None else rec.received_at
         target = self.access.catalogue[rec.service].target_response_s
         sla = SlaRecord(rec.service, rec.user_id, started, now, target, code.value)
-        effects = Effects(complete_requests=[rec.seq], sla=[sla])
+        effects = Effects(sla=[sla])
+        if event is RequestEvent.ANSWER_BEFORE_OUTCOME:
+            effects.await_requests.append(rec.seq)
+        else:
+            effects.complete_requests.append(rec.seq)
         self._deliver(
             effects,
             rec.user_id,
@@ -194,13 +198,17 @@ class DeliveryEngine:
         mps = self.access.meter_points_of(device)
         cmd = alert.data.get("command_id")
         originator = None
+        completed: list[int] = []
         if isinstance(cmd, str) and alert.alert_code in OUTCOME_ALERTS and cmd.isdigit():
             awaited = self.index.outcome_arrived(int(cmd))
             originator = awaited.user_id if awaited else None
+            if awaited is not None and awaited.state is RequestState.COMPLETED:
+                completed.append(awaited.seq)  # it awaited only this: stored completed now
         users = recipients(
             alert.alert_code, mps, uk_date(dt(alert.raised_at)), self.parties, originator
         )
         effects = Effects(
+            complete_requests=completed,
             audit=[
                 AuditRecord(
                     now,
@@ -210,7 +218,7 @@ class DeliveryEngine:
                     device_id=alert.device_id,
                     code=alert.alert_code,
                 )
-            ]
+            ],
         )
         mpxn = mps[0].mpxn if mps else None
         data = dict(alert.data)

@@ -140,8 +140,13 @@ class Effects:
 
     save_requests: list[RequestRecord] = field(default_factory=list, metadata={"persist": True})
     """Requests decided on (inserted)."""
+    await_requests: list[int] = field(default_factory=list, metadata={"persist": True})
+    """Seqs of Device-pattern requests answered before their outcome: each now awaits its
+    8F66 / 8F67 (or E30), and is stored awaiting it (applied before ``complete_requests``, so
+    one answered and completed in the same batch ends completed)."""
     complete_requests: list[int] = field(default_factory=list, metadata={"persist": True})
-    """Seqs of requests answered."""
+    """Seqs of requests completed: answered (a failure included), or their awaited outcome
+    arrived or was missed (E30)."""
     add_deliveries: list[Delivery] = field(default_factory=list, metadata={"persist": True})
     """Responses and alerts to hold until acknowledged."""
     remove_deliveries: list[int] = field(default_factory=list, metadata={"persist": True})

@@ -2,8 +2,8 @@
 and the one index of requests the engine keeps.
 
 Decides: which move is legal from which state (``TRANSITIONS``, in the style of h11's
-``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps three:
-accepted, completed, refused), what the index holds for each state (the comms hub queue
+``_state.py``: (state, event) -> next state), how a state is persisted (the store keeps four:
+accepted, awaiting outcome, completed, refused), what the index holds for each state (the comms hub queue
 counts, the held-until heap, the outcome deadlines, the dispatch order for response timeouts),
 when the next of those deadlines falls (``next_due``), and what is remembered of a request for
 idempotency: its full record only while it is open; otherwise a compact entry (a digest of user
@@ -50,8 +50,8 @@ _SHARED = 0x80  # code byte flag: the reason is a number into the shared reasons
 
 
 class RequestState(StrEnum):
-    """Where a request stands. Values of the persisted ones (accepted, completed, refused) are
-    the text the store keeps."""
+    """Where a request stands. Values of the persisted ones (accepted, awaiting outcome,
+    completed, refused) are the text the store keeps."""
 
     ACCEPTED = "accepted"
     """I99 given; not yet carried out (the state a restart finds unanswered requests in)."""
@@ -66,13 +66,14 @@ class RequestState(StrEnum):
     TRANSFERRING = "transferring"
     """A firmware image on its way to the device, block by block."""
     AWAITING_OUTCOME = "awaiting_outcome"
-    """Answered, a Device-pattern command awaiting its 8F66 / 8F67 outcome alert (or E30)."""
+    """Answered, a Device-pattern command awaiting its 8F66 / 8F67 outcome alert (or E30);
+    persisted as itself, so a restart awaits exactly these."""
     COMPLETED = "completed"
     """Answered; its response is in the outbox."""
 
     @property
     def persisted(self) -> RequestState:
-        """The state the store keeps for this one (states inside a run map onto three)."""
+        """The state the store keeps for this one (states inside a run map onto four)."""
         return _PERSISTED[self]
 
     @property
@@ -137,7 +138,7 @@ _PERSISTED: dict[RequestState, RequestState] = {
     _S.QUEUED: _S.ACCEPTED,
     _S.DISPATCHED: _S.ACCEPTED,
     _S.TRANSFERRING: _S.ACCEPTED,
-    _S.AWAITING_OUTCOME: _S.COMPLETED,
+    _S.AWAITING_OUTCOME: _S.AWAITING_OUTCOME,
     _S.COMPLETED: _S.COMPLETED,
 }
 
@@ -328,9 +329,12 @@ class RequestIndex:
         self._remember(rec)
 
     def restore(self, rec: RequestRecord, state: RequestState) -> None:
-        """Put a request loaded from the store back into ``state`` (the persisted state, or
-        awaiting outcome for a completed Device-pattern command whose outcome is still due)."""
-        if state.persisted is not rec.state.persisted or state.in_flight or state is _S.HELD:
+        """Put a request loaded from the store back into ``state``: the state it was stored
+        in, or awaiting outcome for one stored completed by a hub that did not keep that state
+        (schema 4 and before) whose Device-pattern outcome is still due."""
+        stored = rec.state.persisted
+        inferred = stored is _S.COMPLETED and state is _S.AWAITING_OUTCOME
+        if state is not stored and not inferred:
             raise IllegalMoveError(f"a {rec.state.value} request cannot be restored {state.value}")
         rec.state = state
         self._remember(rec)

@@ -54,7 +54,8 @@ class MemoryStore(Store):
         self._check_open()
 
     def load(self, since: float) -> Restored:
-        """Requests received since ``since`` or still unanswered, and every held delivery."""
+        """Requests received since ``since`` or still open, and every held delivery (every
+        state recorded as it was: none is ``outcome_unrecorded``)."""
         self._check_open()
         requests = [
             _copy_request(r)
@@ -106,10 +107,14 @@ class MemoryStore(Store):
         for r in saved:
             self._requests[r.seq] = r
             self._request_keys[(r.user_id, r.request_id)] = r.seq
-        for seq in effects.complete_requests:
-            if seq in self._requests:
-                done = self._requests[seq]
-                self._requests[seq] = compact(replace(done, state=RequestState.COMPLETED))
+        for answered, state in (
+            (effects.await_requests, RequestState.AWAITING_OUTCOME),
+            (effects.complete_requests, RequestState.COMPLETED),
+        ):
+            for seq in answered:
+                if seq in self._requests:
+                    done = self._requests[seq]
+                    self._requests[seq] = compact(replace(done, state=state))
         for d in added:
             self._deliveries[d.delivery_id] = d
         for delivery_id in effects.remove_deliveries:

@@ -27,8 +27,14 @@ from hub.reference.text import bounded
 from hub.registers.changes import StoredChange
 from hub.registers.inventory import InventoryChange
 
-OPEN_STATES: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
-"""Request states the hub still owes an answer for: always loaded on a restart, never purged."""
+OPEN_STATES: frozenset[RequestState] = frozenset(
+    {RequestState.ACCEPTED, RequestState.AWAITING_OUTCOME}
+)
+"""Request states the hub still owes something for: an answer (accepted), or the outcome of
+a Device-pattern command (awaiting outcome: its 8F66 / 8F67 alert, or E30). Always loaded on
+a restart, never purged."""
+KEPT_WHOLE: frozenset[RequestState] = frozenset({RequestState.ACCEPTED})
+"""Request states a store keeps whole (parameters and signature too): still to be carried out."""
 
 
 def first_answer(reply: bytes) -> tuple[ResponseCode | None, str | None]:
@@ -52,17 +58,18 @@ def answer_bytes(request_id: str, code: ResponseCode | None, reason: str | None)
 
 
 def compact(rec: RequestRecord) -> RequestRecord:
-    """What a store keeps of a request, and loads back: all of it while it is open (its
-    first answer as ``first_answer`` keeps it); once final (refused, or completed), only what
-    idempotency and a restart need: its identity, service, role, times, state, the first
+    """What a store keeps of a request, and loads back: all of it while it is still to be
+    carried out (``KEPT_WHOLE``; its first answer as ``first_answer`` keeps it); once
+    answered (awaiting its outcome, completed) or refused, only what idempotency and a restart
+    need: its identity, service, role, times, state, the first
     ``REMEMBERED_FINGERPRINT_BYTES`` of its fingerprint and its first answer. Its device,
-    comms hub and head-end are kept only when it is future dated (a Device-pattern command
-    may still await its outcome after a restart); no parameters, no signature."""
+    comms hub and head-end are kept only while it awaits its outcome (its E30 names the
+    device); no parameters, no signature."""
     reply = answer_bytes(rec.request_id, *first_answer(rec.reply))
     state = rec.state.persisted
-    if state in OPEN_STATES:
+    if state in KEPT_WHOLE:
         return replace(rec, state=state, reply=reply)
-    dated = rec.execute_at is not None
+    awaiting = state is RequestState.AWAITING_OUTCOME
     return replace(
         rec,
         state=state,
@@ -70,9 +77,9 @@ def compact(rec: RequestRecord) -> RequestRecord:
         fingerprint=rec.fingerprint[:REMEMBERED_FINGERPRINT_BYTES],
         params={},
         signature=b"",
-        device_id=rec.device_id if dated else None,
-        comms_hub=rec.comms_hub if dated else None,
-        head_end=rec.head_end if dated else None,
+        device_id=rec.device_id if awaiting else None,
+        comms_hub=rec.comms_hub if awaiting else None,
+        head_end=rec.head_end if awaiting else None,
     )
 
 
@@ -117,6 +124,11 @@ class Restored:
     inventory_changes: list[InventoryChange] = field(default_factory=list)
     """Every inventory and election change made, in the order made (replayed over the
     fleet's initial inventory)."""
+    outcome_unrecorded: list[int] = field(default_factory=list)
+    """Seqs of the loaded requests a store of an older schema (SQLite schema 4 and before)
+    kept completed without recording whether each still awaited its Device-pattern outcome
+    (``HubEngine.restore`` infers it for these as those hubs did); once the engine's restore
+    effects are applied, each is stored as it decided and is no longer listed."""
 
 
 class Store(Protocol):
@@ -127,7 +139,7 @@ class Store(Protocol):
     """
 
     def load(self, since: float) -> Restored:
-        """What a restart needs: requests received at or after ``since`` or still unanswered,
+        """What a restart needs: requests received at or after ``since`` or still open,
         every held delivery (not its payload) and schedule, transfer progress, every
         inventory change in order, and the next ids (``StoreFailedError`` if the storage
         cannot be read)."""
@@ -139,18 +151,19 @@ class Store(Protocol):
         """Write one batch of decisions atomically, before anything of it is sent.
 
         In this order: requests saved (``StoreConflictError`` if a seq or (user, request id) is
-        already stored), requests completed, deliveries added (``StoreConflictError`` on a held id)
+        already stored), requests now awaiting their outcome, requests completed, deliveries added (``StoreConflictError`` on a held id)
         and removed, audit and SLA records appended, schedules saved (replacing one of the same
         id) and deleted, transfer progress saved (replacing), register changes saved (a new id
         appended after every stored one; a stored id keeps its place and takes the new
         ``done``), inventory changes appended in order, then the next ids
-        (``next_schedule`` only when given). Removing or completing what is not stored is no
+        (``next_schedule`` only when given). Removing, awaiting or completing what is not stored is no
         error. On any error nothing of the batch is applied; a failure of the storage itself
         (not of the batch) raises ``StoreFailedError``, and the store stays usable for later
         calls.
 
-        A request is stored as ``compact`` gives it: once final (a refused one, and a
-        completed one from its completion on) it keeps no parameters and no signature, only
+        A request is stored as ``compact`` gives it: once answered or refused (a refused
+        one, an awaiting one from its answer on, a completed one from its completion on) it
+        keeps no parameters and no signature, only
         what idempotency and a restart need (its identity, a fingerprint prefix and its first
         answer), so what a store holds per remembered request does not grow with the
         request's size; ``load`` gives back ``compact(record)``.
