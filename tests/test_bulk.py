@@ -165,6 +165,22 @@ def test_premises_without_power_do_not_answer_top_ups_and_the_service_minimum_is
     assert any(b.startswith("service 2.2") for b in run.breaches)
 
 
+def test_the_overall_minimum_is_judged_on_service_responses_alone_as_the_hub_judges_it() -> None:
+    # top-ups failing in the storm, and many alerts (always "within target") beside them
+    load = (
+        "[load.top_ups]\nper_prepayment_meter_per_day = 2.0\n"
+        "[load.alerts]\nper_meter_per_day = 20.0\nhub_per_meter_per_day = 0.0\n" + STORM
+    )
+    run = run_bulk(with_load(load, "[sla]\nmin_within_target = 0.99"))
+    answered = [f for f in run.flows if f.flow.startswith("top-ups")]
+    share = sum(f.within_target * f.count for f in answered) / sum(f.count for f in answered)
+    with_alerts = sum(f.within_target * f.count for f in run.flows) / run.messages
+    assert share < 0.99 < with_alerts  # judged with the alerts, it would pass
+    assert any(
+        b.endswith("of responses within target, below the minimum 99.00%") for b in run.breaches
+    )
+
+
 def test_a_firmware_share_is_taken_of_the_named_device_type_over_its_spread() -> None:
     load = (
         "[[load.firmware_rollouts]]\nat = 2025-03-04T08:00:00Z\nshare = 0.5\n"
