@@ -136,8 +136,8 @@ class OutboxResult:
     redelivered: int
     """Pushes repeated because no acknowledgement came within ``[hub] push_retry``."""
     drain_s: tuple[float | None, ...]
-    """After each reconnection, seconds until nothing was held any more (None: not within
-    the run)."""
+    """After each reconnection, seconds until it held no more than as it went away (None: not
+    within the run)."""
     held: FloatArray
     """Deliveries held at the end of each report interval."""
 
@@ -847,7 +847,8 @@ def outbox(
 
     Returns the deliveries held at the end of every step (queued, or pushed and not yet
     acknowledged), the number expired, the number redelivered and, after each offline
-    period, how long the backlog took to drain. While offline nothing is pushed; online, at
+    period, how long the backlog took to drain (until it held no more than as it went away).
+    While offline nothing is pushed; online, at
     most ``drain_per_s * step`` a step, oldest first (FIFO); the backlog follows Lindley's
     recursion ``b[k] = max(0, b[k-1] + a[k] - c[k])``, computed as ``X[k] - min(0, min X[:k])``
     with ``X`` the cumulative sum of ``a - c``. Deliveries in flight when the recipient goes
@@ -894,12 +895,15 @@ def outbox(
         prior = np.r_[0.0, cum_a[:-1]][j]
         expired = float(np.maximum(0.0, cum_a[j] - np.maximum(prior, cum_p[j + horizon])).sum())
     drains: list[float | None] = []
-    for _, hi in offline:
+    for lo, hi in offline:
         k = math.ceil(hi / step)
         if k >= n:
             drains.append(None)
             continue
-        empty = np.flatnonzero(held[k:] <= 0.5)
+        # drained: back to no more than it held as it went away (its deliveries in flight)
+        away = int(lo // step)
+        level = float(held[away - 1]) if away > 0 else 0.0
+        empty = np.flatnonzero(held[k:] <= level + 0.5)
         drains.append(float(empty[0]) * step if empty.size else None)
     return held, round(expired), round(redelivered), tuple(drains)
 

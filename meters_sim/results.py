@@ -217,6 +217,11 @@ class Summary:
     recipient went away (event; bulk: of the recipients)."""
     max_outbox_depth: int | None = None
     """Most deliveries the outbox held at any moment (event; the true peak, not a sample)."""
+    outbox_drain_s: dict[str, list[float | None]] | None = None
+    """Per ``[[recipients]]`` entry (``user u-supa``, ``role IS``), after each of its returns
+    (the end of each offline interval within the run), seconds until the deliveries held for
+    it were back to no more than when it went away, to ``[scenario] step`` (null: not within
+    the run; the key is null with no offline recipients)."""
     commands: int | None = None
     """Commands carried to devices (event)."""
     integrity_failures: int | None = None
@@ -408,6 +413,23 @@ class EventMeasures:
     """Frames that failed a head-end's integrity check."""
     security_alerts: int = 0
     """Security alerts the hub raised."""
+    drains: dict[str, list[float | None]] = field(default_factory=dict)
+    """Recipient entry -> after each of its returns, seconds its backlog took to drain (None:
+    not within the run; merged: the slowest part's, None if any part's is)."""
+
+
+def merge_drains(
+    into: dict[str, list[float | None]], part: Mapping[str, Sequence[float | None]]
+) -> None:
+    """Merge a part's drain times into ``into``: the whole has drained when every part has."""
+    for label, times in part.items():
+        have = into.get(label)
+        if have is None:
+            into[label] = list(times)
+            continue
+        into[label] = [
+            None if a is None or b is None else max(a, b) for a, b in zip(have, times, strict=True)
+        ]
 
 
 def event_measures(
@@ -503,9 +525,9 @@ def event_measures(
     m.redeliveries = sim.counters["redeliveries"]
     m.commands = sim.counters["commands"]
     m.integrity_failures = sim.counters.get("integrity_failures", 0)
-    m.security_alerts = sim.engine.counters.get(
-        "security_alert", 0
-    )  # the deque keeps the last only
+    # counted: the engine's list of them keeps the last ones only
+    m.security_alerts = sim.engine.counters.get("security_alert", 0)
+    m.drains = {label: list(times) for label, times in sim.drains.items()}
     return m
 
 
@@ -566,6 +588,7 @@ def merge_measures(parts: Sequence[EventMeasures]) -> EventMeasures:
         out.commands += p.commands
         out.integrity_failures += p.integrity_failures
         out.security_alerts += p.security_alerts
+        merge_drains(out.drains, p.drains)
     reached = round(out.reached_s, 6)
     out.outbox = [OutboxRow(t, n) for t, n in sorted(depth.items()) if t <= reached]
     return out
@@ -673,6 +696,7 @@ def results_of(scenario: Scenario, m: EventMeasures) -> Results:
         expired=m.expired,
         redeliveries=m.redeliveries,
         max_outbox_depth=m.outbox_peak,
+        outbox_drain_s=dict(sorted(m.drains.items())) or None,
         commands=m.commands,
         integrity_failures=m.integrity_failures,
         security_alerts=m.security_alerts,
@@ -759,6 +783,14 @@ def bulk_results(scenario: Scenario, bulk: BulkRun) -> Results:
         expired=bulk.expiries if bulk.outboxes else None,
         redeliveries=sum(o.redelivered for o in bulk.outboxes) if bulk.outboxes else None,
         max_outbox_depth=bulk.max_outbox_depth if bulk.outboxes else None,
+        outbox_drain_s=dict(
+            sorted(
+                (o.recipient, [None if d is None else _r(d) for d in o.drain_s])
+                for o in bulk.outboxes
+                if o.drain_s
+            )
+        )
+        or None,
         integrity_failures=bulk.integrity_failures,
         security_alerts=bulk.security_alerts,
         breaches=list(bulk.breaches),

@@ -270,6 +270,9 @@ class Simulation:
         self.outbox_peak = 0
         """Most deliveries the outbox held at any moment, the workload's set-up aside
         (``outbox_depth``)."""
+        self.drains: dict[str, list[float | None]] = {}
+        """Recipient entry (``user u-supa``) -> after each of its returns, seconds its backlog
+        took to drain (``watch_drain``; None: not within the run)."""
         self._setup_prefixes: tuple[str, ...] = ()  # request ids of the workload's set-up
         self._setup_held: set[int] = set()  # held responses to set-up requests
         self.interval_s = 900.0
@@ -307,6 +310,41 @@ class Simulation:
     def outbox_depth(self) -> int:
         """Deliveries the outbox holds now, the responses to set-up requests aside."""
         return len(self.engine.outbox) - len(self._setup_held)
+
+    def watch_drain(
+        self,
+        label: str,
+        index: int,
+        users: tuple[str, ...],
+        away: float | None,
+        back: float,
+        every_s: float,
+    ) -> None:
+        """Measure the ``index``-th drain of a recipient entry's backlog: from ``back`` (its
+        users say Hello again), checked every ``every_s``, the seconds until the deliveries
+        held for ``users`` (queued or pushed and unacknowledged) are no more than they were as
+        they went away at ``away`` (None: away from the start, so none), into ``drains``."""
+        slots = self.drains.setdefault(label, [])
+        slots.extend([None] * (index + 1 - len(slots)))
+        outbox = self.engine.outbox
+        level = [0]
+
+        def held() -> int:
+            return sum(outbox.depth(u) for u in users)
+
+        def went_away() -> None:
+            level[0] = held()
+
+        def check() -> None:
+            now = self.env.now
+            if held() <= level[0]:
+                slots[index] = round(now - back, 6)
+            else:
+                self.at(now + every_s, check)
+
+        if away is not None:
+            self.at(away, went_away)
+        self.at(back, check)
 
     def connect(self, user_id: str, auto_ack: bool = False) -> Connection:
         """Open a new connection for the user (it says nothing until told to; a Hello from it

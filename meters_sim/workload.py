@@ -61,6 +61,7 @@ from hub.registers.registration import (
     Settlement,
     SupplierRegistration,
 )
+from meters_sim.flows import recipient_label
 from meters_sim.scenario import FLAT, HourProfile, RequestClass, Scenario, ScheduledReads
 from meters_sim.simulator import RecipientProfile, Simulation
 from meters_sim.streams import Streams
@@ -533,6 +534,26 @@ def _recipients(
                 sim.at(start + a, partial(sim.go_offline, u))
             if b < scenario.run.duration_s:
                 sim.at(start + b, partial(sim.hello, u))
+    # how long each entry's backlog takes to drain after each return (its users together)
+    for entry in scenario.recipients:
+        mine = tuple(
+            u
+            for u in sorted(connected)
+            if (user := users.get(u)) is not None
+            and scenario.recipient(u, {r.value for r in user.roles}) is entry
+        )
+        if not mine:
+            continue
+        intervals = entry.offline_intervals(scenario.run)
+        if not intervals:
+            continue
+        sim.drains[recipient_label(entry)] = [None] * len(intervals)
+        for i, (a, b) in enumerate(intervals):
+            if b < scenario.run.duration_s:
+                away = start + a if a > 0 else None
+                sim.watch_drain(
+                    recipient_label(entry), i, mine, away, start + b, scenario.run.step_s
+                )
     return offline_users
 
 

@@ -87,6 +87,10 @@ def test_a_supplier_offline_for_an_hour_builds_a_backlog_that_drains_with_nothin
     assert s["planned"]["offline_users"] == 1
     assert s["max_outbox_depth"] >= during  # the true peak, not a sample
     assert s["expired"] == 0
+    [drain] = s["outbox_drain_s"]["user u-supa"]  # one offline interval, one drain
+    assert drain is not None
+    assert 0 <= drain < 600
+    assert summary(always)["outbox_drain_s"] is None  # nobody went away
     # nothing lost: every response and alert reached its user, as without the outage
     assert s["responses"] == summary(always)["responses"]
     assert s["alerts_delivered"] == summary(always)["alerts_delivered"]

@@ -114,6 +114,11 @@ def test_the_event_and_bulk_models_agree_on_a_medium_scenario_with_every_flow(
     peak_e, peak_b = event["max_outbox_depth"], bulk["max_outbox_depth"]
     assert abs(peak_e - peak_b) <= OUTBOX_TOLERANCE * peak_b, (peak_e, peak_b)
     assert event["expired"] == bulk["expired"] == 0
+    # and how long it took to drain once the supplier was back
+    [drain_e] = event["outbox_drain_s"]["user u-supa"]
+    [drain_b] = bulk["outbox_drain_s"]["user u-supa"]
+    assert drain_b > 10
+    assert abs(drain_e - drain_b) <= max(5.0, OUTBOX_TOLERANCE * drain_b), (drain_e, drain_b)
     # the same verdict, for the same reasons (top-ups to premises without power in the storm)
     assert event_exit == bulk_exit == 3
     assert breached(event) == breached(bulk) == {"service 2.2"}

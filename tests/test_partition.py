@@ -30,7 +30,7 @@ from meters_sim.partition import (
     seed_for,
     split_config,
 )
-from meters_sim.results import FILES, EventMeasures, merge_measures, results_of
+from meters_sim.results import FILES, EventMeasures, merge_drains, merge_measures, results_of
 from meters_sim.scenario import Scenario
 from meters_sim.scenario_files import read_scenario
 
@@ -136,6 +136,14 @@ def test_hub_wide_and_per_user_limits_take_the_share_and_per_cell_ones_stay() ->
     assert split_config(config, 1.0) == config
     with pytest.raises(ValueError):
         split_config(config, 0.0)
+
+
+def test_a_partitioned_backlog_has_drained_when_its_slowest_partition_has() -> None:
+    merged: dict[str, list[float | None]] = {}
+    merge_drains(merged, {"user u-supa": [30.0, 12.0, 5.0]})
+    merge_drains(merged, {"user u-supa": [45.0, None, 2.0], "role IS": [7.0]})
+    merge_drains(merged, {})  # a partition with none of the entry's users
+    assert merged == {"user u-supa": [45.0, None, 5.0], "role IS": [7.0]}
 
 
 def test_a_partition_takes_its_share_of_the_fleet_wide_installations_and_of_each_recipient(
