@@ -3,8 +3,9 @@ partition.
 
 Decides: what an event run is made of, from a scenario and a fleet directory (the fleet
 written and the parties' keys created: ``write_event_fleet``): the ``SimConfig`` (the
-scenario's engine settings over the run's own cells, with a partition's share of the hub-wide
-limits taken by ``meters_sim.partition.split_config``, its WAN per region, its seed and its
+scenario's engine settings over the run's own cells, as the caller's ``limits`` adjust them:
+a partition's share of the hub-wide limits, ``meters_sim.partition.split_config``; its WAN per
+region, its seed and its
 ``[[load.integrity]]`` events), the ``Simulation`` over the run's registers with the fleet's
 head-ends and trust anchors, and the workload (``schedule_load``, with the early-smart
 candidates of the run's own sites and their premises); and how it is played
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.engine import EngineConfig
 from hub.headends.base import HeadEnd
 from hub.reference.parties import User
 from hub.registers.inventory import Device, Inventory, Site
@@ -40,6 +42,9 @@ from simfield.fleet_dir import Fleet, load_fleet
 from simfield.fleet_files import write_fleet
 from simfield.headend_plugins import load_head_ends
 from simfield.site import load_trust_anchors
+
+EngineLimits = Callable[[EngineConfig], EngineConfig]
+"""Adjusts the scenario's engine settings for a run (a partition's share of the limits)."""
 
 StopCheck = Callable[[], bool]
 """Asked after every report step: True stops the run there (marked partial)."""
@@ -121,22 +126,21 @@ def build_event(
     fleet_dir: Path | str,
     registers: EventRegisters | None = None,
     *,
-    share: float = 1.0,
+    limits: EngineLimits | None = None,
     keys: tuple[Mapping[str, PublicKey], Mapping[str, SigningKey]] | None = None,
 ) -> EventRun:
     """Build the event run of ``scenario`` over ``registers`` (default: the whole fleet read
-    from ``fleet_dir``), its hub-wide and per-user limits at ``share`` (a partition's share of
-    the fleet's meters; 1: the whole), its trust anchors and signing keys ``keys`` (default:
-    read from ``fleet_dir``), with every workload event scheduled; nothing has run yet."""
-    from meters_sim.partition import split_config  # partition runs its parts with this module
-
+    from ``fleet_dir``), its engine settings as ``limits`` adjusts them (a partition's share
+    of the hub-wide limits; None: the scenario's own), its trust anchors and signing keys
+    ``keys`` (default: read from ``fleet_dir``), with every workload event scheduled; nothing
+    has run yet."""
     regs = registers if registers is not None else fleet_registers(load_fleet(Path(fleet_dir)))
     anchors, signing = keys if keys is not None else read_keys(fleet_dir)
     cells = sorted({s.cell for s in regs.inventory.sites.values()})
     engine = scenario.to_engine_config(cells)
     config = SimConfig(
         start=scenario.run.start.timestamp(),
-        engine=engine if share == 1.0 else split_config(engine, share),
+        engine=engine if limits is None else limits(engine),
         wan={r.value.capitalize(): scenario.wan_profile(r) for r in Region},
         seed=scenario.run.seed,
         integrity=scenario.load.integrity,
@@ -203,11 +207,11 @@ def run_event(
     fleet_dir: Path | str,
     registers: EventRegisters | None = None,
     *,
-    share: float = 1.0,
+    limits: EngineLimits | None = None,
     keys: tuple[Mapping[str, PublicKey], Mapping[str, SigningKey]] | None = None,
     stop: StopCheck | None = None,
     on_step: Callable[[float], None] | None = None,
 ) -> EventRun:
     """Build the event run (``build_event``) and play it (``play_event``)."""
-    run = build_event(scenario, fleet_dir, registers, share=share, keys=keys)
+    run = build_event(scenario, fleet_dir, registers, limits=limits, keys=keys)
     return play_event(run, stop=stop, on_step=on_step)

@@ -9,9 +9,10 @@ how the hub's hub-wide and per-user limits are split (``split_config``: by the p
 share of the fleet's meters; per comms hub, per cell and per delivery limits stay exact), what
 a partition holds (``registers_of``: its cells' sites and devices, their meter points, and
 the early-smart candidates whose premises are in its cells), the scenario a partition plays
-(``partition_scenario``: its own seed, and the fleet-wide early-smart first contacts a day by
-its share of the candidates; every other part of the scenario, its integrity events
-included, as it is), how one partition runs (``run_partition``: built and played by
+(``partition_scenario``: its own seed, the fleet-wide early-smart first contacts a day by its
+share of the candidates, and the fleet-wide installations a day and each recipient's push
+rate and in-flight window by its share of the meters; every other part of the scenario, its
+integrity events included, as it is), how one partition runs (``run_partition``: built and played by
 ``meters_sim.event_run``, as a whole run is), and where the partitions run
 (``run_partitioned``: one after another in this process for one worker, otherwise on a local
 Dask cluster of processes started and stopped by the run), and what Ctrl-C keeps (the
@@ -56,6 +57,7 @@ from meters_sim.results import INTERVAL_S, EventMeasures, event_measures, merge_
 from meters_sim.scenario import Scenario
 from sdk.signing import SigningKey
 from simfield.devices import PublicKey
+from simfield.early_smart import METERS as EARLY_SMART_METERS
 from simfield.fleet import AREAS, REGIONS, FleetArrays
 from simfield.fleet_dir import Fleet, load_fleet
 
@@ -194,9 +196,7 @@ def _cell_key(cell: str) -> CellKey:
 
 
 def _early_smart_meters(candidates: Sequence[Device]) -> int:
-    from simfield.early_smart import METERS
-
-    return sum(1 for d in candidates if d.device_type in METERS)
+    return sum(1 for d in candidates if d.device_type in EARLY_SMART_METERS)
 
 
 def _part(fleet: Fleet, cells: frozenset[CellKey]) -> PartRegisters:
@@ -317,7 +317,14 @@ def simulate_partition(
     tests that look at the simulation itself)."""
     part = registers if registers is not None else registers_of(fleet_dir, partition)
     own = partition_scenario(scenario, partition, part.early_smart_share, part.share)
-    run = build_event(own, fleet_dir, part.registers, share=part.share, keys=_keys(fleet_dir))
+    share = part.share
+    run = build_event(
+        own,
+        fleet_dir,
+        part.registers,
+        limits=None if share == 1.0 else functools.partial(split_config, share=share),
+        keys=_keys(fleet_dir),
+    )
     return play_event(run, stop=stop)
 
 
@@ -467,28 +474,6 @@ class _Hooks:
     stopping: Callable[[int], None] | None
 
 
-def _on_dask(
-    run: Runner,
-    fleet_dir: str,
-    scenario: Scenario,
-    partitions: Sequence[Partition],
-    workers: int,
-    kept: _Kept,
-    hooks: _Hooks,
-    stop_timeout_s: float,
-) -> None:
-    """Each partition run on a local cluster of processes; the cluster is stopped when the
-    run ends, fails or is interrupted."""
-
-    import dask
-
-    # the cluster's own start and stop chatter is not the run's output (distributed reads
-    # this when it is first imported)
-    with dask.config.set({"logging.distributed": "critical"}):
-        import distributed  # noqa: F401
-    _cluster_run(run, fleet_dir, scenario, partitions, workers, kept, hooks, stop_timeout_s)
-
-
 def _ignore_ctrl_c() -> None:
     """Run on each worker's event loop (its main thread): Ctrl-C at a terminal reaches the
     whole process group, and it is the client's to handle (it asks the partitions to stop);
@@ -558,7 +543,7 @@ def _take(
         on_done(partition)
 
 
-def _cluster_run(
+def _on_dask(
     run: Runner,
     fleet_dir: str,
     scenario: Scenario,
@@ -568,7 +553,14 @@ def _cluster_run(
     hooks: _Hooks,
     stop_timeout_s: float,
 ) -> None:
-    from distributed import Client, LocalCluster, as_completed
+    """Each partition run on a local cluster of processes; the cluster is stopped when the
+    run ends, fails or is interrupted."""
+    import dask
+
+    # the cluster's own start and stop chatter is not the run's output (distributed reads
+    # this when it is first imported)
+    with dask.config.set({"logging.distributed": "critical"}):
+        from distributed import Client, LocalCluster, as_completed
 
     with (
         LocalCluster(

@@ -516,12 +516,14 @@ def _recipients(
     intervals include ``reconnect_after``). Returns how many users are ever offline."""
     start = scenario.run.start.timestamp()
     offline_users = 0
+    members: dict[int, list[str]] = {}  # entry (its index) -> its connected users
     for u in sorted(connected):
         user = users.get(u)
         roles = {r.value for r in user.roles} if user is not None else set()
         entry = scenario.recipient(u, roles)
         intervals = entry.offline_intervals(scenario.run) if entry is not None else []
         if entry is not None:
+            members.setdefault(scenario.recipients.index(entry), []).append(u)
             sim.set_recipient(
                 u,
                 RecipientProfile(entry.ack_delay_s, entry.push_rate_per_s, entry.max_in_flight),
@@ -535,25 +537,17 @@ def _recipients(
             if b < scenario.run.duration_s:
                 sim.at(start + b, partial(sim.hello, u))
     # how long each entry's backlog takes to drain after each return (its users together)
-    for entry in scenario.recipients:
-        mine = tuple(
-            u
-            for u in sorted(connected)
-            if (user := users.get(u)) is not None
-            and scenario.recipient(u, {r.value for r in user.roles}) is entry
-        )
-        if not mine:
-            continue
+    for index, mine in sorted(members.items()):
+        entry = scenario.recipients[index]
         intervals = entry.offline_intervals(scenario.run)
         if not intervals:
             continue
-        sim.drains[recipient_label(entry)] = [None] * len(intervals)
+        label = recipient_label(entry)
+        sim.drains[label] = [None] * len(intervals)  # None: not drained within the run
         for i, (a, b) in enumerate(intervals):
             if b < scenario.run.duration_s:
                 away = start + a if a > 0 else None
-                sim.watch_drain(
-                    recipient_label(entry), i, mine, away, start + b, scenario.run.step_s
-                )
+                sim.watch_drain(label, i, tuple(mine), away, start + b, scenario.run.step_s)
     return offline_users
 
 
